@@ -65,7 +65,7 @@ def look_at(eye: Float[Array, "3"], target: Float[Array, "3"], up=(0.0, 1.0, 0.0
 
 def world_to_camera(T_cam_world: Float[Array, "4 4"], points: Float[Array, "*n 3"]) -> Float[Array, "*n 3"]:
     R, t = T_cam_world[:3, :3], T_cam_world[:3, 3]
-    return jnp.einsum("ab,...b->...a", R, points, precision=HIGHEST) + t
+    return jnp.einsum("ab,...b->...a", R, points, precision=HIGHEST) + jnp.broadcast_to(t, points.shape)
 
 
 def project(K: Float[Array, "3 3"], T_cam_world: Float[Array, "4 4"], points: Float[Array, "*n 3"], eps: float = 1e-6):

@@ -35,7 +35,7 @@ def axis_angle_to_matrix(aa: Float[Array, "*b 3"]) -> Float[Array, "*b 3 3"]:
     a = jnp.where(small, 1.0 - theta2 / 6.0, jnp.sin(theta) / theta)
     b = jnp.where(small, 0.5 - theta2 / 24.0, (1.0 - jnp.cos(theta)) / safe_t2)
     K = skew(aa)
-    eye = jnp.eye(3, dtype=aa.dtype)
+    eye = jnp.broadcast_to(jnp.eye(3, dtype=aa.dtype), K.shape)
     KK = jnp.matmul(K, K, precision=jax.lax.Precision.HIGHEST)
     return eye + a[..., None, None] * K + b[..., None, None] * KK
 
