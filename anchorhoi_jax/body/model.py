@@ -54,6 +54,10 @@ class BodyModel:
     extra_bary: Float[Array, "E 3"]
     rest_orient_template: Float[Array, "J 3 3"]  # Procrustes cross-covariance M0 (Anny) / identity
     rest_orient_dirs: Float[Array, "J 3 3 S"]  # its linear blend directions (Anny) / zeros
+    # Optional sparse skinning (skinning.with_sparse_skinning): each vertex's K non-zero weights and
+    # their joints. When set, `pose` skins with these (exact, faster); `lbs_weights` stays the truth.
+    skin_joint_ids: Int[Array, "V K"] | None = None
+    skin_joint_weights: Float[Array, "V K"] | None = None
     parents: tuple[int, ...] = struct.field(pytree_node=False, default=())
     joint_names: tuple[str, ...] = struct.field(pytree_node=False, default=())
     extra_names: tuple[str, ...] = struct.field(pytree_node=False, default=())
@@ -121,7 +125,7 @@ class PosedBody:
     @property
     def all_joints(self) -> Float[Array, "JE 3"]:
         """Joints followed by extra points: the layout the `smplx` package returns."""
-        return jnp.concatenate([self.joints, self.extra], axis=0)
+        return jnp.concatenate([self.joints, self.extra], axis=-2)
 
 
 def identity_orient(num_joints: int, num_shape: int) -> tuple[onp.ndarray, onp.ndarray]:

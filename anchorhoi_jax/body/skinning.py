@@ -3,16 +3,26 @@
 Written for one sample; batch with `jax.vmap` (the matrix products become GEMMs over the batch).
 Every product that touches geometry runs at `Precision.HIGHEST` unless the caller asks otherwise
 (benchmarks measure TF32 separately).
+
+Speed (why the code looks the way it does; see benchmarks/results/body_forward.md):
+* One GEMM makes the posed rest mesh: [1, β, vec(R[1:] − I)] · [v_template; shapedirs; posedirs]
+  (the template and the shape blend ride along as extra rows of the pose-corrective product, so
+  the batch never materialises a separate shaped mesh).
+* 3×3 products in Rodrigues and FK are written out elementwise, so XLA fuses them into a few loop
+  kernels instead of launching many tiny batched GEMMs.
+* Skinning uses each vertex's K non-zero weights (`BodyModel.skin_joint_ids/weights`, exact: K is
+  the largest number of non-zeros any vertex has) and is written as explicit sums, so gather,
+  blend, transform, scale and translation fuse into one pass over the vertices.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as onp
 from jaxtyping import Array, Float, Int
 
 from anchorhoi_jax.body.model import BodyModel, BodyParams, PosedBody
-from anchorhoi_jax.geometry.rotations import axis_angle_to_matrix
 
 HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -23,6 +33,26 @@ def special_procrustes(M: Float[Array, "*b 3 3"]) -> Float[Array, "*b 3 3"]:
     d = jnp.sign(jnp.linalg.det(jnp.matmul(U, Vt, precision=HIGHEST)))
     U = U.at[..., :, 2].multiply(d[..., None])
     return jnp.matmul(U, Vt, precision=HIGHEST)
+
+
+def sparse_skinning(weights, tol: float = 0.0) -> tuple[onp.ndarray, onp.ndarray]:
+    """Host-side: the K largest skinning weights per vertex, K = max non-zeros of any vertex.
+
+    Exact for tol=0 (every dropped weight is zero). Returns (ids (V,K) int32, weights (V,K) f32);
+    padding slots point at joint 0 with weight 0.
+    """
+    w = onp.asarray(weights, onp.float32)
+    nz = onp.abs(w) > tol
+    k = max(1, int(nz.sum(1).max()))
+    ids = onp.argsort(-onp.abs(w), axis=1, kind="stable")[:, :k]
+    vals = onp.take_along_axis(w, ids, 1) * onp.take_along_axis(nz, ids, 1)
+    return ids.astype(onp.int32), vals.astype(onp.float32)
+
+
+def with_sparse_skinning(model: BodyModel, tol: float = 0.0) -> BodyModel:
+    """`model` with `skin_joint_ids/weights` filled from its dense weights (host-side)."""
+    ids, w = sparse_skinning(onp.asarray(model.lbs_weights), tol)
+    return model.replace(skin_joint_ids=jnp.asarray(ids), skin_joint_weights=jnp.asarray(w, model.lbs_weights.dtype))
 
 
 def rest_vertices(model: BodyModel, betas: Float[Array, "S"], precision=HIGHEST) -> Float[Array, "V 3"]:
@@ -45,6 +75,41 @@ def rest_orientations(model: BodyModel, betas: Float[Array, "S"], precision=HIGH
     return special_procrustes(M)
 
 
+def _mm(a, b):
+    """Batched 3×3 (or 3×k) product as an elementwise sum: exact f32, fuses into loop kernels."""
+    return a[..., :, 0:1] * b[..., 0:1, :] + a[..., :, 1:2] * b[..., 1:2, :] + a[..., :, 2:3] * b[..., 2:3, :]
+
+
+def _mv(a, v):
+    """Batched 3×3 matrix times 3-vector, elementwise."""
+    return a[..., :, 0] * v[..., 0:1] + a[..., :, 1] * v[..., 1:2] + a[..., :, 2] * v[..., 2:3]
+
+
+def _mtv(a, v):
+    """Batched aᵀ v for 3×3 a, elementwise."""
+    return a[..., 0, :] * v[..., 0:1] + a[..., 1, :] * v[..., 1:2] + a[..., 2, :] * v[..., 2:3]
+
+
+def rodrigues(aa: Float[Array, "*b 3"]) -> Float[Array, "*b 3 3"]:
+    """Axis-angle -> matrix, R = I + (sin θ/θ) K + ((1 − cos θ)/θ²)(a aᵀ − θ² I), K = [a]ₓ.
+
+    Same values as geometry.rotations.axis_angle_to_matrix (Taylor branch and double-`where` at
+    θ = 0 for exact gradients there), written elementwise so it fuses on the GPU.
+    """
+    theta2 = jnp.sum(aa * aa, axis=-1)
+    small = theta2 < 1e-8
+    safe_t2 = jnp.where(small, 1.0, theta2)
+    theta = jnp.sqrt(safe_t2)
+    a = jnp.where(small, 1.0 - theta2 / 6.0, jnp.sin(theta) / theta)[..., None, None]
+    b = jnp.where(small, 0.5 - theta2 / 24.0, (1.0 - jnp.cos(theta)) / safe_t2)[..., None, None]
+    x, y, z = aa[..., 0], aa[..., 1], aa[..., 2]
+    o = jnp.zeros_like(x)
+    K = jnp.stack([jnp.stack([o, -z, y], -1), jnp.stack([z, o, -x], -1), jnp.stack([-y, x, o], -1)], -2)
+    outer = aa[..., :, None] * aa[..., None, :]
+    eye = jnp.broadcast_to(jnp.eye(3, dtype=aa.dtype), K.shape)
+    return eye + a * K + b * (outer - theta2[..., None, None] * eye)
+
+
 def forward_kinematics(
     model: BodyModel,
     R_local: Float[Array, "J 3 3"],
@@ -55,54 +120,103 @@ def forward_kinematics(
     """World rotation and position of every joint, unrolled over depth levels of the tree.
 
     T_world_joint = T_world_parent · (T_world_rest_parent⁻¹ T_world_rest_joint) · R_local.
-    Returns (R_world (J,3,3), t_world (J,3)).
+    Returns (R_world (J,3,3), t_world (J,3)). Products are exact f32 elementwise sums
+    (`precision` is accepted for API compatibility).
     """
+    del precision
     parents = model.parents
+    identity_rest = model.rest_orient == "identity"
     R_world = [None] * len(parents)
     t_world = [None] * len(parents)
     for level in model.levels:
-        idx = jnp.asarray(level)
+        idx = onp.asarray(level)
         if parents[level[0]] < 0:  # root level: the rest frame is the world frame's child directly
-            for j in level:
-                R_world[j] = jnp.matmul(R_rest[j], R_local[j], precision=precision)
-                t_world[j] = j_rest[j]
-            continue
-        par = [parents[j] for j in level]
-        pidx = jnp.asarray(par)
-        Rp = jnp.stack([R_world[p] for p in par])
-        tp = jnp.stack([t_world[p] for p in par])
-        Rrp = R_rest[pidx]
-        # Local rest transform expressed in the parent's rest frame.
-        R_pr = jnp.matmul(jnp.swapaxes(Rrp, -1, -2), R_rest[idx], precision=precision)
-        t_pr = jnp.einsum("kba,kb->ka", Rrp, j_rest[idx] - j_rest[pidx], precision=precision)
-        Rw = jnp.matmul(Rp, jnp.matmul(R_pr, R_local[idx], precision=precision), precision=precision)
-        tw = tp + jnp.einsum("kab,kb->ka", Rp, t_pr, precision=precision)
+            Rw = R_local[idx] if identity_rest else _mm(R_rest[idx], R_local[idx])
+            tw = j_rest[idx]
+        else:
+            pidx = onp.asarray([parents[j] for j in level])
+            Rp = jnp.stack([R_world[p] for p in pidx])
+            tp = jnp.stack([t_world[p] for p in pidx])
+            if identity_rest:
+                Rw = _mm(Rp, R_local[idx])
+                tw = tp + _mv(Rp, j_rest[idx] - j_rest[pidx])
+            else:
+                Rrp = R_rest[pidx]
+                # Local rest transform expressed in the parent's rest frame.
+                R_pr = _mm(jnp.swapaxes(Rrp, -1, -2), R_rest[idx])
+                t_pr = _mtv(Rrp, j_rest[idx] - j_rest[pidx])
+                Rw = _mm(Rp, _mm(R_pr, R_local[idx]))
+                tw = tp + _mv(Rp, t_pr)
         for k, j in enumerate(level):
             R_world[j] = Rw[k]
             t_world[j] = tw[k]
     return jnp.stack(R_world), jnp.stack(t_world)
 
 
-def _skin_transforms(R_world, t_world, R_rest, j_rest, precision):
+def _skin_transforms(R_world, t_world, R_rest, j_rest, identity_rest=False):
     """Per-joint skinning transform T_world_joint · T_world_rest⁻¹ as (J, 3, 4)."""
-    A_R = jnp.matmul(R_world, jnp.swapaxes(R_rest, -1, -2), precision=precision)
-    A_t = t_world - jnp.einsum("jab,jb->ja", A_R, j_rest, precision=precision)
+    A_R = R_world if identity_rest else _mm(R_world, jnp.swapaxes(R_rest, -1, -2))
+    A_t = t_world - _mv(A_R, j_rest)
     return jnp.concatenate([A_R, A_t[..., None]], axis=-1)
 
 
 def _pose_feature(R_local: Float[Array, "J 3 3"]) -> Float[Array, "P"]:
-    return (R_local[1:] - jnp.eye(3, dtype=R_local.dtype)).reshape(-1)
+    return (R_local[1:] - jnp.eye(3, dtype=R_local.dtype)[None]).reshape(-1)
 
 
 def _apply_lbs(weights, A, points, precision):
-    """v' = Σ_j w_j (A_j [v;1]) for each point (weights (N,J), A (J,3,4))."""
+    """Dense LBS: v' = Σ_j w_j (A_j [v;1]) for each point (weights (N,J), A (J,3,4))."""
     T = jnp.einsum("nj,jk->nk", weights, A.reshape(A.shape[0], 12), precision=precision).reshape(-1, 3, 4)
-    return jnp.einsum("nab,nb->na", T[..., :3], points, precision=precision) + T[..., 3]
+    return _mv(T[..., :3], points) + T[..., 3]
+
+
+def _apply_sparse_lbs(ids, w, A, points):
+    """Sparse LBS with K weights per point, unrolled over K so it fuses into one vertex pass."""
+    A12 = A.reshape(A.shape[0], 12)
+    T = w[:, 0:1] * A12[ids[:, 0]]
+    for k in range(1, ids.shape[1]):
+        T = T + w[:, k : k + 1] * A12[ids[:, k]]
+    return (
+        T[:, 0:9:4] * points[:, 0:1] + T[:, 1:10:4] * points[:, 1:2] + T[:, 2:11:4] * points[:, 2:3] + T[:, 3:12:4]
+    )
+
+
+def _lbs(model, A, points, precision, rows=None):
+    if model.skin_joint_ids is not None:
+        ids, w = model.skin_joint_ids, model.skin_joint_weights
+        if rows is not None:
+            ids, w = ids[rows], w[rows]
+        return _apply_sparse_lbs(ids, w.astype(points.dtype), A, points)
+    weights = model.lbs_weights if rows is None else model.lbs_weights[rows]
+    return _apply_lbs(weights, A, points, precision)
 
 
 def _place(points, root, scale, transl):
     """Scale about the root joint, then translate (CONVENTIONS.md: human placement)."""
-    return root + scale * (points - root) + transl
+    return root[None] + scale * (points - root[None]) + transl[None]
+
+
+def _blend_matrix(model: BodyModel, dtype) -> Float[Array, "Q V3"]:
+    """Rows [v_template; shapedirs (S rows); posedirs (P rows)] of the one posing GEMM."""
+    V = model.v_template.shape[0]
+    S = model.shapedirs.shape[-1]
+    rows = [model.v_template.reshape(1, 3 * V).astype(dtype)]
+    if S:
+        rows.append(jnp.moveaxis(model.shapedirs, -1, 0).reshape(S, 3 * V).astype(dtype))
+    if model.posedirs.shape[0]:
+        rows.append(model.posedirs.astype(dtype))
+    return jnp.concatenate(rows, 0)
+
+
+def posed_rest_vertices(
+    model: BodyModel, betas: Float[Array, "S"], R_local: Float[Array, "J 3 3"], precision=HIGHEST
+) -> Float[Array, "V 3"]:
+    """v_template + shapedirs·β + posedirs·vec(R[1:] − I), as one product (see module docstring)."""
+    feats = [jnp.ones((1,), betas.dtype), betas]
+    if model.posedirs.shape[0]:
+        feats.append(_pose_feature(R_local).astype(betas.dtype))
+    f = jnp.concatenate(feats)
+    return jnp.matmul(f, _blend_matrix(model, betas.dtype), precision=precision).reshape(-1, 3)
 
 
 def pose(
@@ -119,31 +233,29 @@ def pose(
       params: betas (S,), pose (J,3) axis-angle, transl (3,), scale ().
       rotations: optional (J,3,3) local rotations that replace `params.pose` (6D/matrix
         parameterisations convert to matrices and pass them here).
+      precision: of the blend-shape/pose-corrective product (FK and skinning are exact f32).
     """
     with jax.named_scope("body.pose"):
-        R_local = axis_angle_to_matrix(params.pose) if rotations is None else rotations
-        v_rest = rest_vertices(model, params.betas, precision)
+        R_local = rodrigues(params.pose) if rotations is None else rotations
+        identity_rest = model.rest_orient == "identity"
         j_rest = rest_joints(model, params.betas, precision)
         R_rest = rest_orientations(model, params.betas, precision)
-        if model.posedirs.shape[0]:
-            v_rest = v_rest + jnp.matmul(_pose_feature(R_local), model.posedirs, precision=precision).reshape(-1, 3)
+        v_rest = posed_rest_vertices(model, params.betas, R_local, precision)
         R_world, t_world = forward_kinematics(model, R_local, j_rest, R_rest, precision)
-        A = _skin_transforms(R_world, t_world, R_rest, j_rest, precision)
-        verts = _apply_lbs(model.lbs_weights, A, v_rest, precision)
-        extra = _barycentric(verts, model.extra_vertex_ids, model.extra_bary)
+        A = _skin_transforms(R_world, t_world, R_rest, j_rest, identity_rest)
         root = j_rest[0]
-        T = jnp.concatenate([R_world, _place(t_world, root, params.scale, params.transl)[..., None]], -1)
+        verts = _place(_lbs(model, A, v_rest, precision), root, params.scale, params.transl)
+        extra = _barycentric(verts, model.extra_vertex_ids, model.extra_bary)
+        t_placed = _place(t_world, root, params.scale, params.transl)
+        T = jnp.concatenate([R_world, t_placed[..., None]], -1)
         T = jnp.concatenate([T, jnp.broadcast_to(jnp.array([0, 0, 0, 1], T.dtype), T.shape[:-2] + (1, 4))], -2)
-        return PosedBody(
-            vertices=_place(verts, root, params.scale, params.transl),
-            joints=_place(t_world, root, params.scale, params.transl),
-            extra=_place(extra, root, params.scale, params.transl),
-            T_world_joint=T,
-        )
+        return PosedBody(vertices=verts, joints=t_placed, extra=extra, T_world_joint=T)
 
 
 def _barycentric(verts, ids: Int[Array, "E 3"], bary: Float[Array, "E 3"]):
-    return jnp.einsum("eka,ek->ea", verts[ids], bary)
+    """Barycentric points (barycentric combination commutes with scale and translation)."""
+    v = verts[ids]
+    return v[:, 0] * bary[:, 0:1] + v[:, 1] * bary[:, 1:2] + v[:, 2] * bary[:, 2:3]
 
 
 def pose_joints(
@@ -160,7 +272,8 @@ def pose_joints(
     no full-mesh blend shapes, pose correctives or skinning.
     """
     with jax.named_scope("body.pose_joints"):
-        R_local = axis_angle_to_matrix(params.pose) if rotations is None else rotations
+        R_local = rodrigues(params.pose) if rotations is None else rotations
+        identity_rest = model.rest_orient == "identity"
         j_rest = rest_joints(model, params.betas, precision)
         R_rest = rest_orientations(model, params.betas, precision)
         R_world, t_world = forward_kinematics(model, R_local, j_rest, R_rest, precision)
@@ -173,7 +286,11 @@ def pose_joints(
         if model.posedirs.shape[0]:
             pd = model.posedirs.reshape(model.posedirs.shape[0], -1, 3)[:, ids]
             v = v + jnp.einsum("p,pnc->nc", _pose_feature(R_local), pd, precision=precision)
-        A = _skin_transforms(R_world, t_world, R_rest, j_rest, precision)
-        v = _apply_lbs(model.lbs_weights[ids], A, v, precision).reshape(-1, 3, 3)
-        extra = jnp.einsum("eka,ek->ea", v, model.extra_bary)
+        A = _skin_transforms(R_world, t_world, R_rest, j_rest, identity_rest)
+        v = _lbs(model, A, v, precision, rows=ids)
+        extra = _bary_rows(v.reshape(-1, 3, 3), model.extra_bary)
         return jnp.concatenate([joints, _place(extra, root, params.scale, params.transl)], 0)
+
+
+def _bary_rows(v3: Float[Array, "E 3 3"], bary: Float[Array, "E 3"]) -> Float[Array, "E 3"]:
+    return v3[:, 0] * bary[:, 0:1] + v3[:, 1] * bary[:, 1:2] + v3[:, 2] * bary[:, 2:3]
