@@ -13,6 +13,7 @@ import contextlib
 import io
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -260,8 +261,17 @@ def write_npz(path: str | Path, arrays: Mapping[str, Any] | None = None, *, comp
         if onp.issubdtype(a.dtype, onp.inexact) and not onp.isfinite(a).all():
             raise ValueError(f"{Path(path).name}: array '{k}' has {int((~onp.isfinite(a)).sum())} non-finite values")
         clean[k] = a
+    # Our own zip writer instead of onp.savez: numpy stamps each member with the current time, which
+    # would make identical runs produce different bytes. Fixed timestamps keep outputs bitwise stable.
     buf = io.BytesIO()
-    (onp.savez_compressed if compress else onp.savez)(buf, **clean)
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(buf, "w", compression=method, allowZip64=True) as zf:
+        for k, a in clean.items():
+            info = zipfile.ZipInfo(f"{k}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = method
+            info.external_attr = 0o644 << 16
+            with zf.open(info, "w", force_zip64=True) as fh:
+                onp.lib.format.write_array(fh, onp.ascontiguousarray(a) if a.ndim else a, allow_pickle=False)
     return atomic_write_bytes(path, buf.getvalue())
 
 
