@@ -15,6 +15,7 @@ way, shoulders swing and lift, elbows bend about their own axis, the spine bends
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import time
 from pathlib import Path
@@ -295,6 +296,13 @@ def _demo_core(body, key, pose_scale, jitter, n_frames: int):
     return phen, params, verts + offset, joints + offset, kps + offset, aa_world
 
 
+@functools.cache
+def _jitted_core():
+    import jax
+
+    return jax.jit(_demo_core, static_argnames=("n_frames",))
+
+
 def compute_demo(body, cfg) -> dict:
     """Pose, keypoints, animation frames and the overlay image for one config (all in memory)."""
     import jax
@@ -303,7 +311,7 @@ def compute_demo(body, cfg) -> dict:
     from anchorhoi_jax.geometry.cameras import Camera, intrinsics_from_fov, look_at, project
 
     model = body.model
-    core = jax.jit(_demo_core, static_argnames=("n_frames",))
+    core = _jitted_core()
     phen, params_seq, frames, joints_seq, kps, aa_world = core(
         body, jax.random.key(cfg.seed), jnp.float32(cfg.body.pose_scale), jnp.float32(cfg.body.phenotype_jitter),
         n_frames=max(cfg.glb_frames, 1))

@@ -406,7 +406,9 @@ def validate_gltf(doc: dict, blob: bytes) -> None:
         data = read_accessor(doc, blob, i)
         if a["componentType"] == FLOAT and not onp.isfinite(data).all():
             fail(f"accessor {i} holds non-finite values")
-        if "min" in a or "max" in a:
+        if ("min" in a) != ("max" in a):
+            fail(f"accessor {i} has only one of min/max")
+        if "min" in a:
             flat = data.reshape(a["count"], -1)
             if a.get("min") != [_num(x) for x in flat.min(0)] or a.get("max") != [_num(x) for x in flat.max(0)]:
                 fail(f"accessor {i} min/max do not match its data")
