@@ -92,7 +92,7 @@ class RunDir:
 
     def file(self, name: str | Path) -> Path:
         """Absolute path of `name` inside the run directory; creates its sub-folders."""
-        p = (self.path / name).absolute()
+        p = Path(os.path.normpath(self.path / name))  # resolve "..", so escaping names are caught
         if self.path not in p.parents:
             raise RunDirError(f"file name escapes the run directory: {name}")
         p.parent.mkdir(parents=True, exist_ok=True)
