@@ -23,8 +23,8 @@ from anchorhoi_jax.body.anny import (
     phenotype_to_coeffs,
     reference_pose,
 )
-from anchorhoi_jax.body.model import BodyParams
 from anchorhoi_jax.body.skinning import pose as _skinning_pose
+from anchorhoi_jax.body.skinning import rest_joints, rest_orientations
 from anchorhoi_jax.geometry.rotations import axis_angle_to_matrix
 
 torch = pytest.importorskip("torch")
@@ -88,6 +88,16 @@ def _ours(body, ph, D, d0):
     return pose(body.model, params, rotations=L), params
 
 
+# Jitted with the body as an argument (not a closure), so its 20 MB of constants never get folded
+# into the compiled program.
+# Compiles of the full 104-bone forward dominate this file's runtime, so every test shares these two.
+_ours_jit = jax.jit(_ours)
+@jax.jit
+@chex.assert_max_traces(n=1)
+def _ours_batch(body, ph, D, d0):
+    return jax.vmap(_ours, in_axes=(None, 0, 0, 0))(body, ph, D, d0)
+
+
 def test_representation(body):
     m = body.model
     assert m.kind == "anny" and m.rest_orient == "procrustes"
@@ -114,10 +124,10 @@ def test_phenotype_coeffs_match_anny(body, anny_torch):
 
 def test_vertices_match_anny_forward(body, anny_torch):
     ph, D, d0 = _random_inputs(0, B)
+    D[0], d0[0] = onp.eye(3), 0.0  # anny's zero pose (its reference pose, root head at the origin)
     out = _anny_forward(anny_torch, ph, D, d0)
     C = onp.asarray(C_PROJECT_ANNY)
-    f = jax.jit(jax.vmap(lambda a, b, c: _ours(body, a, b, c)[0]))
-    posed = f(jnp.asarray(ph, jnp.float32), jnp.asarray(D, jnp.float32), jnp.asarray(d0, jnp.float32))
+    posed, _ = _ours_batch(body, jnp.asarray(ph, jnp.float32), jnp.asarray(D, jnp.float32), jnp.asarray(d0, jnp.float32))
     v_ref = out["vertices"].numpy() @ C.T
     err = onp.abs(onp.asarray(posed.vertices) - v_ref).max()
     assert err <= VERTEX_TOL_M, err
@@ -133,19 +143,12 @@ def test_vertices_match_anny_forward(body, anny_torch):
     assert list(reg.labels) == list(body.extras.keypoint_names)
 
 
-def test_zero_pose_is_rest_and_reference_pose_is_anny_zero(body, anny_torch):
+def test_reference_pose_is_close_to_rest(body):
+    """Anny's zero deltas (its reference pose) differ from the rest mesh by a few degrees per bone."""
     coeffs = phenotype_to_coeffs(body.extras, Phenotype.neutral())
-    params = BodyParams.zeros(body.model).replace(betas=coeffs)
-    posed = pose(body.model, params)
-    rest = body.model.v_template + jnp.einsum("vcs,s->vc", body.model.shapedirs, coeffs)
-    onp.testing.assert_allclose(onp.asarray(posed.vertices), onp.asarray(rest), atol=1e-6)
-    # Anny's zero deltas = its reference pose, root head at the origin.
     L = reference_pose(body, coeffs)
-    h0 = posed.joints[0]
-    posed_ref = pose(body.model, params.replace(transl=-h0), rotations=L)
-    out = _anny_forward(anny_torch, onp.full((1, 6), 0.5), onp.broadcast_to(onp.eye(3), (1, 104, 3, 3)), onp.zeros((1, 3)))
-    v_ref = out["vertices"].numpy()[0] @ onp.asarray(C_PROJECT_ANNY).T
-    assert onp.abs(onp.asarray(posed_ref.vertices) - v_ref).max() <= VERTEX_TOL_M
+    angle = onp.degrees(onp.arccos(onp.clip((onp.trace(onp.asarray(L), axis1=-2, axis2=-1) - 1) / 2, -1, 1)))
+    assert angle.max() < 10.0 and angle.max() > 0.5
 
 
 def test_pose_conversion_round_trip(body):
@@ -158,33 +161,28 @@ def test_pose_conversion_round_trip(body):
 
 
 def test_vmap_equals_loop_and_no_retrace(body):
-    ph, D, d0 = _random_inputs(4, B)
-    ph, D, d0 = (jnp.asarray(x, jnp.float32) for x in (ph, D, d0))
-
-    @jax.jit
-    @chex.assert_max_traces(n=1)
-    def batched(ph, D, d0):
-        return jax.vmap(lambda a, b, c: _ours(body, a, b, c)[0].vertices)(ph, D, d0)
-
-    v = batched(ph, D, d0)
-    loop = jnp.stack([jax.jit(lambda a, b, c: _ours(body, a, b, c)[0].vertices)(ph[i], D[i], d0[i]) for i in range(B)])
+    ph, D, d0 = (jnp.asarray(x, jnp.float32) for x in _random_inputs(4, B))
+    v = _ours_batch(body, ph, D, d0)[0].vertices  # second call of _ours_batch in this module: no retrace
+    loop = jnp.stack([_ours_jit(body, ph[i], D[i], d0[i])[0].vertices for i in range(B)])
     onp.testing.assert_allclose(onp.asarray(v), onp.asarray(loop), atol=1e-5)
-    ph2, D2, d02 = _random_inputs(5, B)
-    v2 = batched(jnp.asarray(ph2, jnp.float32), jnp.asarray(D2, jnp.float32), jnp.asarray(d02, jnp.float32))
+    ph2, D2, d02 = (jnp.asarray(x, jnp.float32) for x in _random_inputs(5, B))
+    v2 = _ours_batch(body, ph2, D2, d02)[0].vertices
     assert not onp.allclose(onp.asarray(v2), onp.asarray(v))  # new values, same trace
-    chex.clear_trace_counter()
 
 
 def test_gradients_finite(body):
-    def loss(phv, aa):
-        p = Phenotype(*[phv[i] for i in range(6)])
-        betas = phenotype_to_coeffs(body.extras, p)
-        params = BodyParams.zeros(body.model).replace(betas=betas, pose=aa)
-        return jnp.sum(pose(body.model, params).vertices ** 2)
+    """Through phenotype -> coeffs -> Procrustes rest frames (SVD) and the pose conversion."""
 
-    g_ph, g_aa = jax.grad(loss, argnums=(0, 1))(jnp.full((6,), 0.4, jnp.float32), jnp.zeros((104, 3), jnp.float32))
-    assert bool(jnp.all(jnp.isfinite(g_ph))) and bool(jnp.all(jnp.isfinite(g_aa)))
-    assert float(jnp.abs(g_ph).max()) > 0.0 and float(jnp.abs(g_aa).max()) > 0.0
+    def loss(body, phv, D):
+        betas = phenotype_to_coeffs(body.extras, Phenotype(*[phv[i] for i in range(6)]))
+        L, transl = anny_pose_to_local(body, betas, D, jnp.zeros((3,), phv.dtype))
+        j = rest_joints(body.model, betas)
+        return jnp.sum(rest_orientations(body.model, betas) ** 3) + jnp.sum(j**2) + jnp.sum(L**3) + jnp.sum(transl**2)
+
+    D = jnp.asarray(_random_inputs(7, 1)[1][0], jnp.float32)
+    g_ph, g_D = jax.jit(jax.grad(loss, argnums=(1, 2)))(body, jnp.full((6,), 0.4, jnp.float32), D)
+    assert bool(jnp.all(jnp.isfinite(g_ph))) and bool(jnp.all(jnp.isfinite(g_D)))
+    assert float(jnp.abs(g_ph).max()) > 0.0 and float(jnp.abs(g_D).max()) > 0.0
 
 
 def test_project_frame(body):
@@ -229,10 +227,6 @@ def test_env_cache_dir(monkeypatch, tmp_path):
 
 
 def test_axis_angle_params_match_rotations(body):
-    ph, D, d0 = _random_inputs(6, 1)
-    posed_L, params = _ours(body, jnp.asarray(ph[0], jnp.float32), jnp.asarray(D[0], jnp.float32), jnp.asarray(d0[0], jnp.float32))
-    posed_aa = pose(body.model, params)
-    onp.testing.assert_allclose(onp.asarray(posed_aa.vertices), onp.asarray(posed_L.vertices), atol=1e-4)
-    onp.testing.assert_allclose(
-        onp.asarray(axis_angle_to_matrix(params.pose)), onp.asarray(anny_pose_to_local(body, params.betas, jnp.asarray(D[0], jnp.float32), jnp.asarray(d0[0], jnp.float32))[0]), atol=1e-4
-    )
+    ph, D, d0 = (jnp.asarray(x[0], jnp.float32) for x in _random_inputs(6, 1))
+    params, L = anny_params(body, Phenotype(*[ph[i] for i in range(6)]), D, d0)
+    onp.testing.assert_allclose(onp.asarray(axis_angle_to_matrix(params.pose)), onp.asarray(L), atol=1e-5)
