@@ -75,10 +75,12 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
 
 
 class GroupNorm32(nn.GroupNorm):
-    """GroupNorm computed in float32 (as in the original UNet) and cast back."""
+    """GroupNorm computed in float32 (as in the original UNet, also when its weights are fp16) and cast back."""
 
     def forward(self, x):
-        return super().forward(x.float()).type(x.dtype)
+        w = None if self.weight is None else self.weight.float()
+        b = None if self.bias is None else self.bias.float()
+        return F.group_norm(x.float(), self.num_groups, w, b, self.eps).type(x.dtype)
 
 
 class ResBlock(nn.Module):

@@ -261,6 +261,8 @@ class SDSGuidance:
             grad_z = sds_gradient(self.prior, z.detach(), t, noise, cond, uncond, self.cfg, views)
             loss = sds_loss(z, grad_z.to(z.dtype))
             (grad_x,) = torch.autograd.grad(loss, x)
+            # fp16 encoders (SD's VAE) can overflow in the backward pass; never hand NaN/inf to the optimiser.
+            grad_x = torch.nan_to_num(grad_x, nan=0.0, posinf=0.0, neginf=0.0)
         info = {"sds_loss": float(loss.detach()), "t_mean": float(t.float().mean()), "grad_norm": float(grad_z.norm())}
         return grad_x, info
 

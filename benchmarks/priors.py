@@ -1,0 +1,354 @@
+"""Priors benchmarks: DLPack bridge, SDS step cost with real-size random UNets, keypoint detector.
+
+    python benchmarks/priors.py gpu --out DIR        # H100: bridge races/pointers, IF-I-XL / SD-2.1 / MVDream SDS steps
+    python benchmarks/priors.py gpu --tiny --out DIR # same code path, tiny models (CPU smoke run)
+    python benchmarks/priors.py detector --out DIR   # CPU: mediapipe on Anny renders, 20 poses x 4 views
+
+Results: DIR/priors_gpu.json, DIR/priors_detector.json (merged into benchmarks/results/priors.json).
+As a CLI entry point this script (not the library) turns XLA preallocation off so torch and JAX
+share the GPU.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+# Less fragmentation in torch's caching allocator, so reserved memory tracks what is allocated.
+os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as onp  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+# =============================================================================================
+# GPU: bridge + SDS steps
+# =============================================================================================
+
+
+def _sync():
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def bridge_race_check(iters: int, shape=(32, 4, 256, 256, 3)) -> dict:
+    """Fresh random data every iteration, torch output poisoned (NaN) before the write, pointers compared."""
+    import torch
+
+    from anchorhoi_jax.priors.bridge import jax_to_torch, torch_to_jax
+
+    gen = jax.jit(lambda k: jax.random.normal(k, shape) * 3.0 + 1.0)
+    check = jax.jit(lambda y, x: jnp.max(jnp.abs(y - (2.0 * x + 1.0))))
+    same_ptr_j2t = same_ptr_t2j = 0
+    worst = 0.0
+    for i in range(iters):
+        x = gen(jax.random.key(i))
+        t = jax_to_torch(x)
+        same_ptr_j2t += int(t.data_ptr() == x.unsafe_buffer_pointer())
+        out = torch.full_like(t, float("nan"))
+        torch.mul(t, 2.0, out=out).add_(1.0)
+        y = torch_to_jax(out)
+        same_ptr_t2j += int(y.unsafe_buffer_pointer() == out.data_ptr())
+        err = float(check(y, x))
+        worst = max(worst, err if err == err else float("inf"))
+    # Hand-over latency for one SDS-sized batch (8 seeds x 4 views x 64 x 64 x 3), zero copy vs host copy.
+    x = gen(jax.random.key(0))[:, :, :64, :64]
+    x = jax.block_until_ready(x + 0.0)
+
+    def zero_copy():
+        t = jax_to_torch(x)
+        y = torch_to_jax(t.mul(1.0))
+        return y
+
+    def host_copy():
+        t = torch.from_numpy(onp.array(x)).to(t_dev)
+        y = jnp.asarray(t.mul(1.0).cpu().numpy())
+        return y
+
+    t_dev = "cuda" if torch.cuda.is_available() else "cpu"
+    res = {}
+    for name, f in (("zero_copy", zero_copy), ("host_copy", host_copy)):
+        for _ in range(5):
+            jax.block_until_ready(f())
+        ts = []
+        for _ in range(50):
+            t0 = time.perf_counter()
+            jax.block_until_ready(f())
+            ts.append(time.perf_counter() - t0)
+        res[f"handover_ms_{name}"] = 1e3 * statistics.median(ts)
+    return dict(iterations=iters, shape=list(shape), pointer_equal_jax_to_torch=same_ptr_j2t,
+                pointer_equal_torch_to_jax=same_ptr_t2j, max_abs_error=worst, **res)
+
+
+def make_field_render(height: int, width: int, views: int, hidden: int = 64, n_freq: int = 8):
+    """A small differentiable JAX 'renderer': per-seed Fourier-feature MLP colour field over pixels and views."""
+
+    def init(key):
+        k1, k2, k3 = jax.random.split(key, 3)
+        d_in = 4 * n_freq + 8
+        return {
+            "w1": jax.random.normal(k1, (d_in, hidden)) / jnp.sqrt(d_in),
+            "w2": jax.random.normal(k2, (hidden, hidden)) / jnp.sqrt(hidden),
+            "w3": jax.random.normal(k3, (hidden, 3)) / jnp.sqrt(hidden),
+            "view": jnp.zeros((views, 8)),
+        }
+
+    v, u = jnp.meshgrid(jnp.linspace(-1, 1, height), jnp.linspace(-1, 1, width), indexing="ij")
+    uv = jnp.stack([u, v], -1)
+    freqs = 2.0 ** jnp.arange(n_freq)
+    enc = jnp.concatenate([jnp.sin(uv[..., None] * freqs).reshape(height, width, -1),
+                           jnp.cos(uv[..., None] * freqs).reshape(height, width, -1)], -1)
+
+    def render_one(p, view_idx):
+        ve = jnp.broadcast_to(p["view"][view_idx], (height, width, 8))
+        h = jax.nn.relu(jnp.concatenate([enc, ve], -1) @ p["w1"])
+        h = jax.nn.relu(h @ p["w2"])
+        return jax.nn.sigmoid(h @ p["w3"])
+
+    def render(params, batch):  # params: per-seed leaves (S, ...); -> (S, V, H, W, 3)
+        per_seed = lambda p: jax.vmap(lambda vi: render_one(p, vi))(jnp.arange(views))  # noqa: E731
+        return jax.vmap(per_seed)(params)
+
+    return init, render
+
+
+def _views(n_seeds: int, n_views: int, with_cameras: bool):
+    from anchorhoi_jax.geometry.cameras import look_at
+    from anchorhoi_jax.priors.bridge import ViewInfo
+
+    az = onp.tile(onp.arange(n_views) * 360.0 / n_views, n_seeds)
+    el = onp.full_like(az, 15.0)
+    cams = None
+    if with_cameras:
+        eyes = onp.stack([2 * onp.cos(onp.deg2rad(el)) * onp.sin(onp.deg2rad(az)), 2 * onp.sin(onp.deg2rad(el)),
+                          2 * onp.cos(onp.deg2rad(el)) * onp.cos(onp.deg2rad(az))], -1)
+        T = onp.stack([onp.asarray(look_at(e, onp.zeros(3))) for e in eyes])
+        cams = onp.linalg.inv(T)
+    return ViewInfo(az, el, camera_to_world=cams, views_per_sample=n_views)
+
+
+def time_sds(prior, *, seeds: int, views: int, render_hw: int, iters: int, warmup: int) -> dict:
+    """Median ms of the split SDS step and of its phases; bridge = layout/range hand-over both ways."""
+    import optax
+    import torch
+
+    from anchorhoi_jax.priors.bridge import images_to_model, make_sds_step, model_grad_to_images, torch_seed_from_key
+    from anchorhoi_jax.priors.sds import SDSConfig, SDSGuidance
+
+    init_p, render = make_field_render(render_hw, render_hw, views)
+    params = jax.vmap(init_p)(jax.random.split(jax.random.key(0), seeds))
+    guidance = SDSGuidance(prior, "a person sitting on a chair", SDSConfig(guidance_scale=20.0))
+    init, step = make_sds_step(render, optax.adam(1e-2), guidance)
+    state = init(params, jax.random.key(1))
+    vi = _views(seeds, views, with_cameras=True)
+
+    for _ in range(warmup):
+        state, _ = step(state, None, vi)
+    jax.block_until_ready(state.params)
+    _sync()
+    full = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        state, info = step(state, None, vi)
+        jax.block_until_ready(state.params)
+        full.append(time.perf_counter() - t0)
+
+    # Phase timing with the same functions the step uses, synchronising at every boundary.
+    ph = {k: [] for k in ("forward", "to_torch", "guidance", "to_jax", "update")}
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        images, pullback, _aux = step.forward(state.params, None)
+        jax.block_until_ready(images)
+        t1 = time.perf_counter()
+        x_model = images_to_model(images, value_range=guidance.value_range, dtype=guidance.dtype)
+        _sync()
+        t2 = time.perf_counter()
+        gen = torch.Generator(device=x_model.device).manual_seed(torch_seed_from_key(state.key))
+        g, _ = guidance(x_model, views=vi, step=int(state.step), generator=gen)
+        _sync()
+        t3 = time.perf_counter()
+        gj = model_grad_to_images(g, images.shape[:-3], value_range=guidance.value_range)
+        jax.block_until_ready(gj)
+        t4 = time.perf_counter()
+        state, _ = step.update(state, None, pullback, gj)
+        jax.block_until_ready(state.params)
+        t5 = time.perf_counter()
+        for k, a, b in (("forward", t0, t1), ("to_torch", t1, t2), ("guidance", t2, t3), ("to_jax", t3, t4),
+                        ("update", t4, t5)):
+            ph[k].append(b - a)
+    med = {k: 1e3 * statistics.median(v) for k, v in ph.items()}
+    step_ms = 1e3 * statistics.median(full)
+    bridge_ms = med["to_torch"] + med["to_jax"]
+    return dict(seeds=seeds, views=views, batch=seeds * views, render_hw=render_hw, step_ms=step_ms,
+                phases_ms=med, bridge_ms=bridge_ms, bridge_overhead_frac=bridge_ms / step_ms,
+                finite_grad=bool(onp.isfinite(info["grad_norm"])))
+
+
+def _peak_gb(torch_mod) -> dict:
+    out = {}
+    if torch_mod.cuda.is_available():
+        out["torch_peak_allocated_gb"] = torch_mod.cuda.max_memory_allocated() / 2**30
+        out["torch_peak_reserved_gb"] = torch_mod.cuda.max_memory_reserved() / 2**30
+        try:
+            stats = jax.devices()[0].memory_stats() or {}
+            out["jax_peak_gb"] = stats.get("peak_bytes_in_use", 0) / 2**30
+        except Exception:  # noqa: BLE001
+            out["jax_peak_gb"] = 0.0
+        free, total = torch_mod.cuda.mem_get_info()
+        out["device_used_now_gb"] = (total - free) / 2**30
+        # Peak memory in use by both frameworks (torch allocator's peak + XLA's peak); the reserved
+        # figure (allocated + allocator cache) is reported beside it.
+        out["peak_gb"] = out["torch_peak_allocated_gb"] + out["jax_peak_gb"]
+        out["peak_reserved_gb"] = out["torch_peak_reserved_gb"] + out["jax_peak_gb"]
+    return out
+
+
+def _random_text(prior, length: int, dim: int):
+    """Stand-in for the (freed) text encoder: random embeddings of the real shape."""
+    import torch
+
+    def embed(prompts):
+        g = torch.Generator(device="cpu").manual_seed(len(prompts))
+        return (torch.randn(len(prompts), length, dim, generator=g) * 0.1).to(prior.device, prior.dtype)
+
+    prior.embed = embed
+    prior.text_encoder = None
+
+
+def build_real_size(kind: str, device, dtype):
+    """Real-size, randomly initialised priors (same compute as the released weights)."""
+    import torch
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+
+    from anchorhoi_jax.priors.image import IF_I_XL_UNET_CONFIG, SD21_BASE_UNET_CONFIG, IFPrior, SDPrior
+    from anchorhoi_jax.priors.mvdream import MultiViewUNet, MVDreamPrior, _Sched
+
+    torch.manual_seed(0)
+    with torch.device(device):
+        if kind == "if":
+            unet = UNet2DConditionModel(**IF_I_XL_UNET_CONFIG).to(dtype)
+            sched = DDPMScheduler(beta_schedule="squaredcos_cap_v2", variance_type="learned_range")
+            prior = IFPrior(unet, sched, None, None, resolution=64, max_length=77, device=device, dtype=dtype)
+            _random_text(prior, 77, 4096)
+            return prior
+        vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(128, 256, 512, 512),
+                            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                            layers_per_block=2, sample_size=512).to(dtype)
+        sched = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+        if kind == "sd":
+            unet = UNet2DConditionModel(**SD21_BASE_UNET_CONFIG).to(dtype)
+            prior = SDPrior(unet, vae, sched, None, None, resolution=512, device=device, dtype=dtype)
+        else:
+            unet = MultiViewUNet().to(dtype)
+            prior = MVDreamPrior(unet, vae, _Sched(sched.alphas_cumprod, "epsilon"), None, None, resolution=256,
+                                 device=device, dtype=dtype)
+    _random_text(prior, 77, 1024)
+    return prior
+
+
+def build_tiny(kind: str):
+    from anchorhoi_jax.priors.image import make_tiny_if, make_tiny_sd
+    from anchorhoi_jax.priors.mvdream import make_tiny_mvdream
+
+    return {"if": make_tiny_if, "sd": make_tiny_sd, "mvdream": make_tiny_mvdream}[kind]()
+
+
+def run_gpu(args) -> dict:
+    import diffusers
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.float16 if device == "cuda" else torch.float32
+    res = dict(device=(torch.cuda.get_device_name() if device == "cuda" else "cpu"), jax=jax.__version__,
+               jax_backend=jax.default_backend(), torch=torch.__version__, diffusers=diffusers.__version__,
+               tiny=args.tiny)
+    t0 = time.time()
+    res["bridge"] = bridge_race_check(args.race_iters if not args.tiny else 5,
+                                      shape=(32, 4, 256, 256, 3) if not args.tiny else (2, 4, 16, 16, 3))
+    print("bridge", res["bridge"], f"{time.time() - t0:.1f}s", flush=True)
+    render_hw = {"if": 64, "sd": 256, "mvdream": 256}
+    for kind in args.models:
+        t0 = time.time()
+        if device == "cuda":
+            torch.cuda.empty_cache()
+        prior = build_tiny(kind) if args.tiny else build_real_size(kind, device, dtype)
+        if not args.tiny:
+            prior.free_text_encoder()
+        n_params = sum(p.numel() for p in prior.unet.parameters())
+        print(kind, "built", f"{n_params / 1e9:.3f} B params", f"{time.time() - t0:.1f}s", flush=True)
+        out = {"unet_params": n_params}
+        for seeds in args.seeds:
+            if device == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            r = time_sds(prior, seeds=seeds, views=4, render_hw=render_hw[kind] if not args.tiny else 16,
+                         iters=args.iters, warmup=args.warmup)
+            r.update(_peak_gb(torch))
+            out[f"s{seeds}"] = r
+            print(kind, seeds, json.dumps(r), flush=True)
+        res[kind] = out
+        del prior
+        import gc
+
+        gc.collect()
+    if "if" in res:
+        res["sds_ms_if_b4"] = res["if"]["s1"]["step_ms"]
+        res["sds_ms_if_b32"] = res["if"].get("s8", {}).get("step_ms")
+        res["bridge_overhead_frac_if"] = res["if"]["s1"]["bridge_overhead_frac"]
+        res["bridge_overhead_frac_if_b32"] = res["if"].get("s8", {}).get("bridge_overhead_frac")
+        res["peak_gb_if"] = max(v.get("peak_gb", 0.0) for k, v in res["if"].items() if k.startswith("s"))
+    if "sd" in res:
+        res["sds_ms_sd_b4"] = res["sd"]["s1"]["step_ms"]
+        res["sds_ms_sd_b32"] = res["sd"].get("s8", {}).get("step_ms")
+        res["bridge_overhead_frac_sd"] = res["sd"]["s1"]["bridge_overhead_frac"]
+        res["peak_gb_sd"] = max(v.get("peak_gb", 0.0) for k, v in res["sd"].items() if k.startswith("s"))
+    if "mvdream" in res:
+        res["sds_ms_mvdream_b4"] = res["mvdream"]["s1"]["step_ms"]
+        res["sds_ms_mvdream_b32"] = res["mvdream"].get("s8", {}).get("step_ms")
+    return res
+
+
+# =============================================================================================
+# CPU: detector on Anny renders
+# =============================================================================================
+
+
+def run_detector(args) -> dict:
+    from benchmarks.priors_detector import detector_benchmark
+
+    return detector_benchmark(n_poses=args.poses, n_views=4, image_size=args.size, seed=0)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=["gpu", "detector"])
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    ap.add_argument("--tiny", action="store_true", help="tiny random models (CPU smoke run of the same code path)")
+    ap.add_argument("--models", nargs="+", default=["if", "sd", "mvdream"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[1, 8])
+    ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--race-iters", type=int, default=200)
+    ap.add_argument("--poses", type=int, default=20)
+    ap.add_argument("--size", type=int, default=512)
+    args = ap.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    res = run_gpu(args) if args.what == "gpu" else run_detector(args)
+    path = args.out / f"priors_{args.what}.json"
+    path.write_text(json.dumps(res, indent=2))
+    print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()
