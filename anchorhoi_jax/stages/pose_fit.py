@@ -12,8 +12,9 @@ Everything is written for ONE fit; batch fits (seeds, bodies, synthetic benchmar
 Schedule (all static step counts, all weights traced):
 1. Global stage: scale s (log-parameterised), global rotation (6D) and translation on the torso
    keypoints only (neck, shoulders, hips), from `num_hypotheses` initial yaws evenly spaced around the
-   vertical. The body's rest pose cannot match bent limbs, and gradient descent from a single yaw falls
-   into the front/back-flipped minimum; the best hypothesis by torso loss is kept (`select_hypothesis`).
+   vertical: the body's rest pose cannot match bent limbs, and gradient descent from a single yaw
+   can fall into the front/back-flipped minimum. The hypothesis with the lowest final loss is kept
+   (`select_hypothesis`).
 2. Pose stage: all parameters on all 18 keypoints, with the Geman-McClure σ annealed geometrically
    from `sigma_start` to `sigma_end` (graduated non-convexity: a wide kernel while residuals are large,
    a tight one that ignores gross outliers at the end).
@@ -198,7 +199,8 @@ class PoseFitConfig:
 class PoseFitWeights:
     """Traced loss weights and schedules: a sweep over these never recompiles."""
 
-    lr: Float[Array, ""] = 0.03
+    lr: Float[Array, ""] = 0.03  # Adam step (radians / metres / log-scale units per step)
+    lr_end: Float[Array, ""] = 0.01  # reached at the end of the pose stage (Adam hovers ~lr around a minimum)
     reprojection: Float[Array, ""] = 1.0
     prior_l2: Float[Array, ""] = 2.0  # px² per rad², pulls unobserved DoF to the rest pose
     prior_limits: Float[Array, ""] = 2000.0  # px² per rad² outside the anatomical box
@@ -311,7 +313,7 @@ def reprojection_term(
         uv, depth = jax.vmap(project, in_axes=(0, 0, None))(data.K, data.T_cam_world, kp3d)
         sq = jnp.sum((uv - data.keypoints) ** 2, -1)
         rho = geman_mcclure(sq, sigma) if robust else sq
-        w = data.confidence * weight_mask * (depth > 0)
+        w = data.confidence * weight_mask[None, :] * (depth > 0)
         value = jnp.sum(w * rho) / data.keypoints.shape[0]
         rms = jnp.sqrt(jnp.sum(w * sq) / jnp.maximum(jnp.sum(w), 1e-9))
         return value, {"reproj_rms_px": rms}
@@ -336,10 +338,19 @@ def scale_prior_term(log_scale: Float[Array, ""], w: Float[Array, ""]) -> tuple[
     return w * log_scale**2, {"scale": jnp.exp(log_scale)}
 
 
+def _pose_progress(step, cfg: PoseFitConfig):
+    """0 during the global stage, rising linearly to 1 at the last pose step."""
+    return jnp.clip((step - cfg.global_steps) / max(cfg.pose_steps - 1, 1), 0.0, 1.0)
+
+
 def _sigma_at(step, cfg: PoseFitConfig, weights: PoseFitWeights):
     """Geman-McClure σ: sigma_start during the global stage, then geometric decay to sigma_end."""
-    t = jnp.clip((step - cfg.global_steps) / max(cfg.pose_steps - 1, 1), 0.0, 1.0)
-    return weights.sigma_start * (weights.sigma_end / weights.sigma_start) ** t
+    return weights.sigma_start * (weights.sigma_end / weights.sigma_start) ** _pose_progress(step, cfg)
+
+
+def _lr_at(step, cfg: PoseFitConfig, weights: PoseFitWeights):
+    """Adam step size: lr during the global stage, then geometric decay to lr_end."""
+    return weights.lr * (weights.lr_end / weights.lr) ** _pose_progress(step, cfg)
 
 
 def total_loss(
@@ -408,7 +419,8 @@ def make_update(model_setup: PoseFitSetup, cfg: PoseFitConfig, num_steps: int):
         keep = (state.step >= cfg.global_steps).astype(jnp.float32)
         g = g.replace(body_pose=g.body_pose * keep)
         upd, opt_state = _optimizer.update(g, state.opt_state, state.params)
-        params = jax.tree.map(lambda p, u: p - weights.lr * u, state.params, upd)
+        lr = _lr_at(state.step, cfg, weights)
+        params = jax.tree.map(lambda p, u: p - lr * u, state.params, upd)
         return PoseFitState(params=params, opt_state=opt_state, step=state.step + 1), aux
 
     def update(state: PoseFitState, model: BodyModel, betas, data: MultiViewKeypoints, weights: PoseFitWeights):
@@ -429,25 +441,21 @@ def select_hypothesis(state: PoseFitState, losses: Float[Array, "H"]) -> PoseFit
 
 def make_fit(setup: PoseFitSetup, cfg: PoseFitConfig):
     """Factory for the whole Eq. 2 fit of one subject: `fit(model, betas, data, target, weights)` returns
-    (BodyParams, keypoints3d (18,3), aux). Pure; vmap over fits and jit at the call site."""
-    update_global = make_update(setup, cfg, cfg.global_steps)
-    update_pose = make_update(setup, cfg, cfg.pose_steps) if cfg.pose_steps else None
+    (BodyParams, keypoints3d (18,3), aux). Pure; vmap over fits and jit at the call site.
+
+    All hypotheses run through both stages in one `lax.scan` (one compiled step instead of two stages
+    and a selection in between); the hypothesis with the lowest final loss is kept, which ranks them
+    on all 18 keypoints rather than on the torso alone.
+    """
+    update = make_update(setup, cfg, cfg.global_steps + cfg.pose_steps)
 
     def fit(model: BodyModel, betas, data: MultiViewKeypoints, target, weights: PoseFitWeights):
         with jax.named_scope("stage.pose_fit"):
             states = init(model, setup, betas, target, cfg)
-            states, aux = jax.vmap(update_global, in_axes=(0, None, None, None, None))(
-                states, model, betas, data, weights
-            )
-            # Rank hypotheses by the final torso loss (evaluated after the last step).
-            final = jax.vmap(
-                lambda p, s: total_loss(p, model, setup, betas, data, weights, s - 1, cfg)[0]
-            )(states.params, states.step)
-            state = select_hypothesis(states, final)
-            if update_pose is not None:
-                state, aux = update_pose(state, model, betas, data, weights)
-            else:
-                aux = jax.tree.map(lambda a: a[jnp.argmin(final)], aux)
+            states, aux = jax.vmap(update, in_axes=(0, None, None, None, None))(states, model, betas, data, weights)
+            best = jnp.argmin(aux["loss"])
+            state = select_hypothesis(states, aux["loss"])
+            aux = jax.tree.map(lambda a: a[best], aux)
             return (
                 to_body_params(setup, state.params, betas),
                 keypoints3d(model, setup, state.params, betas),
@@ -480,7 +488,7 @@ def canonical_cameras(views: CanonicalViews) -> Camera:
     az = jnp.deg2rad(jnp.asarray(views.azimuths_deg, jnp.float32))
     el = jnp.deg2rad(jnp.float32(views.elevation_deg))
     target = jnp.asarray(views.target, jnp.float32)
-    eye = target + views.radius * jnp.stack(
+    eye = target[None, :] + views.radius * jnp.stack(
         [jnp.sin(az) * jnp.cos(el), jnp.broadcast_to(jnp.sin(el), az.shape), jnp.cos(az) * jnp.cos(el)], -1
     )
     T = jax.vmap(lambda e: look_at(e, target))(eye)
@@ -506,3 +514,22 @@ def sample_plausible_pose(
     mid = 0.5 * (lo + hi)
     half = 0.5 * (hi - lo) * fraction
     return mid + half * jax.random.uniform(key, lo.shape, minval=-1.0, maxval=1.0)
+
+
+def simulate_detections(
+    key,
+    kp3d: Float[Array, "18 3"],
+    K: Float[Array, "V 3 3"],
+    T_cam_world: Float[Array, "V 4 4"],
+    size: int,
+    noise_px: float | Float[Array, ""] = 2.0,
+    outlier_fraction: float | Float[Array, ""] = 0.1,
+) -> Float[Array, "V 18 2"]:
+    """Synthetic 2D detections: projections + Gaussian pixel noise, a fraction replaced by gross outliers
+    uniformly over the image (what a mis-detection looks like to Eq. 2)."""
+    k_noise, k_out, k_pos = jax.random.split(key, 3)
+    uv, _ = jax.vmap(project, in_axes=(0, 0, None))(K, T_cam_world, kp3d)
+    uv = uv + noise_px * jax.random.normal(k_noise, uv.shape)
+    is_out = jax.random.uniform(k_out, uv.shape[:2]) < outlier_fraction
+    anywhere = jax.random.uniform(k_pos, uv.shape, maxval=float(size))
+    return jnp.where(is_out[..., None], anywhere, uv)
