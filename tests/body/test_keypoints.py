@@ -1,0 +1,183 @@
+"""Keypoint layouts on SMPL-X (synthetic file) and Anny: geometry of a T-posed body, weights, errors."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as onp
+import pytest
+
+from anchorhoi_jax.body.anny import load_anny
+from anchorhoi_jax.body.keypoints import (
+    ANNY_VERTEX_IDS,
+    BLAZEPOSE33,
+    COCO17,
+    LAYOUTS,
+    OPENPOSE18,
+    SMPLX_POINT_NAMES,
+    apply_regressor,
+    body_keypoints,
+    keypoint_regressor,
+)
+from anchorhoi_jax.body.model import BodyParams
+from anchorhoi_jax.body.skinning import pose as _skinning_pose
+from anchorhoi_jax.body.skinning import rest_orientations
+from anchorhoi_jax.body.smplx import load_smplx
+from anchorhoi_jax.body.smplx_synthetic import write_synthetic_smplx
+
+
+def _pose(model, params, rotations=None):
+    with jax.numpy_rank_promotion("allow"):  # body/skinning.py's _place broadcasts (J,3)-(3,)
+        return _skinning_pose(model, params, rotations=rotations)
+
+
+_pose_jit = jax.jit(_pose)
+
+
+@pytest.fixture(scope="module")
+def smplx_model(tmp_path_factory):
+    path = write_synthetic_smplx(tmp_path_factory.mktemp("smplx"))
+    return load_smplx(path)[0]
+
+
+@pytest.fixture(scope="module")
+def anny_body():
+    return load_anny()
+
+
+def _rot_between(a, b):
+    """Rotation taking unit vector a to unit vector b (Rodrigues)."""
+    a, b = a / onp.linalg.norm(a), b / onp.linalg.norm(b)
+    v, c = onp.cross(a, b), float(a @ b)
+    K = onp.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return onp.eye(3) + K + K @ K / (1.0 + c)
+
+
+@pytest.fixture(scope="module")
+def anny_tpose(anny_body):
+    """Anny (rest: arms down ~45°) with both upper arms raised to horizontal: a T-pose."""
+    m = anny_body.model
+    params = BodyParams.zeros(m)
+    R_rest = onp.asarray(rest_orientations(m, params.betas))
+    j = onp.asarray(m.j_template)
+    L = onp.broadcast_to(onp.eye(3), (m.num_joints, 3, 3)).copy()
+    for side, sx in (("L", 1.0), ("R", -1.0)):
+        a = m.joint_names.index(f"upperarm01.{side}")
+        w = m.joint_names.index(f"wrist.{side}")
+        Rw = _rot_between(j[w] - j[a], onp.array([sx, 0.0, 0.0]))
+        L[a] = R_rest[a].T @ Rw @ R_rest[a]  # world rotation Rw about the shoulder, as a local rotation
+    return _pose_jit(m, params, jnp.asarray(L, jnp.float32))
+
+
+@pytest.fixture(scope="module")
+def smplx_tpose(smplx_model):
+    return _pose_jit(smplx_model, BodyParams.zeros(smplx_model))
+
+
+def _check_body18(kp):
+    kp = onp.asarray(kp)
+    n = {name: kp[i] for i, name in enumerate(OPENPOSE18)}
+    for part in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle", "eye", "ear"):
+        assert n[f"left_{part}"][0] > 0.01 > -0.01 > n[f"right_{part}"][0], part  # left toward +x
+    assert abs(n["nose"][0]) < 0.01 and abs(n["neck"][0]) < 0.02
+    y = {k: v[1] for k, v in n.items()}
+    assert y["nose"] > y["neck"] > max(y["left_hip"], y["right_hip"]) > max(y["left_knee"], y["right_knee"])
+    assert max(y["left_knee"], y["right_knee"]) > max(y["left_ankle"], y["right_ankle"])
+    assert min(y.values()) in (y["left_ankle"], y["right_ankle"])  # ankles lowest
+    assert y["left_eye"] > y["nose"] and y["neck"] < min(y["left_ear"], y["right_ear"])
+    # Facing +z: the nose is in front of the ears and the neck.
+    assert n["nose"][2] > max(n["left_ear"][2], n["right_ear"][2]) + 0.02
+    # T-pose: arms horizontal, extending outward.
+    for s in ("left", "right"):
+        sh, el, wr = n[f"{s}_shoulder"], n[f"{s}_elbow"], n[f"{s}_wrist"]
+        assert abs(wr[0]) > abs(el[0]) + 0.1 > abs(sh[0]) + 0.2
+        assert abs(wr[1] - sh[1]) < 0.1 and abs(el[1] - sh[1]) < 0.1
+    height = y["nose"] - min(y.values())
+    assert 1.2 < height < 2.0
+
+
+def test_layouts():
+    assert len(OPENPOSE18) == 18 and len(COCO17) == 17 and len(BLAZEPOSE33) == 33
+    assert OPENPOSE18[1] == "neck" and OPENPOSE18[14:] == ("right_eye", "left_eye", "right_ear", "left_ear")
+    assert len(SMPLX_POINT_NAMES) == 127
+
+
+def test_smplx_point_names_match_smplx_package():
+    smplx_names = pytest.importorskip("smplx.joint_names")
+    assert tuple(smplx_names.JOINT_NAMES[:127]) == SMPLX_POINT_NAMES
+
+
+def test_smplx_names_match_loaded_model(smplx_model):
+    assert smplx_model.joint_names + smplx_model.extra_names == SMPLX_POINT_NAMES
+
+
+def test_smplx_tpose_body18(smplx_model, smplx_tpose):
+    _check_body18(body_keypoints(smplx_model, smplx_tpose, "openpose18"))
+
+
+def test_anny_tpose_body18(anny_body, anny_tpose):
+    _check_body18(body_keypoints(anny_body, anny_tpose, "openpose18"))
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("which", ["smplx", "anny"])
+def test_weights_are_affine(layout, which, smplx_model, anny_body):
+    model = smplx_model if which == "smplx" else anny_body
+    reg = keypoint_regressor(model, layout)
+    total = onp.asarray(reg.point_weights.sum(-1) + reg.vertex_weights.sum(-1))
+    onp.testing.assert_allclose(total, 1.0, atol=1e-4)  # affine: keypoints move rigidly with the body
+    assert reg.names == LAYOUTS[layout] and reg.needs_vertices == (which == "anny")
+
+
+def test_kind_string_equals_model(smplx_model):
+    a = keypoint_regressor("smplx", "blazepose33")
+    b = keypoint_regressor(smplx_model, "blazepose33")
+    onp.testing.assert_array_equal(onp.asarray(a.point_weights), onp.asarray(b.point_weights))
+    op = onp.asarray(keypoint_regressor("smplx", "openpose18").point_weights)
+    assert op[1, SMPLX_POINT_NAMES.index("neck")] == 1.0  # SMPLify-X's neck
+
+
+def test_anny_coco17_is_its_regressor(anny_body, anny_tpose):
+    kp = body_keypoints(anny_body, anny_tpose, "coco17")
+    ref = anny_body.extras.keypoint_regressor[:17] @ anny_tpose.vertices
+    onp.testing.assert_allclose(onp.asarray(kp), onp.asarray(ref), atol=1e-6)
+
+
+def test_blazepose_face_and_hands(anny_body, anny_tpose, smplx_model, smplx_tpose):
+    for model, posed in ((anny_body, anny_tpose), (smplx_model, smplx_tpose)):
+        kp = onp.asarray(body_keypoints(model, posed, "blazepose33"))
+        n = {name: kp[i] for i, name in enumerate(BLAZEPOSE33)}
+        for s, sign in (("left", 1.0), ("right", -1.0)):
+            assert 0 < sign * n[f"{s}_eye_inner"][0] < sign * n[f"{s}_eye"][0] + 0.005
+            assert sign * n[f"{s}_eye"][0] < sign * n[f"{s}_eye_outer"][0] + 0.005
+            assert sign * n[f"{s}_index"][0] > sign * n[f"{s}_wrist"][0]  # T-pose: hand beyond the wrist
+            assert n[f"{s}_foot_index"][2] > n[f"{s}_heel"][2] + 0.1  # toes forward (+z)
+        assert n["left_eye"][1] > n["nose"][1] > n["mouth_left"][1]
+        assert n["mouth_left"][0] > 0 > n["mouth_right"][0]
+
+
+def test_jit_vmap(anny_body, anny_tpose):
+    f = jax.jit(lambda body, posed: body_keypoints(body, posed, "openpose18"))
+    batch = jax.tree.map(lambda x: jnp.stack([x, x + 1.0]), anny_tpose)
+    kp = jax.vmap(f, in_axes=(None, 0))(anny_body, batch)
+    onp.testing.assert_allclose(onp.asarray(kp[1] - kp[0]), 1.0, atol=1e-4)
+    reg = keypoint_regressor(anny_body, "openpose18")
+    onp.testing.assert_allclose(onp.asarray(apply_regressor(reg, anny_tpose)), onp.asarray(kp[0]), atol=1e-5)
+
+
+def test_anny_fixed_vertices_exist(anny_body):
+    assert max(ANNY_VERTEX_IDS.values()) < anny_body.model.num_vertices
+
+
+def test_bad_inputs(anny_body, smplx_model):
+    with pytest.raises(ValueError, match="unknown keypoint layout 'body25'"):
+        keypoint_regressor("smplx", "body25")
+    with pytest.raises(ValueError, match="unknown body model kind 'smpl'"):
+        keypoint_regressor("smpl", "coco17")
+    with pytest.raises(ValueError, match="pass the AnnyBody from load_anny"):
+        keypoint_regressor(anny_body.model, "coco17")
+    with pytest.raises(TypeError, match="expected 'smplx', 'anny', a BodyModel or an AnnyBody"):
+        keypoint_regressor(3, "coco17")
+    no_landmarks = smplx_model.replace(extra_names=smplx_model.extra_names[:21])
+    with pytest.raises(ValueError, match="smplx model has no point 'left_eye4' needed for blazepose33"):
+        keypoint_regressor(no_landmarks, "blazepose33")
