@@ -1,4 +1,8 @@
-"""Keypoint layouts on SMPL-X (synthetic file) and Anny: geometry of a T-posed body, weights, errors."""
+"""Keypoint layouts and PROX-style contact regions on SMPL-X (synthetic file) and Anny.
+
+Keypoints: geometry of a T-posed body, weights, errors. Contact regions: sizes, sides, normals,
+locations (they live here because both are per-body vertex/joint selections).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ import jax.numpy as jnp
 import numpy as onp
 import pytest
 
-from anchorhoi_jax.body.anny import load_anny
+from anchorhoi_jax.body.anny import Phenotype, load_anny, phenotype_to_coeffs
+from anchorhoi_jax.body.contact_regions import REGION_NAMES, contact_regions, vertex_normals
 from anchorhoi_jax.body.keypoints import (
     ANNY_VERTEX_IDS,
     BLAZEPOSE33,
@@ -181,3 +186,70 @@ def test_bad_inputs(anny_body, smplx_model):
     no_landmarks = smplx_model.replace(extra_names=smplx_model.extra_names[:21])
     with pytest.raises(ValueError, match="smplx model has no point 'left_eye4' needed for blazepose33"):
         keypoint_regressor(no_landmarks, "blazepose33")
+
+
+# ------------------------------------------------------------------ contact regions
+
+
+@pytest.fixture(scope="module", params=["smplx", "anny"])
+def case(request, smplx_model, anny_body):
+    model = smplx_model if request.param == "smplx" else anny_body.model
+    names = {"smplx": ("pelvis", "left_wrist", "right_wrist", "neck"), "anny": ("root", "wrist.L", "wrist.R", "neck01")}
+    joints = {k: onp.asarray(model.j_template)[model.joint_names.index(n)] for k, n in zip(("pelvis", "lw", "rw", "neck"), names[request.param])}
+    v = onp.asarray(model.v_template)
+    return model, contact_regions(anny_body if request.param == "anny" else model), v, vertex_normals(v, onp.asarray(model.faces)), joints
+
+
+def test_contact_region_sizes(case):
+    model, r, *_ = case
+    V = model.num_vertices
+    assert set(r) == set(REGION_NAMES) | {"union"}
+    for name in REGION_NAMES:
+        assert 0.005 * V < len(r[name]) < 0.15 * V, (name, len(r[name]))
+    assert len(r["left_hand"]) == len(r["right_hand"]) and abs(len(r["left_foot"]) - len(r["right_foot"])) <= 2
+    union = onp.unique(onp.concatenate([r[k] for k in REGION_NAMES]))
+    onp.testing.assert_array_equal(r["union"], union)
+    assert len(r["union"]) < 0.5 * V
+    assert not set(r["buttocks"]) & set(r["back_of_thighs"]) and not set(r["buttocks"]) & set(r["back"])
+
+
+def test_contact_region_sides_and_locations(case):
+    model, r, v, n, j = case
+    for s, sign, w in (("left", 1, j["lw"]), ("right", -1, j["rw"])):
+        assert onp.all(sign * v[r[f"{s}_hand"], 0] > 0) and onp.all(sign * v[r[f"{s}_foot"], 0] > 0)
+        assert onp.all(sign * v[r[f"{s}_forearm"], 0] > 0)
+        assert onp.linalg.norm(v[r[f"{s}_hand"]] - w, axis=-1).max() < 0.25  # hands around the wrists
+        assert onp.linalg.norm(v[r[f"{s}_forearm"]] - w, axis=-1).max() < 0.35
+    # Soles: downward normals, at floor level.
+    feet = onp.concatenate([r["left_foot"], r["right_foot"]])
+    assert onp.all(n[feet, 1] < -0.5) and v[feet, 1].max() < v[:, 1].min() + 0.08
+
+
+def test_buttocks_face_backward_near_pelvis(case):
+    model, r, v, n, j = case
+    b = r["buttocks"]
+    assert onp.all(n[b, 2] < -0.3) and n[b, 2].mean() < -0.6  # backward-facing (body faces +z)
+    assert onp.all(v[b, 2] < j["pelvis"][2] + 0.02)  # behind the pelvis joint
+    assert onp.linalg.norm(v[b] - j["pelvis"], axis=-1).max() < 0.3
+    thighs, back = r["back_of_thighs"], r["back"]
+    assert onp.all(n[thighs, 2] < -0.3) and onp.all(n[back, 2] < -0.5)
+    assert v[thighs, 1].max() <= v[b, 1].min() + 1e-6 < v[back, 1].min()  # thighs < buttocks < back
+    assert v[back, 1].max() < j["neck"][1]
+
+
+def test_shape_dependent_regions(anny_body):
+    betas = onp.asarray(phenotype_to_coeffs(anny_body.extras, Phenotype(weight=1.0, height=0.0)))
+    r = contact_regions(anny_body, betas=betas)
+    assert all(len(r[k]) > 0 for k in REGION_NAMES)
+
+
+def test_contact_region_bad_inputs(anny_body, smplx_model):
+    with pytest.raises(ValueError, match=r"betas must have shape \(136,\), got \(3,\)"):
+        contact_regions(anny_body, betas=onp.zeros(3))
+    with pytest.raises(ValueError, match="no contact regions for body model kind 'mano'"):
+        contact_regions(smplx_model.replace(kind="mano"))
+    with pytest.raises(TypeError, match="expected a BodyModel or an AnnyBody, got dict"):
+        contact_regions({})
+    renamed = smplx_model.replace(joint_names=("hips",) + smplx_model.joint_names[1:])
+    with pytest.raises(ValueError, match="smplx model has no bone 'pelvis'"):
+        contact_regions(renamed)
