@@ -1,0 +1,133 @@
+"""Weight-free pose prior (joint limits + L2) on SMPL-X and Anny, and the VPoser v2 decoder."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as onp
+import pytest
+
+from anchorhoi_jax.body.anny import load_anny
+from anchorhoi_jax.body.pose_prior import (
+    ANNY_JOINTS,
+    SMPLX_JOINTS,
+    angle_prior_loss,
+    joint_limit_loss,
+    limit_components,
+    make_pose_prior,
+)
+from anchorhoi_jax.body.skinning import rest_orientations
+from anchorhoi_jax.body.smplx import load_smplx
+from anchorhoi_jax.body.smplx_synthetic import write_synthetic_smplx
+
+
+@pytest.fixture(scope="module")
+def smplx_model(tmp_path_factory):
+    return load_smplx(write_synthetic_smplx(tmp_path_factory.mktemp("smplx")))[0]
+
+
+@pytest.fixture(scope="module")
+def anny_body():
+    return load_anny()
+
+
+# (model kind) -> semantic joint name -> (bone, child) names in that model
+_BONES = {
+    "smplx": {"left_knee": ("left_knee", "left_ankle"), "right_knee": ("right_knee", "right_ankle"),
+              "left_elbow": ("left_elbow", "left_wrist"), "right_elbow": ("right_elbow", "right_wrist"),
+              "left_hip": ("left_hip", "left_knee")},
+    "anny": {"left_knee": ("lowerleg01.L", "foot.L"), "right_knee": ("lowerleg01.R", "foot.R"),
+             "left_elbow": ("lowerarm01.L", "wrist.L"), "right_elbow": ("lowerarm01.R", "wrist.R"),
+             "left_hip": ("upperleg01.L", "lowerleg01.L")},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=["smplx", "anny"])
+def case(request, smplx_model, anny_body):
+    model = smplx_model if request.param == "smplx" else anny_body.model
+    return request.param, model, make_pose_prior(anny_body if request.param == "anny" else model)
+
+
+def _local_pose_moving_tip(model, bone, child, toward, angle):
+    """Axis-angle pose (J,3) rotating only `bone` so its child joint moves toward world direction `toward`."""
+    names = model.joint_names
+    j = onp.asarray(model.j_template)
+    k = names.index(bone)
+    d = j[names.index(child)] - j[k]
+    axis = onp.cross(d, toward)
+    axis = axis / onp.linalg.norm(axis)
+    R_rest = onp.asarray(rest_orientations(model, jnp.zeros((model.num_shape,), jnp.float32)))
+    pose = onp.zeros((model.num_joints, 3), onp.float32)
+    pose[k] = R_rest[k].T @ (angle * axis)  # world-axis rotation R_rest L R_restᵀ about the joint
+    return jnp.asarray(pose)
+
+
+def test_rest_pose_is_free(case):
+    kind, model, prior = case
+    zero = jnp.zeros((model.num_joints, 3), jnp.float32)
+    assert float(joint_limit_loss(prior, zero)[0]) == 0.0 and float(angle_prior_loss(prior, zero)[0]) == 0.0
+    expected = len(SMPLX_JOINTS) if kind == "smplx" else len(ANNY_JOINTS)
+    assert len(prior.names) == expected and prior.joint_ids.shape == (expected,)
+
+
+@pytest.mark.parametrize("joint,natural", [("left_knee", -1), ("right_knee", -1), ("left_elbow", 1), ("right_elbow", 1), ("left_hip", 1)])
+def test_hinges_bend_one_way(case, joint, natural):
+    """Knees bend backward (ankle toward −z), elbows and hip flexion forward (+z); the other way is penalised."""
+    kind, model, prior = case
+    bone, child = _BONES[kind][joint]
+    forward = onp.array([0.0, 0.0, 1.0])
+    good = _local_pose_moving_tip(model, bone, child, natural * forward, 1.2)
+    bad = _local_pose_moving_tip(model, bone, child, -natural * forward, 1.2)
+    loss_good, aux = joint_limit_loss(prior, good)
+    loss_bad, aux_bad = joint_limit_loss(prior, bad)
+    assert float(loss_good) == 0.0, dict(zip(prior.names, onp.asarray(aux["per_joint"])))
+    assert float(loss_bad) > 0.1
+    i = prior.names.index(bone)
+    assert float(aux_bad["per_joint"][i]) == float(loss_bad)  # the violation is on that joint only
+    c = onp.asarray(limit_components(prior, good))[i]
+    assert abs(abs(c[0]) - 1.2) < 0.05 and abs(c[1]) < 0.05  # pure flexion, no twist
+
+
+def test_penalty_gradient_points_back_into_range(case):
+    kind, model, prior = case
+    bone, child = _BONES[kind]["left_knee"]
+    bad = _local_pose_moving_tip(model, bone, child, onp.array([0.0, 0.0, 1.0]), 0.6)
+    g = jax.jit(jax.grad(lambda p: joint_limit_loss(prior, p)[0]))(bad)
+    assert bool(jnp.all(jnp.isfinite(g)))
+    step = bad - 0.1 * g
+    assert float(joint_limit_loss(prior, step)[0]) < float(joint_limit_loss(prior, bad)[0])
+    gz = jax.grad(lambda p: joint_limit_loss(prior, p)[0] + angle_prior_loss(prior, p)[0])(jnp.zeros_like(bad))
+    assert bool(jnp.all(gz == 0.0))
+
+
+def test_angle_prior(case):
+    kind, model, prior = case
+    pose = jnp.zeros((model.num_joints, 3), jnp.float32).at[0].set(1.0)
+    assert float(angle_prior_loss(prior, pose)[0]) == 0.0  # global orientation is free
+    pose = pose.at[3].set(jnp.array([0.3, 0.0, 0.4]))
+    value, aux = angle_prior_loss(prior, pose)
+    assert abs(float(value) - 0.25) < 1e-6 and float(aux["per_joint"][3]) == pytest.approx(0.25)
+
+
+def test_jit_vmap(case):
+    kind, model, prior = case
+    poses = jax.random.normal(jax.random.key(0), (4, model.num_joints, 3)) * 0.5
+    f = jax.jit(jax.vmap(lambda p: joint_limit_loss(prior, p)[0]))
+    loop = jnp.stack([joint_limit_loss(prior, p)[0] for p in poses])
+    onp.testing.assert_allclose(onp.asarray(f(poses)), onp.asarray(loop), rtol=1e-5)
+    assert float(loop.min()) > 0.0  # random poses violate some limits
+
+
+def test_bad_inputs(smplx_model):
+    prior = make_pose_prior(smplx_model)
+    with pytest.raises(ValueError, match=r"pose must be \(55, 3\) axis-angle local rotations, got \(21, 3\)"):
+        joint_limit_loss(prior, jnp.zeros((21, 3)))
+    with pytest.raises(ValueError, match="no pose prior for body model kind 'mano'"):
+        make_pose_prior(smplx_model.replace(kind="mano"))
+    with pytest.raises(ValueError, match=r"betas must have shape \(20,\), got \(5,\)"):
+        make_pose_prior(smplx_model, betas=onp.zeros(5))
+    with pytest.raises(TypeError, match="expected a BodyModel or an AnnyBody, got str"):
+        make_pose_prior("smplx")
+    renamed = smplx_model.replace(joint_names=tuple("hipL" if n == "left_hip" else n for n in smplx_model.joint_names))
+    with pytest.raises(ValueError, match="smplx model has no joint 'left_hip' needed by the pose prior"):
+        make_pose_prior(renamed)
