@@ -3,7 +3,7 @@
 Outputs (in --out): body.obj / body.ply (posed mesh, vertex colours by body part), body.glb (static
 scene), body_anim.glb (rest pose -> random pose, morph-target animation; `glb_frames` ≥ 2),
 body.npz (betas, pose, transl, scale, phenotype), keypoints.npz (OpenPose-18 in 3D and in pixels),
-overlay.png (flat-shaded render with the OpenPose-18 skeleton on top), config.yaml, manifest.json,
+overlay.png (render/raster.py hard-mode render, Lambert-shaded, with the OpenPose-18 skeleton on top), config.yaml, manifest.json,
 run.log.
 
 The random pose is drawn per joint as a rotation in world-aligned axes (y up, facing +z) applied
@@ -25,22 +25,15 @@ import numpy as onp
 __all__ = [
     "add_parser",
     "run",
-    "OPENPOSE18_NAMES",
     "OPENPOSE18_LIMBS",
     "random_pose_axis_angle",
     "random_phenotype",
-    "openpose18_from_coco",
     "part_colors",
     "draw_skeleton",
 ]
 
 log = logging.getLogger("anchorhoi_jax.demo")
 
-OPENPOSE18_NAMES = (
-    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow", "left_wrist",
-    "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle", "right_eye", "left_eye",
-    "right_ear", "left_ear",
-)
 # OpenPose's limb list for BODY-18 and its colour per limb (RGB, 0..255).
 OPENPOSE18_LIMBS = (
     (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12), (12, 13),
@@ -141,20 +134,6 @@ def random_phenotype(key, jitter: float):
                      height=v[3], proportions=v[4])
 
 
-def openpose18_from_coco(names, points):
-    """OpenPose BODY-18 from named COCO keypoints (neck = midpoint of the shoulders)."""
-    import jax.numpy as jnp
-
-    idx = {n: i for i, n in enumerate(names)}
-    rows = []
-    for n in OPENPOSE18_NAMES:
-        if n == "neck":
-            rows.append(0.5 * (points[idx["left_shoulder"]] + points[idx["right_shoulder"]]))
-        else:
-            rows.append(points[idx[n]])
-    return jnp.stack(rows)
-
-
 def part_colors(model) -> onp.ndarray:
     """(V, 3) colours: each vertex takes the colour of the body part of its most weighted bone."""
     names = model.joint_names
@@ -202,7 +181,7 @@ def draw_skeleton(image: onp.ndarray, keypoints: onp.ndarray, confidence: onp.nd
     vis = confidence > 0
     if vis.any():
         masks = _disk_mask(H, W, keypoints[vis], radius)
-        for m, c in zip(masks, _LIMB_COLORS[: len(OPENPOSE18_NAMES)][vis]):
+        for m, c in zip(masks, _LIMB_COLORS[: len(keypoints)][vis]):
             img[m] = c
     return img
 
@@ -258,14 +237,15 @@ def _demo_core(body, key, pose_scale, jitter, n_frames: int):
     """Everything numeric of the demo in one jitted function (one compile: the FK/LBS graph of a
     104-bone rig is large, and eager execution would dispatch thousands of small ops).
 
-    Returns phenotype, the frame-0..n−1 `BodyParams`, vertices (n, V, 3), joints (n, J, 3), anny
-    COCO keypoints (n, 23, 3) and the world-axes pose (J, 3); the last frame is the random pose,
+    Returns phenotype, the frame-0..n−1 `BodyParams`, vertices (n, V, 3), joints (n, J, 3),
+    OpenPose-18 keypoints (n, 18, 3) (body/keypoints.py) and the world-axes pose (J, 3); the last frame is the random pose,
     frame t is the pose scaled by t/(n−1) (n = 1: only the random pose).
     """
     import jax
     import jax.numpy as jnp
 
-    from anchorhoi_jax.body.anny import C_PROJECT_ANNY, anny_keypoints, anny_params, phenotype_to_coeffs, reference_pose
+    from anchorhoi_jax.body.anny import C_PROJECT_ANNY, anny_params, phenotype_to_coeffs, reference_pose
+    from anchorhoi_jax.body.keypoints import apply_regressor, keypoint_regressor
     from anchorhoi_jax.body.model import BodyParams
     from anchorhoi_jax.body.skinning import pose, pose_joints
     from anchorhoi_jax.geometry.rotations import axis_angle_to_matrix
@@ -280,13 +260,14 @@ def _demo_core(body, key, pose_scale, jitter, n_frames: int):
     ref_joints = pose_joints(model, zero, rotations=reference_pose(body, betas), with_extra=False)
     aa_world = random_pose_axis_angle(k_pose, model.joint_names, ref_joints, pose_scale=pose_scale)
     C = jnp.asarray(C_PROJECT_ANNY, betas.dtype)
+    reg = keypoint_regressor(body, "openpose18")
 
     def frame(t):
         # World-axes deltas (project frame) -> anny's axes, then anny's exact local-ref conversion.
         D = jnp.einsum("ba,jbc,cd->jad", C, axis_angle_to_matrix(t * aa_world), C)
         params, L = anny_params(body, phen, D, jnp.zeros(3, betas.dtype))
         out = pose(model, params, rotations=L)
-        return params, out.vertices, out.joints, anny_keypoints(body, out.vertices)
+        return params, out.vertices, out.joints, apply_regressor(reg, out)
 
     ts = jnp.linspace(0.0, 1.0, n_frames, dtype=betas.dtype) if n_frames > 1 else jnp.ones((1,), betas.dtype)
     params, verts, joints, kps = jax.vmap(frame)(ts)
@@ -318,7 +299,7 @@ def compute_demo(body, cfg) -> dict:
         n_frames=max(cfg.glb_frames, 1))
     params = jax.tree.map(lambda x: x[-1], params_seq)
     verts, joints = frames[-1], joints_seq[-1]
-    kp3d = openpose18_from_coco(body.extras.keypoint_names, kps[-1])
+    kp3d = kps[-1]
 
     H, W = cfg.render.height, cfg.render.width
     centre = 0.5 * (verts.min(0) + verts.max(0))
@@ -371,6 +352,7 @@ def render_shaded(vertices, faces, colors, camera) -> onp.ndarray:
 
 def write_demo_outputs(rd, body, cfg, r) -> None:
     from anchorhoi_jax.body.anny import PHENOTYPE_LABELS
+    from anchorhoi_jax.body.keypoints import OPENPOSE18
     from anchorhoi_jax.io.export import SceneMesh, write_animated_glb, write_glb, write_npz, write_obj, write_ply, write_png
 
     model = body.model
@@ -395,7 +377,7 @@ def write_demo_outputs(rd, body, cfg, r) -> None:
     }))
     cam = r["camera"]
     paths.append(write_npz(rd.file("keypoints.npz"), {
-        "layout": onp.array("openpose18"), "names": onp.array(OPENPOSE18_NAMES),
+        "layout": onp.array("openpose18"), "names": onp.array(OPENPOSE18),
         "keypoints": r["uv"], "confidence": r["conf"], "keypoints_3d": r["kp3d"],
         "K": cam.K, "T_cam_world": cam.T_cam_world, "image_size": onp.array([cam.height, cam.width], onp.int32),
     }))

@@ -164,3 +164,38 @@ def test_python_dash_m_entry_point():
     r = subprocess.run([sys.executable, "-m", "anchorhoi_jax", "--version"], capture_output=True, text=True,
                        env=_env(), timeout=120)
     assert r.returncode == 0 and r.stdout.startswith("anchorhoi_jax ")
+
+
+def test_demo_pose_sampler_ranges_and_mirror():
+    import jax
+
+    from anchorhoi_jax.demo import _RANGES, _range_table, random_pose_axis_angle
+
+    names = []
+    for n in _RANGES:
+        names += [n, n[:-2] + ".R"] if n.endswith(".L") else [n]
+    names += ["lowerarm01.L", "lowerarm01.R"]
+    names = tuple(names)
+    ix = names.index
+    lo, hi = _range_table(names)
+    # Right joints mirror the left ones: same x range, y and z ranges negated and swapped.
+    L, R = ix("upperarm01.L"), ix("upperarm01.R")
+    onp.testing.assert_array_equal(lo[R], [lo[L, 0], -hi[L, 1], -hi[L, 2]])
+    onp.testing.assert_array_equal(hi[R], [hi[L, 0], -lo[L, 1], -lo[L, 2]])
+    rest = onp.zeros((len(names), 3), onp.float32)
+    for side, sx in (("L", 1.0), ("R", -1.0)):  # arm out and down, forearm forward (Anny's A-pose)
+        rest[ix(f"upperarm01.{side}")] = [0.17 * sx, 0.43, 0.01]
+        rest[ix(f"lowerarm01.{side}")] = [0.33 * sx, 0.24, 0.02]
+        rest[ix(f"wrist.{side}")] = [0.45 * sx, 0.12, 0.17]
+    aa = onp.asarray(random_pose_axis_angle(jax.random.key(0), names, rest, pose_scale=1.0))
+    elbows = [ix("lowerarm01.L"), ix("lowerarm01.R")]
+    box = [i for i in range(len(names)) if i not in elbows]
+    assert ((aa[box] >= lo[box] - 1e-6) & (aa[box] <= hi[box] + 1e-6)).all()
+    ang = onp.linalg.norm(aa[elbows], axis=-1)
+    assert ((ang >= 0.1 - 1e-6) & (ang <= 1.4 + 1e-6)).all()  # elbows bend within their range
+    # Mirrored arms get mirrored elbow axes (x, -y, -z) up to the angle.
+    axes = aa[elbows] / ang[:, None]
+    onp.testing.assert_allclose(axes[1], axes[0] * [1, -1, -1], atol=1e-6)
+    assert onp.abs(random_pose_axis_angle(jax.random.key(0), names, rest, pose_scale=0.0)).max() == 0.0
+    with pytest.raises(ValueError, match="demo pose table names joint 'spine01', which the body model lacks"):
+        _range_table(("root", "spine02"))
