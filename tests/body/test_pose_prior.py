@@ -131,3 +131,105 @@ def test_bad_inputs(smplx_model):
     renamed = smplx_model.replace(joint_names=tuple("hipL" if n == "left_hip" else n for n in smplx_model.joint_names))
     with pytest.raises(ValueError, match="smplx model has no joint 'left_hip' needed by the pose prior"):
         make_pose_prior(renamed)
+
+
+# ------------------------------------------------------------------ VPoser v2 decoder
+
+from anchorhoi_jax.body.vposer import (  # noqa: E402
+    convert_vposer_checkpoint,
+    decoder_from_state_dict,
+    init_vposer,
+    load_vposer,
+    vposer_decode,
+    vposer_decode_aa,
+    vposer_latent_loss,
+)
+
+
+def test_vposer_random_init_shapes_and_zero_decode():
+    params = init_vposer(jax.random.key(0))
+    assert params.w0.shape == (32, 512) and params.w2.shape == (512, 126) and params.latent_dim == 32
+    R = vposer_decode(params, jnp.zeros((32,)))
+    assert R.shape == (21, 3, 3)
+    onp.testing.assert_allclose(onp.asarray(R @ jnp.swapaxes(R, -1, -2)), onp.broadcast_to(onp.eye(3), (21, 3, 3)), atol=1e-5)
+    onp.testing.assert_allclose(onp.asarray(jnp.linalg.det(R)), 1.0, atol=1e-5)
+    angles = onp.linalg.norm(onp.asarray(vposer_decode_aa(params, jnp.zeros((32,)))), axis=-1)
+    assert angles.max() < 0.6 and angles.mean() < 0.3  # a plausible near-rest pose
+    z = jax.random.normal(jax.random.key(1), (8, 32))
+    aa = jax.jit(jax.vmap(lambda zz: vposer_decode_aa(params, zz)))(z)
+    assert aa.shape == (8, 21, 3) and float(jnp.abs(aa[0] - aa[1]).max()) > 1e-3
+
+
+def test_vposer_loss_gradient_finite():
+    params = init_vposer(jax.random.key(0))
+
+    def loss(params, z):
+        pose = vposer_decode_aa(params, z)
+        return vposer_latent_loss(z)[0] + jnp.sum((pose - 0.1) ** 2)
+
+    g_params, g_z = jax.jit(jax.grad(loss, argnums=(0, 1)))(params, jnp.zeros((32,)))
+    leaves = jax.tree.leaves(g_params) + [g_z]
+    assert all(bool(jnp.all(jnp.isfinite(x))) for x in leaves)
+    assert float(jnp.abs(g_z).max()) > 0.0
+    value, aux = vposer_latent_loss(jnp.full((32,), 0.5))
+    assert float(value) == pytest.approx(8.0) and float(aux["latent_norm"]) == pytest.approx(8.0**0.5)
+
+
+class _NotATensor:  # a pickled non-tensor object, like Lightning's hyper-parameter containers
+    pass
+
+
+def _torch_reference_decoder(torch):
+    """The official architecture (human_body_prior VPoser v2), written out as the oracle."""
+    nn = torch.nn
+    net = nn.Sequential(
+        nn.Linear(32, 512), nn.LeakyReLU(), nn.Dropout(0.1), nn.Linear(512, 512), nn.LeakyReLU(), nn.Linear(512, 126)
+    )
+    net.eval()
+
+    def decode(z):
+        x = net(z).view(-1, 3, 2)
+        b1 = torch.nn.functional.normalize(x[:, :, 0], dim=1)
+        b2 = torch.nn.functional.normalize(x[:, :, 1] - (b1 * x[:, :, 1]).sum(1, keepdim=True) * b1, dim=-1)
+        return torch.stack([b1, b2, torch.cross(b1, b2, dim=1)], dim=-1).view(z.shape[0], 21, 3, 3)
+
+    return net, decode
+
+
+def test_vposer_official_checkpoint_layout_matches_torch(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net, decode = _torch_reference_decoder(torch)
+    state = {f"vp_model.decoder_net.{k}": v for k, v in net.state_dict().items()}
+    state["vp_model.encoder_net.2.weight"] = torch.zeros(512, 63)  # encoder keys ride along, unused
+    ckpt = tmp_path / "V02_05_epoch=08_val_loss=0.03.ckpt"
+    torch.save({"state_dict": state, "epoch": 8}, ckpt)
+    npz = convert_vposer_checkpoint(ckpt, tmp_path / "vposer_v2.npz")
+    params = load_vposer(npz)
+    z = torch.randn(4, 32)
+    with torch.no_grad():
+        ref = decode(z).numpy()
+    ours = jax.vmap(lambda zz: vposer_decode(params, zz))(jnp.asarray(z.numpy()))
+    onp.testing.assert_allclose(onp.asarray(ours), ref, atol=1e-5)
+    # A checkpoint that pickles other objects needs explicit trust.
+    torch.save({"state_dict": state, "hyper_parameters": _NotATensor()}, ckpt)
+    with pytest.raises(ValueError, match="holds pickled objects besides tensors; pass allow_pickle=True"):
+        convert_vposer_checkpoint(ckpt, tmp_path / "x.npz")
+
+
+def test_vposer_bad_inputs(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"VPoser weights not found at .*: download VPoser v2.0 \(V02_05\) from https://smpl-x.is.tue.mpg.de"):
+        load_vposer(tmp_path / "vposer.npz")
+    with pytest.raises(FileNotFoundError, match="VPoser checkpoint not found at"):
+        convert_vposer_checkpoint(tmp_path / "missing.ckpt", tmp_path / "out.npz")
+    (tmp_path / "v.ckpt").write_bytes(b"x")
+    with pytest.raises(ValueError, match="load_vposer reads an .npz state dict, got v.ckpt"):
+        load_vposer(tmp_path / "v.ckpt")
+    with pytest.raises(ValueError, match="not a VPoser v2 state dict: missing decoder_net.0.weight"):
+        decoder_from_state_dict({"decoder_net.0.bias": onp.zeros(512)})
+    params = init_vposer(jax.random.key(0))
+    sd = {"decoder_net.0.weight": onp.asarray(params.w0).T, "decoder_net.0.bias": onp.asarray(params.b0),
+          "decoder_net.3.weight": onp.zeros((512, 300)), "decoder_net.3.bias": onp.asarray(params.b1),
+          "decoder_net.5.weight": onp.asarray(params.w2).T, "decoder_net.5.bias": onp.asarray(params.b2)}  # fmt: skip
+    with pytest.raises(ValueError, match=r"VPoser decoder_net.3.weight has shape \(512, 300\), expected \(512, 512\)"):
+        decoder_from_state_dict(sd)
