@@ -6,8 +6,9 @@ Every product that touches geometry runs at `Precision.HIGHEST` unless the calle
 
 Speed (why the code looks the way it does; see benchmarks/results/body_forward.md):
 * One GEMM makes the posed rest mesh: [1, β, vec(R[1:] − I)] · [v_template; shapedirs; posedirs]
-  (the template and the shape blend ride along as extra rows of the pose-corrective product, so
-  the batch never materialises a separate shaped mesh).
+  (`BodyModel.blend_dirs`, precomputed at load by `with_fused_blend`): the template and the shape
+  blend ride along as extra rows of the pose-corrective product, so a batch never materialises a
+  separate shaped mesh.
 * 3×3 products in Rodrigues and FK are written out elementwise, so XLA fuses them into a few loop
   kernels instead of launching many tiny batched GEMMs.
 * Skinning uses each vertex's K non-zero weights (`BodyModel.skin_joint_ids/weights`, exact: K is
@@ -196,27 +197,43 @@ def _place(points, root, scale, transl):
     return root[None] + scale * (points - root[None]) + transl[None]
 
 
-def _blend_matrix(model: BodyModel, dtype) -> Float[Array, "Q V3"]:
+def blend_matrix(model: BodyModel) -> Float[Array, "Q V3"]:
     """Rows [v_template; shapedirs (S rows); posedirs (P rows)] of the one posing GEMM."""
     V = model.v_template.shape[0]
     S = model.shapedirs.shape[-1]
-    rows = [model.v_template.reshape(1, 3 * V).astype(dtype)]
+    rows = [model.v_template.reshape(1, 3 * V)]
     if S:
-        rows.append(jnp.moveaxis(model.shapedirs, -1, 0).reshape(S, 3 * V).astype(dtype))
+        rows.append(jnp.moveaxis(model.shapedirs, -1, 0).reshape(S, 3 * V))
     if model.posedirs.shape[0]:
-        rows.append(model.posedirs.astype(dtype))
+        rows.append(model.posedirs)
     return jnp.concatenate(rows, 0)
+
+
+def with_fused_blend(model: BodyModel) -> BodyModel:
+    """`model` with `blend_dirs` precomputed (done once at load; see `posed_rest_vertices`)."""
+    M = blend_matrix(model)
+    cols = (3 * model.extra_vertex_ids.reshape(-1)[:, None] + jnp.arange(3)[None]).reshape(-1)
+    return model.replace(blend_dirs=jax.device_put(M), extra_blend_dirs=jax.device_put(M[:, cols]))
 
 
 def posed_rest_vertices(
     model: BodyModel, betas: Float[Array, "S"], R_local: Float[Array, "J 3 3"], precision=HIGHEST
 ) -> Float[Array, "V 3"]:
-    """v_template + shapedirs·β + posedirs·vec(R[1:] − I), as one product (see module docstring)."""
-    feats = [jnp.ones((1,), betas.dtype), betas]
-    if model.posedirs.shape[0]:
-        feats.append(_pose_feature(R_local).astype(betas.dtype))
-    f = jnp.concatenate(feats)
-    return jnp.matmul(f, _blend_matrix(model, betas.dtype), precision=precision).reshape(-1, 3)
+    """v_template + shapedirs·β + posedirs·vec(R[1:] − I).
+
+    With `model.blend_dirs` this is a single product [1, β, vec(R[1:] − I)] · blend_dirs (the
+    template and shape blend ride along as extra rows of the pose-corrective GEMM, so a batch
+    never materialises a separate shaped mesh); otherwise shape blend plus corrective product.
+    Models without pose correctives (Anny) take the plain blend-shape path.
+    """
+    if model.posedirs.shape[0] == 0:
+        return rest_vertices(model, betas, precision)
+    pf = _pose_feature(R_local).astype(betas.dtype)
+    if model.blend_dirs is not None:
+        f = jnp.concatenate([jnp.ones((1,), betas.dtype), betas, pf])
+        return jnp.matmul(f, model.blend_dirs, precision=precision).reshape(-1, 3)
+    v = rest_vertices(model, betas, precision)
+    return v + jnp.matmul(pf, model.posedirs, precision=precision).reshape(-1, 3)
 
 
 def pose(
@@ -282,10 +299,14 @@ def pose_joints(
         if not with_extra or model.extra_vertex_ids.shape[0] == 0:
             return joints
         ids = model.extra_vertex_ids.reshape(-1)
-        v = model.v_template[ids] + jnp.einsum("ncs,s->nc", model.shapedirs[ids], params.betas, precision=precision)
-        if model.posedirs.shape[0]:
-            pd = model.posedirs.reshape(model.posedirs.shape[0], -1, 3)[:, ids]
-            v = v + jnp.einsum("p,pnc->nc", _pose_feature(R_local), pd, precision=precision)
+        if model.extra_blend_dirs is not None and model.posedirs.shape[0]:
+            f = jnp.concatenate([jnp.ones((1,), params.betas.dtype), params.betas, _pose_feature(R_local)])
+            v = jnp.matmul(f, model.extra_blend_dirs, precision=precision).reshape(-1, 3)
+        else:
+            v = model.v_template[ids] + jnp.einsum("ncs,s->nc", model.shapedirs[ids], params.betas, precision=precision)
+            if model.posedirs.shape[0]:
+                pd = model.posedirs.reshape(model.posedirs.shape[0], -1, 3)[:, ids]
+                v = v + jnp.einsum("p,pnc->nc", _pose_feature(R_local), pd, precision=precision)
         A = _skin_transforms(R_world, t_world, R_rest, j_rest, identity_rest)
         v = _lbs(model, A, v, precision, rows=ids)
         extra = _bary_rows(v.reshape(-1, 3, 3), model.extra_bary)

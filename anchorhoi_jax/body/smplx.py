@@ -30,7 +30,7 @@ from flax import struct
 from jaxtyping import Array, Float
 
 from anchorhoi_jax.body.model import BodyModel, BodyParams, identity_orient
-from anchorhoi_jax.body.skinning import sparse_skinning
+from anchorhoi_jax.body.skinning import sparse_skinning, with_fused_blend
 
 NUM_JOINTS = 55
 NUM_POSE_FEATURES = 9 * (NUM_JOINTS - 1)  # 486
@@ -357,6 +357,8 @@ def load_smplx(
             ("source", str(path)),
         ),
     )
+    # One posing GEMM with the template and shape rows fused in (skinning.posed_rest_vertices).
+    model = with_fused_blend(model)
     n_comp = num_pca_comps if use_pca else 45
     mean_l = onp.zeros(45) if flat_hand_mean else d["hands_meanl"]
     mean_r = onp.zeros(45) if flat_hand_mean else d["hands_meanr"]
