@@ -324,10 +324,130 @@ def run_gpu(args) -> dict:
 # =============================================================================================
 
 
-def run_detector(args) -> dict:
-    from benchmarks.priors_detector import detector_benchmark
+# Random-pose ranges (radians, axis-angle magnitude, random axis in the bone's rest frame).
+POSE_RANGES = {
+    "upperarm01.L": 1.2, "upperarm01.R": 1.2, "lowerarm01.L": 1.2, "lowerarm01.R": 1.2,
+    "upperleg01.L": 0.6, "upperleg01.R": 0.6, "lowerleg01.L": 0.9, "lowerleg01.R": 0.9,
+    "spine01": 0.2, "spine02": 0.2, "spine03": 0.2, "neck01": 0.3, "head": 0.3,
+}
 
-    return detector_benchmark(n_poses=args.poses, n_views=4, image_size=args.size, seed=0)
+
+def _albedo(v: onp.ndarray) -> onp.ndarray:
+    """Simple clothing-like vertex colours by height: trousers, shirt, skin (head/hands)."""
+    h = (v[:, 1] - v[:, 1].min()) / (v[:, 1].max() - v[:, 1].min())
+    legs = 1 / (1 + onp.exp((h - 0.47) / 0.01))
+    head = 1 / (1 + onp.exp(-(h - 0.84) / 0.01))
+    shirt = onp.clip(1 - legs - head, 0, 1)
+    c = legs[:, None] * [0.22, 0.24, 0.35] + shirt[:, None] * [0.75, 0.30, 0.20] + head[:, None] * [0.85, 0.65, 0.52]
+    return c.astype(onp.float32)
+
+
+def render_anny_dataset(n_poses: int, n_views: int, image_size: int, seed: int):
+    """Anny in random poses, rendered by the project's rasterizer from an orbit of views.
+
+    Returns images (P, V, H, W, 3) in [0, 1], GT BODY-18 pixels (P, V, 18, 2) (Anny's COCO regressor,
+    neck = mid-shoulders, projected with the same cameras), azimuths (V,).
+    """
+    from anchorhoi_jax.body.anny import anny_keypoints, load_anny
+    from anchorhoi_jax.body.model import BodyParams
+    from anchorhoi_jax.body.skinning import pose
+    from anchorhoi_jax.geometry.cameras import orbit_cameras, project
+    from anchorhoi_jax.priors.detect import to_openpose18
+    from anchorhoi_jax.render.raster import rasterize_views
+
+    body = load_anny()
+    model = body.model
+    names = list(model.joint_names)
+    rng = onp.random.default_rng(seed)
+    faces = model.faces
+    pose_fn = jax.jit(lambda p: pose(model, p))
+    kp_fn = jax.jit(lambda v: anny_keypoints(body, v))
+    fov = 40.0
+
+    @jax.jit
+    def render(verts, colors, cams):
+        out = rasterize_views(verts, faces, colors, cams, mode="hard", background=1.0)
+        # Headlight Lambert shading: light along each camera's viewing direction.
+        fwd = cams.T_cam_world[:, 2, :3]  # camera z axis in world
+        lam = jnp.clip(-jnp.einsum("vhwc,vc->vhw", out["normal"], fwd), 0.0, 1.0)
+        shade = (0.35 + 0.65 * lam)[..., None]
+        rgb = out["rgb"] * shade * out["alpha"][..., None] + (1 - out["alpha"][..., None])
+        return rgb
+
+    images, gts = [], []
+    for _ in range(n_poses):
+        p = onp.zeros((model.num_joints, 3), onp.float32)
+        for n, r in POSE_RANGES.items():
+            if n in names:
+                axis = rng.normal(size=3)
+                p[names.index(n)] = axis / onp.linalg.norm(axis) * rng.uniform(0.2, 1.0) * r
+        params = BodyParams.zeros(model).replace(pose=jnp.asarray(p))
+        posed = pose_fn(params)
+        v = onp.asarray(posed.vertices)
+        lo, hi = v.min(0), v.max(0)
+        centre = 0.5 * (lo + hi)
+        extent = float(max(hi[1] - lo[1], hi[0] - lo[0], hi[2] - lo[2]))
+        dist = 0.5 * extent / onp.tan(onp.deg2rad(fov / 2)) / 0.8 + 0.5 * extent
+        cams = orbit_cameras(n_views, height=image_size, width=image_size, target=tuple(centre), distance=dist,
+                             elevation_deg=10.0, fov_deg=fov)
+        rgb = render(posed.vertices, jnp.asarray(_albedo(v)), cams)
+        kp3 = onp.asarray(kp_fn(posed.vertices))[:17]
+        uv = onp.stack([onp.asarray(project(cams.K[i], cams.T_cam_world[i], jnp.asarray(kp3))[0]) for i in range(n_views)])
+        gt, _ = to_openpose18(uv, onp.ones(uv.shape[:-1]))
+        images.append(onp.asarray(rgb))
+        gts.append(gt)
+    az = 360.0 * onp.arange(n_views) / n_views
+    return onp.stack(images), onp.stack(gts), az
+
+
+def detector_benchmark(n_poses: int = 20, n_views: int = 4, image_size: int = 512, seed: int = 0,
+                       save_examples: Path | None = None) -> dict:
+    """Median 2D error of mediapipe BlazePose -> BODY-18 vs projected Anny joints, and detection rate."""
+    import mediapipe
+
+    from anchorhoi_jax.priors.detect import OPENPOSE18_NAMES, MediaPipePoseDetector
+
+    t0 = time.time()
+    images, gts, az = render_anny_dataset(n_poses, n_views, image_size, seed)
+    t_render = time.time() - t0
+    det = MediaPipePoseDetector(model_complexity=1)
+    t0 = time.time()
+    flat = images.reshape(-1, image_size, image_size, 3)
+    kp, conf = det(flat)
+    t_det = time.time() - t0
+    det.close()
+    kp = kp.reshape(n_poses, n_views, 18, 2)
+    conf = conf.reshape(n_poses, n_views, 18)
+    detected = conf.max(-1) > 0
+    err = onp.linalg.norm(kp - gts, axis=-1)  # (P, V, 18)
+    # Left/right-swapped reading (a back view seen as a front view): report it separately.
+    swap = onp.array([0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16])
+    err_swap = onp.linalg.norm(kp[..., swap, :] - gts, axis=-1)
+    e = err[detected]
+    per_view = {f"az{int(a)}": dict(rate=float(detected[:, i].mean()),
+                                    median_px=float(onp.median(err[:, i][detected[:, i]])) if detected[:, i].any() else None,
+                                    median_px_lr_swapped=float(onp.median(err_swap[:, i][detected[:, i]]))
+                                    if detected[:, i].any() else None)
+                for i, a in enumerate(az)}
+    per_kp = {n: float(onp.median(e[:, j])) for j, n in enumerate(OPENPOSE18_NAMES)} if e.size else {}
+    if save_examples is not None:
+        save_examples.parent.mkdir(parents=True, exist_ok=True)
+        onp.savez_compressed(save_examples, images=(images[:2] * 255).astype(onp.uint8), gt=gts[:2], kp=kp[:2],
+                             conf=conf[:2])
+    return dict(
+        device="cpu", mediapipe=mediapipe.__version__, detector="mediapipe BlazePose full (model_complexity=1, in the wheel)",
+        renderer="anchorhoi_jax.render.raster (hard, headlight Lambert)", n_poses=n_poses, n_views=n_views,
+        image_size=image_size, detector_rate=float(detected.mean()),
+        detector_median_px_err=float(onp.median(e)) if e.size else None,
+        detector_median_frac_of_image=float(onp.median(e)) / image_size if e.size else None,
+        detector_pck_5pct=float((e < 0.05 * image_size).mean()) if e.size else None,
+        per_view=per_view, per_keypoint_median_px=per_kp, render_s=t_render, detect_s_per_image=t_det / flat.shape[0],
+    )
+
+
+def run_detector(args) -> dict:
+    return detector_benchmark(n_poses=args.poses, n_views=4, image_size=args.size, seed=0,
+                              save_examples=args.out / "priors_detector_examples.npz")
 
 
 def main(argv=None):

@@ -145,14 +145,18 @@ def sds_weight(alphas_cumprod: torch.Tensor, t: torch.Tensor, kind: Weighting) -
     raise ValueError(f"unknown SDS weighting {kind!r}")
 
 
-def view_tag(azimuth_deg: float, elevation_deg: float = 0.0, overhead_deg: float = 60.0) -> str:
-    """DreamFusion-style view tag. Azimuth 0 = camera in front of the body (on +z, CONVENTIONS.md)."""
+def view_tag(azimuth_deg: float, elevation_deg: float = 0.0, *, front_deg: float = 60.0, overhead_deg: float = 60.0) -> str:
+    """DreamFusion-style view tag; same rule as `geometry.cameras.view_tags` (azimuth 0 = in front, +z).
+
+    front: |azimuth| < front_deg / 2; back: |azimuth| > 180 - front_deg / 2; side otherwise;
+    overhead wins when elevation > overhead_deg.
+    """
     if elevation_deg > overhead_deg:
         return "overhead"
-    a = (float(azimuth_deg) + 180.0) % 360.0 - 180.0  # wrap to [-180, 180)
-    if abs(a) < 45.0:
+    a = abs((float(azimuth_deg) + 180.0) % 360.0 - 180.0)  # wrap to [-180, 180)
+    if a < 0.5 * front_deg:
         return "front"
-    if abs(a) > 135.0:
+    if a > 180.0 - 0.5 * front_deg:
         return "back"
     return "side"
 

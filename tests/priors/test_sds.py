@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as onp
 import pytest
 import torch
 
+from anchorhoi_jax.geometry.cameras import view_tags
 from anchorhoi_jax.priors.bridge import ViewInfo
 from anchorhoi_jax.priors.sds import (
     GaussianPrior,
@@ -47,9 +49,15 @@ def test_weights_and_view_tags():
     assert torch.allclose(sds_weight(ac, t, "sds"), 1 - ac[t])
     assert torch.allclose(sds_weight(ac, t, "uniform"), torch.ones(3))
     assert torch.allclose(sds_weight(ac, t, "fantasia"), ac[t].sqrt() * (1 - ac[t]))
-    assert [view_tag(a) for a in (0, 30, 90, -90, 180, -170, 300)] == [
-        "front", "front", "side", "side", "back", "back", "side"]
+    assert [view_tag(a) for a in (0, 20, 45, 90, -90, 180, -170, 300, 340)] == [
+        "front", "front", "side", "side", "side", "back", "back", "side", "front"]
     assert view_tag(0, 80) == "overhead"
+    # The same rule as the camera module's integer tags.
+    az = onp.linspace(-400, 400, 161)
+    el = onp.where(onp.arange(161) % 7 == 0, 70.0, 10.0)
+    names = ("front", "side", "back", "overhead")
+    ref = onp.asarray(view_tags(jnp.asarray(el), jnp.asarray(az)))
+    assert [view_tag(a, e) for a, e in zip(az, el)] == [names[i] for i in ref]
     assert view_prompt("a man", "back") == "a man, back view"
 
 
