@@ -125,7 +125,10 @@ def _rekey(tree, like):
 
 def _abstract(tree):
     def leaf(x):
-        if isinstance(x, (jax.Array, onp.ndarray)):
+        if isinstance(x, jax.Array):
+            # Restore onto the same devices/sharding as the template (seed-sharded multi-GPU states).
+            return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
+        if isinstance(x, onp.ndarray):
             return jax.ShapeDtypeStruct(x.shape, x.dtype)
         return x
     return jax.tree.map(leaf, _unkey(tree))

@@ -135,3 +135,33 @@ def test_stage_keys():
     assert hash_pytree({"a": jnp.zeros(2)}) != hash_pytree({"a": jnp.zeros(2, jnp.int32)})
     assert hash_pytree({"a": jnp.zeros(2)}) != hash_pytree({"b": jnp.zeros(2)})
     assert hash_pytree(json.loads("[1, 2]")) == hash_pytree([1, 2])
+
+
+def test_sharded_state_restores_with_its_sharding(tmp_path):
+    """A seed-sharded state (2 simulated CPU devices) comes back on the same sharding."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    code = textwrap.dedent(f"""
+        import jax, jax.numpy as jnp, numpy as onp
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+        from anchorhoi_jax.io.checkpoint import Checkpointer
+        mesh = Mesh(onp.array(jax.devices()[:2]), ("seeds",))
+        sh = NamedSharding(mesh, P("seeds"))
+        state = {{"w": jax.device_put(jnp.arange(8.0).reshape(4, 2), sh), "step": jnp.int32(3)}}
+        with Checkpointer({str(tmp_path / "ck")!r}) as ck:
+            ck.save(3, state)
+            out = ck.restore(like=state)
+        assert out["w"].sharding == sh, out["w"].sharding
+        assert (onp.asarray(out["w"]) == onp.arange(8.0).reshape(4, 2)).all()
+        print("ok", len(jax.devices()))
+    """)
+    repo = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu",
+               PYTHONPATH=str(repo) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().endswith("ok 2")

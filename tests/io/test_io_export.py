@@ -217,6 +217,15 @@ def test_mp4_decodes_with_right_frame_count(tmp_path):
     assert dec.shape == (L, H + 1, W + 1, 3)
     assert onp.abs(dec[:, :H, :W].astype(float) / 255.0 - frames).mean() < 0.03
     assert [x.name for x in tmp_path.iterdir()] == ["v.mp4"]
+    import imageio_ffmpeg
+
+    gen = imageio_ffmpeg.read_frames(str(p))
+    meta = next(gen)
+    gen.close()
+    assert meta["codec"] == "h264" and meta["pix_fmt"].startswith("yuv420p") and meta["fps"] == 12.0
+    # Same frames, same bytes (x264 is deterministic and ffmpeg stamps no creation time by default).
+    assert write_mp4(tmp_path / "v2.mp4", frames.astype(onp.float32), fps=12).read_bytes() == p.read_bytes()
+    (tmp_path / "v2.mp4").unlink()
     with pytest.raises(ValueError, match=r"w.mp4: frames must be \(L, H, W, 3\) with L ≥ 1, got \(4, 4, 3\)"):
         write_mp4(tmp_path / "w.mp4", onp.zeros((4, 4, 3)), fps=12)
     with pytest.raises(ValueError, match=r"w.mp4: fps must be in \(0, 1000\], got -1"):
