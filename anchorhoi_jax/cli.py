@@ -40,8 +40,15 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return (UsageError, ConfigError, RunDirError, CheckpointError)
 
 
-def add_common_run_args(parser: argparse.ArgumentParser, *, default_out: str) -> None:
-    """Options every run-producing subcommand shares: --out, --overwrite, --config, --seed, key=value."""
+def add_common_run_args(parser: argparse.ArgumentParser, *, default_out: str, schema: type | None = None) -> None:
+    """Options every run-producing subcommand shares: --out, --overwrite, --config, --seed, key=value.
+
+    With `schema` (the subcommand's config dataclass) the help lists every valid dotted key.
+    """
+    if schema is not None:
+        from anchorhoi_jax.io.config import valid_keys
+
+        parser.epilog = "config keys: " + ", ".join(valid_keys(schema))
     parser.add_argument("--out", default=default_out, metavar="DIR", help=f"output directory (default: {default_out})")
     parser.add_argument("--overwrite", action="store_true", help="write into an existing non-empty output directory")
     parser.add_argument("--config", default=None, metavar="YAML", help="preset file (default: built-in defaults)")

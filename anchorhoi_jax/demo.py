@@ -192,12 +192,13 @@ def draw_skeleton(image: onp.ndarray, keypoints: onp.ndarray, confidence: onp.nd
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     from anchorhoi_jax.cli import add_common_run_args
+    from anchorhoi_jax.io.config import DemoConfig
 
     p = subparsers.add_parser(
         "demo", help="pose the embedded Anny body; write meshes, GLB, keypoints and an overlay PNG",
         description=__doc__.split("\n\n")[0],
     )
-    add_common_run_args(p, default_out="outputs/demo")
+    add_common_run_args(p, default_out="outputs/demo", schema=DemoConfig)
     return p
 
 

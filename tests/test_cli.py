@@ -31,8 +31,10 @@ def _env():
 
 def test_registry_and_help():
     assert "anchorhoi_jax.demo" in SUBCOMMAND_MODULES
-    text = build_parser().format_help()
-    assert "demo" in text
+    parser = build_parser()
+    assert "demo" in parser.format_help()
+    demo_help = parser._subparsers._group_actions[0].choices["demo"].format_help()
+    assert "config keys: seed, body.model, body.pose_scale" in " ".join(demo_help.split())
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0
