@@ -54,7 +54,7 @@ from flax import struct
 from jaxtyping import Array, Float
 
 from anchorhoi_jax.body.model import BodyModel, BodyParams
-from anchorhoi_jax.body.skinning import rest_joints, rest_orientations
+from anchorhoi_jax.body.skinning import rest_joints, rest_orientations, with_sparse_skinning
 from anchorhoi_jax.geometry.rotations import matrix_to_axis_angle
 
 HIGHEST = jax.lax.Precision.HIGHEST
@@ -420,12 +420,20 @@ def _arrays_to_body(a: dict[str, onp.ndarray], dtype=jnp.float32) -> AnnyBody:
     return AnnyBody(model=model, extras=extras)
 
 
-def load_anny(*, cache_dir: str | os.PathLike | None = None, rebuild: bool = False, dtype=jnp.float32) -> AnnyBody:
+def load_anny(
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    rebuild: bool = False,
+    sparse_skinning: bool = True,
+    dtype=jnp.float32,
+) -> AnnyBody:
     """Load the Anny body (project frame), building and caching it from the anny package on first use.
 
     Args:
       cache_dir: where the .npz lives; default `default_cache_dir()`.
       rebuild: rebuild from the anny package even when a cache exists.
+      sparse_skinning: also fill `skin_joint_ids/weights` (each Anny vertex has at most 9 bones of
+        104; exact, and `pose` then skins with them).
       dtype: float dtype of the arrays.
     Raises:
       FileNotFoundError: no cache and the anny package is not installed.
@@ -450,7 +458,10 @@ def load_anny(*, cache_dir: str | os.PathLike | None = None, rebuild: bool = Fal
         os.replace(tmp, path)
     with onp.load(path, allow_pickle=False) as f:
         arrays = {k: f[k] for k in f.files}
-    return _arrays_to_body(arrays, dtype)
+    body = _arrays_to_body(arrays, dtype)
+    if sparse_skinning:
+        body = body.replace(model=with_sparse_skinning(body.model))
+    return body
 
 
 def anny_keypoints(body: AnnyBody, vertices: Float[Array, "V 3"]) -> Float[Array, "23 3"]:

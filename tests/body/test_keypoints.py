@@ -25,18 +25,13 @@ from anchorhoi_jax.body.keypoints import (
     keypoint_regressor,
 )
 from anchorhoi_jax.body.model import BodyParams
-from anchorhoi_jax.body.skinning import pose as _skinning_pose
+from anchorhoi_jax.body.skinning import pose
 from anchorhoi_jax.body.skinning import rest_orientations
 from anchorhoi_jax.body.smplx import load_smplx
 from anchorhoi_jax.body.smplx_synthetic import write_synthetic_smplx
 
 
-def _pose(model, params, rotations=None):
-    with jax.numpy_rank_promotion("allow"):  # body/skinning.py's _place broadcasts (J,3)-(3,)
-        return _skinning_pose(model, params, rotations=rotations)
-
-
-_pose_jit = jax.jit(_pose)
+_pose_jit = jax.jit(lambda model, params, rotations=None: pose(model, params, rotations=rotations))
 
 
 @pytest.fixture(scope="module")
