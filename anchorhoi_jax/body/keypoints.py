@@ -232,13 +232,25 @@ def keypoint_regressor(model_kind_or_model, layout: Layout) -> KeypointRegressor
     return KeypointRegressor(jnp.asarray(P, reg.dtype), W, names)
 
 
+def regress_keypoints(
+    reg: KeypointRegressor, all_joints: Float[Array, "JE 3"], vertices: Float[Array, "V 3"] | None = None
+) -> Float[Array, "K 3"]:
+    """Keypoints (K, 3) from posed joints ++ extra points and, if the regressor needs them, vertices.
+
+    With a joints-only regressor (SMPL-X) this pairs with the `pose_joints` fast path.
+    """
+    with jax.named_scope("body.keypoints"):
+        kp = jnp.matmul(reg.point_weights, all_joints, precision=HIGHEST)
+        if reg.needs_vertices:
+            if vertices is None:
+                raise ValueError("this keypoint regressor needs posed vertices (Anny): pass vertices=")
+            kp = kp + jnp.matmul(reg.vertex_weights, vertices, precision=HIGHEST)
+        return kp
+
+
 def apply_regressor(reg: KeypointRegressor, posed: PosedBody) -> Float[Array, "K 3"]:
     """Keypoints (K, 3) of one posed body (vmap for batches)."""
-    with jax.named_scope("body.keypoints"):
-        kp = jnp.matmul(reg.point_weights, posed.all_joints, precision=HIGHEST)
-        if reg.needs_vertices:
-            kp = kp + jnp.matmul(reg.vertex_weights, posed.vertices, precision=HIGHEST)
-        return kp
+    return regress_keypoints(reg, posed.all_joints, posed.vertices)
 
 
 def body_keypoints(model_kind_or_model, posed: PosedBody, layout: Layout) -> Float[Array, "K 3"]:

@@ -115,6 +115,18 @@ def test_phenotype_coeffs_match_anny(body, anny_torch):
     f = jax.vmap(lambda v: phenotype_to_coeffs(body.extras, Phenotype(*[v[i] for i in range(6)])))
     ours = onp.asarray(f(jnp.asarray(ph, jnp.float32)))
     onp.testing.assert_allclose(ours, ref, atol=2e-6)
+    # Jacobian d coeffs / d phenotype vs torch autograd (inside the anchor segments).
+    x = torch.tensor([[0.3, 0.55, 0.7, 0.2, 0.45, 0.8]], dtype=torch.float64)
+    jac_ref = torch.autograd.functional.jacobian(
+        lambda p: anny_torch._get_phenotype_blendshape_coefficients(
+            p, torch.zeros(1, 0, dtype=torch.float64), torch.zeros(1, 0, dtype=torch.float64)
+        )[0],
+        x,
+    )[:, 0].numpy()
+    jac = jax.jacfwd(lambda v: phenotype_to_coeffs(body.extras, Phenotype(*[v[i] for i in range(6)])))(
+        jnp.asarray(x.numpy()[0], jnp.float32)
+    )
+    onp.testing.assert_allclose(onp.asarray(jac), jac_ref, atol=1e-5)
 
 
 def test_vertices_match_anny_forward(body, anny_torch):

@@ -21,11 +21,12 @@ from anchorhoi_jax.body.keypoints import (
     OPENPOSE18,
     SMPLX_POINT_NAMES,
     apply_regressor,
+    regress_keypoints,
     body_keypoints,
     keypoint_regressor,
 )
 from anchorhoi_jax.body.model import BodyParams
-from anchorhoi_jax.body.skinning import pose
+from anchorhoi_jax.body.skinning import pose, pose_joints
 from anchorhoi_jax.body.skinning import rest_orientations
 from anchorhoi_jax.body.smplx import load_smplx
 from anchorhoi_jax.body.smplx_synthetic import write_synthetic_smplx
@@ -165,6 +166,13 @@ def test_jit_vmap(anny_body, anny_tpose):
     onp.testing.assert_allclose(onp.asarray(apply_regressor(reg, anny_tpose)), onp.asarray(kp[0]), atol=1e-5)
 
 
+def test_smplx_joints_only_fast_path(smplx_model, smplx_tpose):
+    reg = keypoint_regressor(smplx_model, "openpose18")
+    joints = jax.jit(pose_joints)(smplx_model, BodyParams.zeros(smplx_model))
+    kp = regress_keypoints(reg, joints)
+    onp.testing.assert_allclose(onp.asarray(kp), onp.asarray(apply_regressor(reg, smplx_tpose)), atol=1e-5)
+
+
 def test_anny_fixed_vertices_exist(anny_body):
     assert max(ANNY_VERTEX_IDS.values()) < anny_body.model.num_vertices
 
@@ -176,6 +184,8 @@ def test_bad_inputs(anny_body, smplx_model):
         keypoint_regressor("smpl", "coco17")
     with pytest.raises(ValueError, match="pass the AnnyBody from load_anny"):
         keypoint_regressor(anny_body.model, "coco17")
+    with pytest.raises(ValueError, match="needs posed vertices"):
+        regress_keypoints(keypoint_regressor(anny_body, "coco17"), jnp.zeros((104, 3)))
     with pytest.raises(TypeError, match="expected 'smplx', 'anny', a BodyModel or an AnnyBody"):
         keypoint_regressor(3, "coco17")
     no_landmarks = smplx_model.replace(extra_names=smplx_model.extra_names[:21])
