@@ -3,6 +3,8 @@
     python benchmarks/priors.py gpu --out DIR        # H100: bridge races/pointers, IF-I-XL / SD-2.1 / MVDream SDS steps
     python benchmarks/priors.py gpu --tiny --out DIR # same code path, tiny models (CPU smoke run)
     python benchmarks/priors.py detector --out DIR   # CPU: mediapipe on Anny renders, 20 poses x 4 views
+    python benchmarks/priors.py analytic --out DIR   # CPU: SDS through the bridge on the analytic Gaussian prior
+    python benchmarks/priors.py merge --out DIR      # -> DIR/priors.json (headline keys + details)
 
 Results: DIR/priors_gpu.json, DIR/priors_detector.json (merged into benchmarks/results/priors.json).
 As a CLI entry point this script (not the library) turns XLA preallocation off so torch and JAX
@@ -450,9 +452,127 @@ def run_detector(args) -> dict:
                               save_examples=args.out / "priors_detector_examples.npz")
 
 
+def run_analytic(args) -> dict:
+    """SDS through the full bridge on the analytic Gaussian prior: error of the image to the data mean."""
+    import optax
+    import torch
+
+    from anchorhoi_jax.priors.bridge import ViewInfo, make_sds_step
+    from anchorhoi_jax.priors.sds import GaussianPrior, SDSConfig, SDSGuidance
+
+    torch.manual_seed(0)
+    size, steps = 32, args.analytic_steps
+    mu = torch.rand(3, size, size) * 1.6 - 0.8  # model range [-1, 1]
+    out = {}
+    for scale, sigma in ((1.0, 0.1), (1.0, 0.5), (3.0, 0.1)):
+        prior = GaussianPrior(mu, sigma, mu_uncond=torch.zeros_like(mu), sigma_uncond=sigma)
+        cfg = SDSConfig(guidance_scale=scale, view_dependent_prompts=False, t_range_end=(0.02, 0.5),
+                        anneal_steps=steps, anneal="linear")
+        guidance = SDSGuidance(prior, "p", cfg)
+
+        def render(logits, batch):
+            return jnp.broadcast_to(jax.nn.sigmoid(logits), (1, 4, size, size, 3))
+
+        init, step = make_sds_step(render, optax.adam(optax.cosine_decay_schedule(0.05, steps)), guidance)
+        state = init(jnp.zeros((size, size, 3)), jax.random.key(0))
+        views = ViewInfo(onp.array([0.0, 90.0, 180.0, 270.0]), onp.zeros(4), views_per_sample=4)
+        target = (scale * mu).clamp(-0.999, 0.999).numpy().transpose(1, 2, 0)  # CFG fixed point, mu_u = 0
+        err0 = float(onp.abs(0.0 - target).mean())
+        t0 = time.time()
+        for _ in range(steps):
+            state, info = step(state, None, views)
+        x = onp.asarray(2 * jax.nn.sigmoid(state.params) - 1)
+        e = onp.abs(x - target)
+        out[f"cfg{scale:g}_sigma{sigma:g}"] = dict(steps=steps, initial_mean_abs_err=err0, mean_abs_err=float(e.mean()),
+                                                   max_abs_err=float(e.max()), seconds=time.time() - t0)
+        print(out)
+    return dict(device="cpu", image=[size, size, 3], views=4, results=out,
+                sds_analytic_mean_abs_err=out["cfg1_sigma0.1"]["mean_abs_err"])
+
+
+H100_FP16_DENSE_FLOPS = 989e12  # H100 SXM, dense fp16/bf16 tensor cores
+
+
+def unet_flops() -> dict:
+    """FLOPs of one forward of each real-size network (torch FlopCounterMode on the meta device)."""
+    import torch
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from anchorhoi_jax.priors.image import IF_I_XL_UNET_CONFIG, SD21_BASE_UNET_CONFIG
+    from anchorhoi_jax.priors.mvdream import MultiViewUNet
+
+    res = {}
+
+    def count(key, fn):
+        with FlopCounterMode(display=False) as fc:
+            fn()
+        res[key] = fc.get_total_flops()
+
+    with torch.device("meta"):
+        u = UNet2DConditionModel(**IF_I_XL_UNET_CONFIG)
+        count("if_unet_fwd_per_image",
+              lambda: u(torch.randn(1, 3, 64, 64), torch.tensor([10]), encoder_hidden_states=torch.randn(1, 77, 4096)))
+        s = UNet2DConditionModel(**SD21_BASE_UNET_CONFIG)
+        count("sd_unet_fwd_per_image",
+              lambda: s(torch.randn(1, 4, 64, 64), torch.tensor([10]), encoder_hidden_states=torch.randn(1, 77, 1024)))
+        m = MultiViewUNet()
+        count("mv_unet_fwd_per_4views", lambda: m(torch.randn(4, 4, 32, 32), torch.tensor([10] * 4),
+                                                  torch.randn(4, 77, 1024), torch.randn(4, 16), num_frames=4))
+        vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(128, 256, 512, 512),
+                            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                            layers_per_block=2)
+        for r in (512, 256):
+            count(f"vae_enc_fwd_{r}", lambda r=r: vae.encode(torch.randn(1, 3, r, r)).latent_dist.mode())
+    return res
+
+
+def physical_floor(gpu: dict) -> dict:
+    """Compute-bound floor of each measured SDS step: CFG doubles the UNet batch; the VAE encoder's
+    backward is w.r.t. its input only (no weight gradients), about one more forward."""
+    fl = unet_flops()
+    out = {}
+    for kind in ("if", "sd", "mvdream"):
+        for seeds in (1, 8):
+            if kind not in gpu or f"s{seeds}" not in gpu[kind]:
+                continue
+            n = 4 * seeds
+            f = {"if": 2 * n * fl["if_unet_fwd_per_image"],
+                 "sd": 2 * n * fl["sd_unet_fwd_per_image"] + 2 * n * fl["vae_enc_fwd_512"],
+                 "mvdream": 2 * seeds * fl["mv_unet_fwd_per_4views"] + 2 * n * fl["vae_enc_fwd_256"]}[kind]
+            ms = gpu[kind][f"s{seeds}"]["step_ms"]
+            floor_ms = 1e3 * f / H100_FP16_DENSE_FLOPS
+            out[f"{kind}_b{n}"] = dict(tflop=f / 1e12, floor_ms=floor_ms, measured_ms=ms, gap=ms / floor_ms)
+    return dict(peak_flops=H100_FP16_DENSE_FLOPS, flops_per_call=fl, per_config=out)
+
+
+def merge(out_dir: Path) -> dict:
+    res = {}
+    for part in ("gpu", "detector", "analytic"):
+        p = out_dir / f"priors_{part}.json"
+        if p.exists():
+            res[part] = json.loads(p.read_text())
+    g, d, a = res.get("gpu", {}), res.get("detector", {}), res.get("analytic", {})
+    top = dict(device=g.get("device"), sds_ms_if_b4=g.get("sds_ms_if_b4"), sds_ms_if_b32=g.get("sds_ms_if_b32"),
+               bridge_overhead_frac_if=g.get("bridge_overhead_frac_if"),
+               bridge_overhead_frac_if_b32=g.get("bridge_overhead_frac_if_b32"), peak_gb_if=g.get("peak_gb_if"),
+               sds_ms_sd_b4=g.get("sds_ms_sd_b4"), sds_ms_sd_b32=g.get("sds_ms_sd_b32"),
+               bridge_overhead_frac_sd=g.get("bridge_overhead_frac_sd"), peak_gb_sd=g.get("peak_gb_sd"),
+               sds_ms_mvdream_b4=g.get("sds_ms_mvdream_b4"), sds_ms_mvdream_b32=g.get("sds_ms_mvdream_b32"),
+               dlpack_zero_copy=bool(g and g["bridge"]["pointer_equal_jax_to_torch"] == g["bridge"]["iterations"]
+                                     and g["bridge"]["pointer_equal_torch_to_jax"] == g["bridge"]["iterations"]),
+               dlpack_race_max_abs_err=g.get("bridge", {}).get("max_abs_error"),
+               detector_median_px_err=d.get("detector_median_px_err"), detector_rate=d.get("detector_rate"),
+               detector_device=d.get("device"), sds_analytic_mean_abs_err=a.get("sds_analytic_mean_abs_err"))
+    if g and not g.get("tiny"):
+        top["physical_floor"] = physical_floor(g)
+    top.update(details=res)
+    return top
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["gpu", "detector"])
+    ap.add_argument("what", choices=["gpu", "detector", "analytic", "merge"])
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     ap.add_argument("--tiny", action="store_true", help="tiny random models (CPU smoke run of the same code path)")
     ap.add_argument("--models", nargs="+", default=["if", "sd", "mvdream"])
@@ -462,9 +582,15 @@ def main(argv=None):
     ap.add_argument("--race-iters", type=int, default=200)
     ap.add_argument("--poses", type=int, default=20)
     ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--analytic-steps", type=int, default=500)
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    res = run_gpu(args) if args.what == "gpu" else run_detector(args)
+    if args.what == "merge":
+        path = args.out / "priors.json"
+        path.write_text(json.dumps(merge(args.out), indent=2))
+        print("wrote", path)
+        return
+    res = {"gpu": run_gpu, "detector": run_detector, "analytic": run_analytic}[args.what](args)
     path = args.out / f"priors_{args.what}.json"
     path.write_text(json.dumps(res, indent=2))
     print("wrote", path)
