@@ -133,7 +133,7 @@ def spherical_eye(target, elevation_deg, azimuth_deg, distance) -> Float[Array, 
     az = jnp.deg2rad(jnp.asarray(azimuth_deg, jnp.float32))
     d = jnp.asarray(distance, jnp.float32)
     offset = jnp.stack([jnp.cos(el) * jnp.sin(az), jnp.sin(el), jnp.cos(el) * jnp.cos(az)], -1) * d[..., None]
-    return jnp.asarray(target, jnp.float32) + offset
+    return jnp.broadcast_to(jnp.asarray(target, jnp.float32), offset.shape) + offset
 
 
 def view_tags(elevation_deg, azimuth_deg, *, front_deg: float = 60.0, overhead_deg: float = 60.0):
@@ -223,7 +223,7 @@ def sample_views(
     az = jax.random.uniform(k_az, (n_views,), minval=azimuth_range[0], maxval=azimuth_range[1])
     dist = jax.random.uniform(k_d, (n_views,), minval=distance_range[0], maxval=distance_range[1])
     fov = jax.random.uniform(k_f, (n_views,), minval=fov_range[0], maxval=fov_range[1])
-    tgt = jnp.asarray(target, jnp.float32) + jitter_target * jax.random.normal(k_t, (n_views, 3))
+    tgt = jnp.asarray(target, jnp.float32)[None] + jitter_target * jax.random.normal(k_t, (n_views, 3))
     eyes = spherical_eye(tgt, el, az, dist)
     cam = _cameras(eyes, tgt, fov, height, width)
     tags = view_tags(el, az, front_deg=front_deg, overhead_deg=overhead_deg)

@@ -97,13 +97,13 @@ def graphdef(cfg: FieldConfig):
 
 def normalize(cfg: FieldConfig, x: Float[Array, "N 3"]) -> Float[Array, "N 3"]:
     """World points to the unit cube of the hash grid."""
-    c = jnp.asarray(cfg.center, x.dtype)
+    c = jnp.asarray(cfg.center, x.dtype)[None]
     return (x - c) / (2.0 * cfg.bound) + 0.5
 
 
 def density_blob(cfg: FieldConfig, x: Float[Array, "N 3"]) -> Float[Array, "N"]:
     """Gaussian density bias b(x) = blob_density · exp(−|x − c|²/(2 r²))."""
-    d2 = jnp.sum((x - jnp.asarray(cfg.center, x.dtype)) ** 2, -1)
+    d2 = jnp.sum((x - jnp.asarray(cfg.center, x.dtype)[None]) ** 2, -1)
     return cfg.blob_density * jnp.exp(-d2 / (2.0 * cfg.blob_radius**2))
 
 
@@ -116,7 +116,7 @@ def _trunk(params, cfg: FieldConfig, x):
     enc = hash_encode(model.table[...], normalize(cfg, x), cfg.resolutions)
     h = model.d2(jax.nn.relu(model.d1(enc)))
     raw = h[:, 0] + density_blob(cfg, x)
-    inside = jnp.all(jnp.abs(x - jnp.asarray(cfg.center, x.dtype)) <= cfg.bound, -1)
+    inside = jnp.all(jnp.abs(x - jnp.asarray(cfg.center, x.dtype)[None]) <= cfg.bound, -1)
     sigma = jnp.where(inside, _activate(cfg, raw), 0.0)  # nothing outside the field's box
     return model, sigma, h[:, 1:]
 

@@ -36,7 +36,7 @@ def init_occupancy(resolution: int = 64, initial_density: float = 1e3) -> Occupa
 def cell_centers(cfg: nerf_field.FieldConfig, resolution: int) -> Float[Array, "R R R 3"]:
     t = (jnp.arange(resolution, dtype=jnp.float32) + 0.5) / resolution
     g = jnp.stack(jnp.meshgrid(t, t, t, indexing="ij"), -1)  # index order (x, y, z)
-    return jnp.asarray(cfg.center, jnp.float32) + (g - 0.5) * 2.0 * cfg.bound
+    return jnp.asarray(cfg.center, jnp.float32)[None, None, None] + (g - 0.5) * 2.0 * cfg.bound
 
 
 def update_occupancy(grid: OccupancyGrid, params, cfg: nerf_field.FieldConfig, key, *, decay: float = 0.95):

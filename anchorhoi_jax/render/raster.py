@@ -119,19 +119,21 @@ def _candidates(uv, z, vertices, faces, camera: Camera, *, mode, margin, max_fra
     if cull_backfaces:
         tri_w = vertices[faces]
         n = jnp.cross(tri_w[:, 1] - tri_w[:, 0], tri_w[:, 2] - tri_w[:, 0])
-        valid &= jnp.sum(n * (camera.center_world - tri_w[:, 0]), -1) > 0.0
+        valid &= jnp.sum(n * (camera.center_world[None] - tri_w[:, 0]), -1) > 0.0
     # Integer pixel-centre box: centres u + 0.5 within [min − margin, max + margin], clipped to the image.
     lo = jnp.maximum(jnp.ceil(jnp.min(tri_uv, 1) - margin - 0.5), 0.0)
-    hi = jnp.minimum(jnp.floor(jnp.max(tri_uv, 1) + margin - 0.5), jnp.array([W - 1, H - 1], uv.dtype))
+    hi = jnp.minimum(jnp.floor(jnp.max(tri_uv, 1) + margin - 0.5), jnp.array([[W - 1, H - 1]], uv.dtype))
     ext = jnp.where(valid[:, None], jnp.maximum(hi - lo + 1.0, 0.0), 0.0)
     count = jnp.minimum(ext[:, 0] * ext[:, 1], float(C)).astype(jnp.int32)
 
     zmin = jnp.where(count > 0, jnp.min(tri_z, -1), jnp.inf)
     order = jnp.argsort(zmin)  # nearest faces first
     count_s = count[order]
-    # Saturating prefix sum (associative), so huge faces cannot overflow int32.
-    ends = jax.lax.associative_scan(lambda a, b: jnp.minimum(a + b, C), count_s)
-    starts = ends - count_s
+    # Prefix sum in float32, clipped at C: exact below C (C < 2^24 is checked), and unlike an int32
+    # cumsum it cannot wrap around when many faces cover the whole image.
+    ends = jnp.minimum(jnp.cumsum(count_s.astype(jnp.float32)), float(C)).astype(jnp.int32)
+    starts = jnp.concatenate([jnp.zeros((1,), jnp.int32), ends[:-1]])
+    count_s = ends - starts
     overflow = jnp.maximum(jnp.sum(count_s.astype(jnp.float32)) - C, 0.0)
 
     slot = jnp.arange(C, dtype=jnp.int32)
@@ -219,6 +221,8 @@ def rasterize(
     F = faces.shape[0]
     if max_fragments is None:
         max_fragments = 4 * H * W + 2 * F if mode == "hard" else 4 * H * W + F * int(math.ceil(2 * margin + 1)) ** 2
+    if not 0 < max_fragments < 2**24:
+        raise ValueError(f"rasterize: max_fragments must be in (0, 2^24), got {max_fragments}")
     faces = faces.astype(jnp.int32)
 
     with jax.named_scope("rasterize"):
@@ -247,7 +251,7 @@ def rasterize(
             d = _segment_free_distance(pix, tri_uv)
             alpha = jnp.where(covered, 1.0, jnp.where(has, jnp.exp(-(d * d) / (sigma * sigma)), 0.0))
         bg = jnp.broadcast_to(jnp.asarray(background, vertex_colors.dtype), vertex_colors.shape[-1:])
-        rgb = alpha[..., None] * col + (1.0 - alpha[..., None]) * bg
+        rgb = alpha[..., None] * col + (1.0 - alpha[..., None]) * bg[None, None]
         depth = jnp.where(covered, depth, 0.0)
         nrm = jnp.where(covered[..., None], nrm, 0.0)
     return dict(rgb=rgb, alpha=alpha, depth=depth, normal=nrm, face_ids=fid, overflow_fragments=overflow)

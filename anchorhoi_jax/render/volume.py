@@ -63,8 +63,8 @@ class RenderConfig:
 def ray_aabb(origins, directions, lo, hi):
     """Entry/exit distances of rays through the box [lo, hi] (slab method); t_far < t_near = miss."""
     inv = 1.0 / jnp.where(jnp.abs(directions) < 1e-12, 1e-12, directions)
-    t0 = (lo - origins) * inv
-    t1 = (hi - origins) * inv
+    t0 = (jnp.broadcast_to(lo, origins.shape) - origins) * inv
+    t1 = (jnp.broadcast_to(hi, origins.shape) - origins) * inv
     t_near = jnp.max(jnp.minimum(t0, t1), -1)
     t_far = jnp.min(jnp.maximum(t0, t1), -1)
     return t_near, t_far
