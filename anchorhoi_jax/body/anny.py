@@ -443,9 +443,11 @@ def load_anny(
     if version is not None:
         path = _cache_path(cache, version)
     else:  # anny absent (e.g. the GPU machine): any cache of this format will do
+        if rebuild:
+            raise FileNotFoundError("load_anny(rebuild=True) needs the anny package: `pip install anny`")
         found = sorted(cache.glob(f"anny-*-f{CACHE_FORMAT}.npz"))
         path = found[-1] if found else None
-        if path is None or rebuild:
+        if path is None:
             raise FileNotFoundError(
                 f"Anny body data is not cached in {cache} and the anny package is not installed: "
                 "`pip install anny` (or set $ANCHORHOI_CACHE to a directory holding anny-*.npz)"
@@ -453,7 +455,8 @@ def load_anny(
     if rebuild or not path.exists():
         arrays = build_anny_arrays()
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
+        # Unique temporary name + atomic rename: parallel test workers may build at the same time.
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
         onp.savez_compressed(tmp, **arrays)
         os.replace(tmp, path)
     with onp.load(path, allow_pickle=False) as f:

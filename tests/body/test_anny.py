@@ -224,6 +224,8 @@ def test_missing_cache_without_anny_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(anny_mod, "_installed_anny_version", lambda: None)
     with pytest.raises(FileNotFoundError, match=r"not cached in .* and the anny package is not installed: `pip install anny`"):
         load_anny(cache_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"load_anny\(rebuild=True\) needs the anny package"):
+        load_anny(cache_dir=tmp_path, rebuild=True)
 
 
 def test_env_cache_dir(monkeypatch, tmp_path):
