@@ -209,6 +209,10 @@ def make_sds_step(
     """
 
     def _forward(params, batch):
+        with jax.named_scope("sds_forward"):
+            return _forward_inner(params, batch)
+
+    def _forward_inner(params, batch):
         if has_aux:
             images, pullback, aux = jax.vjp(lambda p: render_fn(p, batch), params, has_aux=True)
         else:
@@ -219,6 +223,10 @@ def make_sds_step(
     forward = jax.jit(_forward)
 
     def _update(state: SDSState, batch, pullback, image_grad):
+        with jax.named_scope("sds_update"):
+            return _update_inner(state, batch, pullback, image_grad)
+
+    def _update_inner(state: SDSState, batch, pullback, image_grad):
         (g,) = pullback(image_grad.astype(jnp.float32))
         extra = jnp.zeros(())
         if extra_loss_fn is not None:
@@ -236,8 +244,10 @@ def make_sds_step(
         return SDSState(params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32), key=key)
 
     # The torch gradient buffer is aliased by the JAX array fed to `update`. Torch's caching
-    # allocator only orders reuse against torch's stream, so the tensor is kept alive until the
-    # next step's forward has been waited on (which is after `update` has finished reading it).
+    # allocator only orders reuse against torch's stream, so (conservatively) the tensor is kept
+    # alive until the next step's forward has been waited on: in the usual loop, where each call gets
+    # the state the previous call returned, that forward depends on `update`, which has then finished
+    # reading the buffer.
     keepalive: list[Any] = [None]
 
     def step(state: SDSState, batch, views: ViewInfo):

@@ -61,13 +61,17 @@ def to_openpose18(points: onp.ndarray, conf: onp.ndarray, table=COCO17_TO_OPENPO
     return out, c
 
 
+def leading_shape(images) -> tuple[int, ...]:
+    """Batch axes of an (..., H, W, 3) image array (seeds, frames/views, ...); () for one image."""
+    return tuple(onp.shape(images)[:-3])
+
+
 def as_uint8_images(images) -> onp.ndarray:
-    """(N, H, W, 3) or (H, W, 3) float [0, 1] / uint8 (NumPy, JAX or torch) -> uint8 (N, H, W, 3) RGB."""
+    """(..., H, W, 3) float [0, 1] / uint8 (NumPy, JAX or torch) -> uint8 (N, H, W, 3) RGB, batch axes flattened."""
     a = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else onp.asarray(images)
-    if a.ndim == 3:
-        a = a[None]
-    if a.ndim != 4 or a.shape[-1] != 3:
-        raise ValueError(f"images must be (N, H, W, 3) RGB, got shape {a.shape}")
+    if a.ndim < 3 or a.shape[-1] != 3:
+        raise ValueError(f"images must be (..., H, W, 3) RGB, got shape {a.shape}")
+    a = a.reshape(-1, *a.shape[-3:])
     if a.dtype != onp.uint8:
         a = onp.clip(onp.rint(a.astype(onp.float32) * 255.0), 0, 255).astype(onp.uint8)
     return onp.ascontiguousarray(a)
@@ -75,8 +79,12 @@ def as_uint8_images(images) -> onp.ndarray:
 
 class KeypointDetector(Protocol):
     def __call__(self, images) -> tuple[onp.ndarray, onp.ndarray]:
-        """(N, H, W, 3) images -> keypoints (N, 18, 2) pixels, confidence (N, 18)."""
+        """(..., H, W, 3) images -> keypoints (..., 18, 2) pixels, confidence (..., 18)."""
         ...
+
+
+def _unflatten(lead: tuple[int, ...], kp: onp.ndarray, conf: onp.ndarray):
+    return kp.reshape(*lead, 18, 2), conf.reshape(*lead, 18)
 
 
 _BLAZEPOSE_FILES = {0: "pose_landmark_lite.tflite", 1: "pose_landmark_full.tflite", 2: "pose_landmark_heavy.tflite"}
@@ -125,7 +133,7 @@ class MediaPipePoseDetector:
         n, h, w, _ = imgs.shape
         kp = onp.zeros((n, 18, 2), onp.float32)
         conf = onp.zeros((n, 18), onp.float32)
-        for i, img in enumerate(imgs):
+        for i, img in enumerate(imgs):  # frames/views one by one: mediapipe's graph takes single images
             res = self._pose.process(img)
             if res.pose_landmarks is None:
                 continue
@@ -134,7 +142,7 @@ class MediaPipePoseDetector:
             pts = onp.array([[p.x * w, p.y * h] for p in lm], onp.float32)
             vis = onp.array([p.visibility for p in lm], onp.float32)
             kp[i], conf[i] = to_openpose18(pts, vis, BLAZEPOSE_TO_OPENPOSE18, BLAZEPOSE_SHOULDERS)
-        return kp, conf
+        return _unflatten(leading_shape(images), kp, conf)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -265,4 +273,4 @@ class OpenPoseDetector:
             ok = v >= self.threshold
             kp[i] = onp.where(ok[:, None], pts, 0.0)
             conf[i] = onp.where(ok, onp.clip(v, 0.0, 1.0), 0.0)
-        return kp, conf
+        return _unflatten(leading_shape(images), kp, conf)

@@ -60,7 +60,8 @@ def test_to_openpose18_neck_and_batching():
 def test_image_input_validation():
     assert as_uint8_images(onp.ones((4, 4, 3))).dtype == onp.uint8
     assert as_uint8_images(torch.zeros(2, 4, 4, 3)).shape == (2, 4, 4, 3)
-    with pytest.raises(ValueError, match=r"images must be \(N, H, W, 3\) RGB"):
+    assert as_uint8_images(onp.zeros((2, 3, 4, 5, 3))).shape == (6, 4, 5, 3)
+    with pytest.raises(ValueError, match=r"images must be \(..., H, W, 3\) RGB"):
         as_uint8_images(onp.zeros((2, 4, 4)))
 
 
@@ -72,8 +73,11 @@ def _stick_figure(h=256, w=192):
 def test_mediapipe_detector_no_person_gives_zero_confidence():
     det = MediaPipePoseDetector()
     kp, conf = det(onp.stack([_stick_figure(), _stick_figure()]))
+    kp1, conf1 = det(_stick_figure())
+    kp3, conf3 = det(onp.stack([onp.stack([_stick_figure()] * 2)] * 1))  # seeds x views
     det.close()
     assert kp.shape == (2, 18, 2) and conf.shape == (2, 18)
+    assert kp1.shape == (18, 2) and conf1.shape == (18,) and kp3.shape == (1, 2, 18, 2)
     assert (conf == 0).all()
 
 
