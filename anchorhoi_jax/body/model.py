@@ -58,10 +58,10 @@ class BodyModel:
     # their joints. When set, `pose` skins with these (exact, faster); `lbs_weights` stays the truth.
     skin_joint_ids: Int[Array, "V K"] | None = None
     skin_joint_weights: Float[Array, "V K"] | None = None
-    # Optional fused blend matrix [v_template; shapedirs as (S, 3V); posedirs] (skinning.with_fused_blend):
-    # one GEMM then gives the posed rest mesh. Costs a second copy of posedirs in memory.
-    blend_dirs: Float[Array, "Q V3"] | None = None
-    extra_blend_dirs: Float[Array, "Q E9"] | None = None  # blend_dirs columns of the extra points' vertices
+    # Optional fused blend matrix [v_template; shapedirs as (S, 3V); posedirs], zero-padded for GEMM
+    # alignment (skinning.with_fused_blend): one GEMM gives the posed rest mesh. A second copy of posedirs.
+    blend_dirs: Float[Array, "Qp V3p"] | None = None
+    extra_blend_dirs: Float[Array, "Qp E9"] | None = None  # its columns for the extra points' vertices
     parents: tuple[int, ...] = struct.field(pytree_node=False, default=())
     joint_names: tuple[str, ...] = struct.field(pytree_node=False, default=())
     extra_names: tuple[str, ...] = struct.field(pytree_node=False, default=())

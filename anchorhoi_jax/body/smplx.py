@@ -142,6 +142,11 @@ _PICKLE_ALLOWED = {
     ("copyreg", "_reconstructor"): ("copyreg", "_reconstructor"),
     ("__builtin__", "object"): ("builtins", "object"),
     ("builtins", "object"): ("builtins", "object"),
+    ("_codecs", "encode"): ("_codecs", "encode"),  # bytes in protocol-2 pickles written by Python 3
+    ("__builtin__", "set"): ("builtins", "set"),  # chumpy object state holds sets of names
+    ("builtins", "set"): ("builtins", "set"),
+    ("__builtin__", "frozenset"): ("builtins", "frozenset"),
+    ("builtins", "frozenset"): ("builtins", "frozenset"),
 }
 _SPARSE = {"csc_matrix", "csr_matrix", "coo_matrix"}
 
