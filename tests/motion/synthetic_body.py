@@ -164,7 +164,7 @@ def make_synthetic_body(*, n_around: int = 12, n_along: int = 6, n_cap: int = 3,
     shapedirs[:, :, 1] = 0.05 * radial
     for k in range(2, num_shape):
         shapedirs[:, :, k] = 0.004 * rng.standard_normal((J, 3))[part]
-    posedirs = (0.002 * rng.standard_normal((9 * (J - 1), V * 3))).astype(onp.float32)
+    posedirs = (0.0003 * rng.standard_normal((9 * (J - 1), V * 3))).astype(onp.float32)
     posedirs[:, (marker0 * 3):] = 0.0  # joints stay exactly where FK puts them
     j_template = J_reg @ v_template
     j_shapedirs = onp.einsum("jv,vcs->jcs", J_reg, shapedirs)

@@ -1,0 +1,40 @@
+"""L_pen of Eq. 4: human-object interpenetration, a weight-free equivalent of COAP (Mihajlovic et al. 2022).
+
+Two one-sided terms, each in metres² summed over the penetrating points:
+  * object → human: the object's signed distance (precomputed grid, geometry/sdf.py) at human
+    vertices moved into the object frame; a vertex at depth δ inside costs δ²;
+  * human → object: the compositional part occupancy (body/part_volumes.py, one capsule per bone,
+    COAP's per-part structure) at object surface points; a point at depth δ inside a part costs δ².
+Both are needed: thin object parts can pass between vertices, and vertices cannot see the inside
+of a limb that swallows an object edge.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from anchorhoi_jax.body.part_volumes import inside_depth
+from anchorhoi_jax.geometry.sdf import SDFGrid, sample_sdf
+
+
+def object_sdf_penetration(
+    human_points_obj: Float[Array, "N 3"], grid: SDFGrid, *, margin: float = 0.0
+) -> tuple[Float[Array, ""], dict]:
+    """Σ relu(margin − sdf)² over human points given in the object frame. Aux: per-point depth (m)."""
+    with jax.named_scope("loss.pen_object_sdf"):
+        depth = jax.nn.relu(margin - sample_sdf(grid, human_points_obj))
+        return jnp.sum(depth**2), {"depth": depth}
+
+
+def part_occupancy_penetration(
+    object_points_world: Float[Array, "N 3"],
+    p0: Float[Array, "P 3"],
+    p1: Float[Array, "P 3"],
+    radius: Float[Array, "P"],
+) -> tuple[Float[Array, ""], dict]:
+    """Σ relu(inside depth)² of object points in the posed part capsules. Aux: per-point depth (m)."""
+    with jax.named_scope("loss.pen_part_occupancy"):
+        depth = jax.nn.relu(inside_depth(object_points_world, p0, p1, radius))
+        return jnp.sum(depth**2), {"depth": depth}

@@ -1,0 +1,479 @@
+"""Keypoint-anchored 4D tracking (paper Sec. 4 "Motion optimization with anchor keypoint", Eq. 4-6).
+
+Optimised per frame i: human global rotation r_i^h, translation t_i^h, body pose θ_i, object
+rotation r_i^o and translation t_i^o. Fixed from the static instance: human scale s, shape β
+(and hands/jaw pose), object geometry Φ. Objective (Eq. 4):
+
+    L_total = λ_J L_J + λ_C L_C + λ_pen L_pen + λ_reg L_reg
+
+with L_J (Eq. 5, losses/reprojection.py), L_C (Eq. 6, losses/contact.py), L_pen (object SDF at
+human vertices + part occupancy at object points, losses/penetration.py) and L_reg (temporal
+smoothness of joints and object, self-penetration, pose prior, rendered-frame MSE;
+losses/regularizers.py). Adam, lr 0.01, 1000 iterations (paper Sec. 5); every frame starts at the
+static instance.
+
+Structure (STYLE.md): `prepare_motion_data` (host, once) builds the constant `MotionData`;
+`make_motion_step(cfg) -> (init, update)`: `update` runs `cfg.steps_per_call` Adam steps in one
+`lax.scan` and is the jit boundary. Loss weights are a `MotionWeights` pytree of traced scalars,
+so ablations and sweeps reuse one compiled program. Seeds: `init` per key, `vmap` over states.
+
+Speed: only the vertices the objective reads are skinned (keypoint vertices, contact vertices and
+a farthest-point subset for L_pen), not the full mesh; FK unrolls over tree depth.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as onp
+import optax
+from flax import struct
+from jaxtyping import Array, Float, Int
+
+from anchorhoi_jax.body.model import BodyModel, BodyParams, depth_levels
+from anchorhoi_jax.body.part_volumes import PartVolumes, fit_part_volumes, pose_part_volumes
+from anchorhoi_jax.body.skinning import forward_kinematics, pose, rest_joints, rest_orientations, rest_vertices, rodrigues
+from anchorhoi_jax.geometry.mesh import farthest_point_sampling, vertex_normals
+from anchorhoi_jax.geometry.rotations import axis_angle_to_matrix
+from anchorhoi_jax.geometry.sdf import SDFGrid, sdf_grid_from_mesh
+from anchorhoi_jax.losses.contact import contact_loss
+from anchorhoi_jax.losses.penetration import object_sdf_penetration, part_occupancy_penetration
+from anchorhoi_jax.losses.regularizers import (
+    PosePrior,
+    joint_smoothness,
+    object_smoothness,
+    pose_prior_l2,
+    render_mse,
+    self_penetration,
+)
+from anchorhoi_jax.losses.reprojection import reprojection_loss
+from anchorhoi_jax.stages.contacts import ContactPairs, extract_contacts, object_surface_points
+
+HIGHEST = jax.lax.Precision.HIGHEST
+SMPLX_BODY_JOINTS = tuple(range(1, 22))  # SMPL-X body_pose: joints 1..21 (63 values)
+
+
+@struct.dataclass
+class StaticInstance:
+    """The static HOI X_s the motion starts from (paper Sec. 4)."""
+
+    betas: Float[Array, "S"]
+    scale: Float[Array, ""]
+    pose: Float[Array, "J 3"]  # full local pose; [0] = global orientation
+    transl: Float[Array, "3"]
+    R_world_obj: Float[Array, "3 3"]
+    t_world_obj: Float[Array, "3"]
+
+
+@struct.dataclass
+class MotionWeights:
+    """λ's of Eq. 4 (L_reg split into its parts). Traced leaves: changing them never recompiles."""
+
+    keypoints: Float[Array, ""] = 1.0
+    contact: Float[Array, ""] = 1.0
+    pen_object: Float[Array, ""] = 1.0
+    pen_parts: Float[Array, ""] = 1.0
+    smooth_joints: Float[Array, ""] = 30.0
+    smooth_object: Float[Array, ""] = 30.0
+    self_pen: Float[Array, ""] = 1.0
+    pose_prior: Float[Array, ""] = 1e-5
+    render: Float[Array, ""] = 0.0
+
+    @classmethod
+    def default(cls, **overrides) -> "MotionWeights":
+        w = cls(**overrides)
+        return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), w)
+
+
+@struct.dataclass
+class MotionParams:
+    """Per-frame optimised variables (axis-angle rotations; object rotation as a left delta on the static one)."""
+
+    global_orient: Float[Array, "L 3"]
+    body_pose: Float[Array, "L B 3"]
+    transl: Float[Array, "L 3"]
+    object_delta_rot: Float[Array, "L 3"]
+    object_translation: Float[Array, "L 3"]
+
+
+@struct.dataclass
+class MotionData:
+    """Everything constant during tracking. Subset arrays index `sub_*` (the skinned vertex subset)."""
+
+    static: StaticInstance
+    j_rest: Float[Array, "J 3"]
+    R_rest: Float[Array, "J 3 3"]
+    sub_rest: Float[Array, "S 3"]  # shaped rest positions of the skinned vertex subset
+    sub_posedirs: Float[Array, "P S3"]
+    sub_skin_ids: Int[Array, "S K"]  # each subset vertex's non-zero skinning joints
+    sub_skin_w: Float[Array, "S K"]
+    extra_idx: Int[Array, "E 3"]
+    extra_bary: Float[Array, "E 3"]
+    openpose: Int[Array, "18"]  # into joints ++ extra points
+    contact_idx: Int[Array, "C"]
+    contacts: ContactPairs
+    pen_idx: Int[Array, "N"]
+    pen_vertex_ids: Int[Array, "N"]  # the same points as mesh vertex ids (for metrics and baselines)
+    sdf: SDFGrid
+    object_points: Float[Array, "M 3"]  # object frame
+    parts: PartVolumes
+    keypoints: Float[Array, "L 18 2"]
+    confidence: Float[Array, "L 18"]
+    K: Float[Array, "3 3"]
+    T_cam_world: Float[Array, "4 4"]
+    image_size: Float[Array, "2"]
+    frames: Any = None  # optional video frames (L,H,W,3) for the rendered-frame MSE
+    masks: Any = None  # optional (L,H,W) masks
+
+    @property
+    def num_frames(self) -> int:
+        return self.keypoints.shape[0]
+
+
+class _Tree(NamedTuple):
+    """What forward_kinematics reads from a BodyModel: the static kinematic tree."""
+
+    parents: tuple[int, ...]
+    levels: tuple[tuple[int, ...], ...]
+    rest_orient: str
+
+
+@dataclasses.dataclass(frozen=True)
+class MotionConfig:
+    """Static settings (they change compiled shapes or code), hashable."""
+
+    parents: tuple[int, ...]
+    rest_orient: str = "identity"  # BodyModel.rest_orient
+    pose_joints: tuple[int, ...] = SMPLX_BODY_JOINTS
+    steps_per_call: int = 100
+    learning_rate: float = 0.01
+    sigma_px: float = 100.0
+    pen_margin: float = 0.0
+    init_noise: float = 0.0  # radians of body-pose jitter per seed (0: all seeds start identical)
+    pose_prior: PosePrior = pose_prior_l2
+    render_fn: Callable | None = None  # (vertices (V,3), R_obj, t_obj, frame_index) -> (image, mask)
+    render_model: Any = None  # BodyModel for full-mesh skinning when render_fn is set
+
+    @property
+    def tree(self) -> _Tree:
+        return _Tree(self.parents, depth_levels(self.parents), self.rest_orient)
+
+    @classmethod
+    def for_model(cls, model: BodyModel, **kw) -> "MotionConfig":
+        return cls(parents=model.parents, rest_orient=model.rest_orient, **kw)
+
+
+@struct.dataclass
+class MotionState:
+    """A stage's state: params, opt_state, step, key — nothing hidden (STYLE.md)."""
+
+    params: MotionParams
+    opt_state: Any
+    step: Int[Array, ""]
+    key: jax.Array
+
+
+class FrameOutputs(NamedTuple):
+    joints: Float[Array, "J 3"]
+    openpose: Float[Array, "18 3"]
+    contact_points: Float[Array, "C 3"]
+    pen_points: Float[Array, "N 3"]
+    R_obj: Float[Array, "3 3"]
+    t_obj: Float[Array, "3"]
+    capsules: tuple
+
+
+# ----------------------------------------------------------------------------------------------
+# Host-side preparation
+# ----------------------------------------------------------------------------------------------
+
+
+def prepare_motion_data(
+    model: BodyModel,
+    static: StaticInstance,
+    object_vertices,
+    object_faces,
+    *,
+    keypoints,
+    confidence,
+    K,
+    T_cam_world,
+    image_size,
+    contact_candidates,
+    openpose_ids,
+    key: jax.Array,
+    num_object_points: int = 1024,
+    num_pen_vertices: int = 2048,
+    sdf_resolution: int = 64,
+    contact_thresholds: dict | None = None,
+    frames=None,
+    masks=None,
+) -> MotionData:
+    """Precompute contacts (Eq. 3), object SDF grid, part capsules and the skinned vertex subset.
+
+    `contact_candidates`: C(V_h) vertex ids; `openpose_ids`: (18,) indices into joints ++ extra
+    points (body/keypoints.py per body model). `key` drives the surface sampling.
+    """
+    posed = pose(model, BodyParams(betas=static.betas, pose=static.pose, transl=static.transl, scale=static.scale))
+    nrm = vertex_normals(posed.vertices, model.faces)
+    k_surf, _ = jax.random.split(key)
+    obj_v = jnp.asarray(object_vertices, jnp.float32)
+    obj_f = jnp.asarray(object_faces, jnp.int32)
+    o_pts, o_nrm = object_surface_points(obj_v, obj_f, num_object_points, key=k_surf)
+    contacts = extract_contacts(
+        o_pts, o_nrm, static.R_world_obj, static.t_world_obj, posed.vertices, nrm,
+        jnp.asarray(contact_candidates, jnp.int32), **(contact_thresholds or {}),
+    )
+    v_rest = rest_vertices(model, static.betas)
+    j_rest = rest_joints(model, static.betas)
+    R_rest = rest_orientations(model, static.betas)
+    parts = fit_part_volumes(v_rest, j_rest, R_rest, model.lbs_weights, model.faces, model.parents)
+    # L_pen reads a farthest-point subset of the mesh vertices (those used by faces).
+    used = onp.unique(onp.asarray(model.faces))
+    n_pen = min(num_pen_vertices, len(used))
+    pen_vertices = jnp.asarray(used)[farthest_point_sampling(v_rest[jnp.asarray(used)], n_pen)]
+    extra_src = onp.asarray(model.extra_vertex_ids).reshape(-1)
+    sub = onp.concatenate([extra_src, onp.asarray(contacts.human_vertex), onp.asarray(pen_vertices)]).astype(onp.int32)
+    E, C = extra_src.shape[0], contacts.human_vertex.shape[0]
+    w_sub = onp.asarray(model.lbs_weights)[sub]
+    k_max = max(1, int((w_sub > 0).sum(1).max()))
+    skin_ids = onp.argsort(-w_sub, axis=1)[:, :k_max].astype(onp.int32)
+    skin_w = onp.take_along_axis(w_sub, skin_ids, 1).astype(onp.float32)
+    sub_j = jnp.asarray(sub)
+    if model.posedirs.shape[0]:
+        pd = model.posedirs.reshape(model.posedirs.shape[0], -1, 3)[:, sub_j].reshape(model.posedirs.shape[0], -1)
+    else:
+        pd = jnp.zeros((0, 3 * len(sub)), jnp.float32)
+    return MotionData(
+        static=static,
+        j_rest=j_rest,
+        R_rest=R_rest,
+        sub_rest=v_rest[sub_j],
+        sub_posedirs=pd,
+        sub_skin_ids=skin_ids,
+        sub_skin_w=skin_w,
+        extra_idx=jnp.arange(E, dtype=jnp.int32).reshape(-1, 3),
+        extra_bary=jnp.asarray(model.extra_bary),
+        openpose=jnp.asarray(openpose_ids, jnp.int32),
+        contact_idx=jnp.arange(E, E + C, dtype=jnp.int32),
+        contacts=contacts,
+        pen_idx=jnp.arange(E + C, len(sub), dtype=jnp.int32),
+        pen_vertex_ids=jnp.asarray(pen_vertices, jnp.int32),
+        sdf=sdf_grid_from_mesh(obj_v, obj_f, resolution=sdf_resolution),
+        object_points=o_pts,
+        parts=parts,
+        keypoints=jnp.asarray(keypoints, jnp.float32),
+        confidence=jnp.asarray(confidence, jnp.float32),
+        K=jnp.asarray(K, jnp.float32),
+        T_cam_world=jnp.asarray(T_cam_world, jnp.float32),
+        image_size=jnp.asarray(image_size, jnp.float32),
+        frames=None if frames is None else jnp.asarray(frames, jnp.float32),
+        masks=None if masks is None else jnp.asarray(masks, jnp.float32),
+    )
+
+
+def _mm(a, b):
+    """3×3 products written elementwise (exact f32; fuse on the GPU instead of tiny GEMMs)."""
+    return a[..., :, 0:1] * b[..., 0:1, :] + a[..., :, 1:2] * b[..., 1:2, :] + a[..., :, 2:3] * b[..., 2:3, :]
+
+
+def _mv(a, v):
+    return a[..., :, 0] * v[..., 0:1] + a[..., :, 1] * v[..., 1:2] + a[..., :, 2] * v[..., 2:3]
+
+
+# ----------------------------------------------------------------------------------------------
+# Forward model for one frame
+# ----------------------------------------------------------------------------------------------
+
+
+def full_pose(data: MotionData, cfg: MotionConfig, global_orient, body_pose) -> Float[Array, "J 3"]:
+    """Static pose with the optimised joints substituted (hands, jaw, eyes stay as in X_s)."""
+    p = data.static.pose.at[0].set(global_orient)
+    return p.at[jnp.asarray(cfg.pose_joints)].set(body_pose)
+
+
+def frame_forward(
+    data: MotionData, cfg: MotionConfig, global_orient, body_pose, transl, object_delta_rot, object_translation
+) -> FrameOutputs:
+    """Pose the human (FK + LBS of the vertex subset) and the object for one frame."""
+    with jax.named_scope("motion.frame_forward"):
+        R_local = rodrigues(full_pose(data, cfg, global_orient, body_pose))
+        R_world, t_world = forward_kinematics(cfg.tree, R_local, data.j_rest, data.R_rest)
+        A_R = _mm(R_world, jnp.swapaxes(data.R_rest, -1, -2))
+        A_t = t_world - _mv(A_R, data.j_rest)
+        A = jnp.concatenate([A_R, A_t[..., None]], -1).reshape(-1, 12)
+        v = data.sub_rest
+        if data.sub_posedirs.shape[0]:
+            feat = (R_local[1:] - jnp.eye(3, dtype=R_local.dtype)[None]).reshape(-1)
+            v = v + jnp.matmul(feat, data.sub_posedirs, precision=HIGHEST).reshape(-1, 3)
+        # Sparse LBS over each vertex's K non-zero weights, as explicit sums (fuses into one pass).
+        T = sum(data.sub_skin_w[:, k, None] * A[data.sub_skin_ids[:, k]] for k in range(data.sub_skin_ids.shape[1]))
+        T = T.reshape(-1, 3, 4)
+        v = _mv(T[..., :3], v) + T[..., 3]
+        root, s = data.j_rest[0], data.static.scale
+        place = lambda x: root + s * (x - root) + transl  # noqa: E731  (CONVENTIONS.md human placement)
+        v = place(v)
+        joints = place(t_world)
+        extra = jnp.einsum("eka,ek->ea", v[data.extra_idx], data.extra_bary)
+        op = jnp.concatenate([joints, extra], 0)[data.openpose]
+        T_world_joint = jnp.concatenate([R_world, joints[..., None]], -1)
+        capsules = pose_part_volumes(data.parts, T_world_joint, s)
+        R_obj = _mm(rodrigues(object_delta_rot), data.static.R_world_obj)
+        return FrameOutputs(joints, op, v[data.contact_idx], v[data.pen_idx], R_obj, object_translation, capsules)
+
+
+def frame_terms(data: MotionData, cfg: MotionConfig, out: FrameOutputs, kp, conf, body_pose, static_body_pose):
+    """Per-frame loss terms of Eq. 4, each (value, aux)."""
+    R, t = out.R_obj, out.t_obj
+    p0, p1, r = out.capsules
+    obj_world = _mv(R[None], data.object_points) + t
+    contact_obj = _mv(R[None], data.contacts.object_point) + t
+    pen_obj_frame = _mv(jnp.swapaxes(R, -1, -2)[None], out.pen_points - t)
+    return {
+        "keypoints": reprojection_loss(out.openpose, kp, conf, data.K, data.T_cam_world, data.image_size, sigma_px=cfg.sigma_px),
+        "contact": contact_loss(out.contact_points, contact_obj, data.contacts.mask),
+        "pen_object": object_sdf_penetration(pen_obj_frame, data.sdf, margin=cfg.pen_margin),
+        "pen_parts": part_occupancy_penetration(obj_world, p0, p1, r),
+        "self_pen": self_penetration(data.parts, p0, p1, r),
+        "pose_prior": cfg.pose_prior(body_pose, static_body_pose),
+    }
+
+
+def forward_all(data: MotionData, cfg: MotionConfig, params: MotionParams) -> FrameOutputs:
+    """vmap of `frame_forward` over the L frames."""
+    return jax.vmap(lambda g, b, t, dr, dt: frame_forward(data, cfg, g, b, t, dr, dt))(
+        params.global_orient, params.body_pose, params.transl, params.object_delta_rot, params.object_translation
+    )
+
+
+def motion_loss(params: MotionParams, data: MotionData, weights: MotionWeights, cfg: MotionConfig):
+    """L_total of Eq. 4 (weights applied here, in one place). Returns (loss, per-term values)."""
+    with jax.named_scope("motion.loss"):
+        out = forward_all(data, cfg, params)
+        static_bp = data.static.pose[jnp.asarray(cfg.pose_joints)]
+        terms = jax.vmap(lambda o, kp, c, bp: frame_terms(data, cfg, o, kp, c, bp, static_bp))(
+            out, data.keypoints, data.confidence, params.body_pose
+        )
+        values = {k: jnp.mean(v[0]) for k, v in terms.items()}
+        values["smooth_joints"] = joint_smoothness(out.joints)[0]
+        values["smooth_object"] = object_smoothness(out.R_obj, out.t_obj)[0]
+        if cfg.render_fn is not None and data.frames is not None:
+            values["render"] = _render_term(params, data, cfg)
+        else:
+            values["render"] = jnp.zeros((), jnp.float32)
+        total = sum(getattr(weights, k) * v for k, v in values.items())
+        return total, values
+
+
+def _render_term(params: MotionParams, data: MotionData, cfg: MotionConfig):
+    """Rendered-frame MSE (part of L_reg): full-mesh skinning per frame, then cfg.render_fn."""
+    model = cfg.render_model
+
+    def one(i, g, b, t, dr, dt):
+        bp = BodyParams(betas=data.static.betas, pose=full_pose(data, cfg, g, b), transl=t, scale=data.static.scale)
+        verts = pose(model, bp).vertices
+        R = jnp.matmul(axis_angle_to_matrix(dr), data.static.R_world_obj, precision=HIGHEST)
+        image, mask = cfg.render_fn(verts, R, dt, i)
+        return render_mse(image, data.frames[i], mask, None if data.masks is None else data.masks[i])[0]
+
+    L = data.num_frames
+    return jnp.mean(
+        jax.vmap(one)(jnp.arange(L), params.global_orient, params.body_pose, params.transl, params.object_delta_rot, params.object_translation)
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# init / update
+# ----------------------------------------------------------------------------------------------
+
+
+def initial_params(data: MotionData, cfg: MotionConfig, key: jax.Array | None = None) -> MotionParams:
+    """Every frame at the static instance (paper Sec. 4); optional per-seed body-pose jitter."""
+    L = data.num_frames
+    st = data.static
+    bp = jnp.broadcast_to(st.pose[jnp.asarray(cfg.pose_joints)], (L, len(cfg.pose_joints), 3))
+    if key is not None and cfg.init_noise > 0:
+        bp = bp + cfg.init_noise * jax.random.normal(key, bp.shape, bp.dtype)
+    return MotionParams(
+        global_orient=jnp.broadcast_to(st.pose[0], (L, 3)),
+        body_pose=bp,
+        transl=jnp.broadcast_to(st.transl, (L, 3)),
+        object_delta_rot=jnp.zeros((L, 3), jnp.float32),
+        object_translation=jnp.broadcast_to(st.t_world_obj, (L, 3)),
+    )
+
+
+def make_motion_step(cfg: MotionConfig):
+    """Returns pure (init, update). `update(state, data, weights) -> (state, losses (K,), terms)` runs
+    cfg.steps_per_call Adam steps in one lax.scan; jit it (it is the stage-step boundary)."""
+    opt = optax.adam(cfg.learning_rate)
+
+    def init(data: MotionData, key: jax.Array) -> MotionState:
+        k_init, k_state = jax.random.split(key)
+        params = initial_params(data, cfg, k_init)
+        return MotionState(params=params, opt_state=opt.init(params), step=jnp.zeros((), jnp.int32), key=k_state)
+
+    def update(state: MotionState, data: MotionData, weights: MotionWeights):
+        grad_fn = jax.value_and_grad(motion_loss, has_aux=True)
+
+        def one(carry, _):
+            params, opt_state = carry
+            (loss, terms), g = grad_fn(params, data, weights, cfg)
+            upd, opt_state = opt.update(g, opt_state, params)
+            return (optax.apply_updates(params, upd), opt_state), (loss, terms)
+
+        (params, opt_state), (losses, terms) = jax.lax.scan(
+            one, (state.params, state.opt_state), None, length=cfg.steps_per_call
+        )
+        new = state.replace(params=params, opt_state=opt_state, step=state.step + cfg.steps_per_call)
+        return new, losses, jax.tree.map(lambda x: x[-1], terms)
+
+    return init, update
+
+
+def run_motion(
+    data: MotionData,
+    cfg: MotionConfig,
+    weights: MotionWeights,
+    *,
+    num_steps: int = 1000,
+    key: jax.Array,
+    num_seeds: int = 1,
+    update_fn=None,
+    callback: Callable[[int, Any], None] | None = None,
+):
+    """Host driver: `num_seeds` vmapped runs (keys fold_in(key, i)), num_steps rounded up to whole
+    calls. Returns (final states with a leading seed axis, losses (seeds, steps)).
+
+    `update_fn`: a jitted, seed-vmapped update to reuse across calls (see `jit_update`).
+    """
+    init, _ = make_motion_step(cfg)
+    update = update_fn or jit_update(cfg)
+    keys = jnp.stack([jax.random.fold_in(key, i) for i in range(num_seeds)])
+    state = jax.vmap(init, in_axes=(None, 0))(data, keys)
+    losses = []
+    n_calls = -(-num_steps // cfg.steps_per_call)
+    for c in range(n_calls):
+        state, l, terms = update(state, data, weights)
+        losses.append(l)
+        if callback is not None:
+            callback((c + 1) * cfg.steps_per_call, terms)
+    return state, jnp.concatenate(losses, axis=1)
+
+
+def jit_update(cfg: MotionConfig):
+    """The stage-step boundary: seed-vmapped update, jitted, state buffers donated."""
+    _, update = make_motion_step(cfg)
+    return jax.jit(jax.vmap(update, in_axes=(0, None, None)), donate_argnums=(0,))
+
+
+def best_seed(losses: Float[Array, "seeds steps"]) -> int:
+    """Index of the seed with the lowest final loss."""
+    return int(jnp.argmin(losses[:, -1]))
+
+
+def select_seed(tree, i: int):
+    return jax.tree.map(lambda x: x[i], tree)

@@ -1,0 +1,272 @@
+"""`anchorhoi track`: keypoint-anchored 4D tracking of a static interaction (paper Sec. 4, Eq. 3-6).
+
+    anchorhoi track --static STATIC.npz --keypoints KP.npz [--video FRAMES] --out DIR
+                    [--body anny | --smplx-model PATH] [--meshes] [--overwrite] [key=value ...]
+
+File formats: anchorhoi_jax/io/formats.py. Writes DIR/motion.npz, DIR/metrics.json, the resolved
+config, a manifest and (with --meshes) DIR/meshes/frame_XXXX.obj with the human and object of
+every frame. Everything (inputs, body model, config, output directory) is validated before DIR is
+created, so bad input leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackWeights:
+    """λ's of Eq. 4 (see stages/motion.MotionWeights)."""
+
+    keypoints: float = 1.0
+    contact: float = 1.0
+    pen_object: float = 1.0
+    pen_parts: float = 1.0
+    smooth_joints: float = 30.0
+    smooth_object: float = 30.0
+    self_pen: float = 1.0
+    pose_prior: float = 1e-5
+    render: float = 0.0  # forced to 0 when no --video is given
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackConfig:
+    steps: int = 1000  # paper Sec. 5
+    steps_per_call: int = 100
+    learning_rate: float = 0.01  # paper Sec. 5
+    seeds: int = 1
+    seed: int = 0
+    init_noise: float = 0.0
+    sigma_px: float = 100.0
+    num_object_points: int = 1024
+    num_pen_vertices: int = 2048
+    sdf_resolution: int = 64
+    tau_n: float = 0.5
+    contact_distance: float = 0.02  # metres; τ_d = ρ(contact_distance)
+    sigma_d: float = 0.05
+    weights: TrackWeights = TrackWeights()
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    from anchorhoi_jax.cli import add_common_run_args
+
+    p = subparsers.add_parser("track", help="turn a static interaction into motion from video keypoints (Eq. 3-6)",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("--static", required=True, metavar="STATIC.npz", help="static interaction (io/formats.py)")
+    p.add_argument("--keypoints", required=True, metavar="KP.npz", help="OpenPose-18 keypoints and camera")
+    p.add_argument("--video", default=None, metavar="FRAMES", help="frames (.npy (L,H,W,3) in [0,1] or a folder of images)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--body", choices=("anny",), default=None, help="use the Anny body (phenotype in STATIC.npz)")
+    g.add_argument("--smplx-model", default=None, metavar="PATH", help="SMPL-X model file or folder")
+    p.add_argument("--meshes", action="store_true", help="also write per-frame OBJ meshes")
+    add_common_run_args(p, default_out="outputs/track")
+    return p
+
+
+def _load_frames(path: str):
+    import numpy as onp
+
+    from anchorhoi_jax.cli import UsageError
+
+    p = Path(path)
+    if p.is_file() and p.suffix == ".npy":
+        frames = onp.load(p)
+    elif p.is_dir():
+        import imageio.v3 as iio
+
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() in (".png", ".jpg", ".jpeg"))
+        if not files:
+            raise UsageError(f"--video {p}: no .png/.jpg frames in the folder")
+        frames = onp.stack([iio.imread(f) for f in files]).astype(onp.float32) / 255.0
+    else:
+        raise UsageError(f"--video {p}: expected a .npy array or a folder of images")
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise UsageError(f"--video {p}: frames must have shape (L, H, W, 3), got {frames.shape}")
+    return frames.astype(onp.float32)
+
+
+def _body_and_maps(args, static: dict):
+    """Body model, its OpenPose-18 ids into joints ++ extra points, its contact candidates, full static pose."""
+    import jax.numpy as jnp
+    import numpy as onp
+
+    from anchorhoi_jax.cli import UsageError
+
+    if static["body_model"] == "anny" or args.body == "anny":
+        if static["body_model"] != "anny" or args.body != "anny":
+            raise UsageError(f"STATIC.npz body_model is {static['body_model']!r} but --body {args.body or 'smplx'} was asked")
+        raise UsageError("--body anny: the Anny OpenPose-18 map and contact regions (body/keypoints.py, "
+                         "body/contact_regions.py) are not available in this build; use --smplx-model")
+    if args.smplx_model is None:
+        raise UsageError("STATIC.npz holds an SMPL-X body: pass --smplx-model PATH")
+    from anchorhoi_jax.body.smplx import load_smplx, make_params
+
+    try:
+        model, extras = load_smplx(args.smplx_model, num_betas=max(10, static["betas"].shape[0]),
+                                   num_expression=max(10, 0 if static.get("expression") is None else static["expression"].shape[0]))
+    except (FileNotFoundError, ValueError) as e:
+        raise UsageError(f"--smplx-model: {' '.join(str(e).split())}") from None
+    blocks = {k: static[k] for k in ("global_orient", "body_pose", "jaw_pose", "leye_pose", "reye_pose",
+                                      "left_hand_pose", "right_hand_pose") if static.get(k) is not None}
+    params = make_params(model, extras, betas=static["betas"], expression=static.get("expression"),
+                         transl=static["transl"], scale=static["scale"], **blocks)
+    op_ids, candidates = smplx_openpose_and_contacts(model)
+    return model, params, jnp.asarray(op_ids), jnp.asarray(candidates, jnp.int32)
+
+
+def smplx_openpose_and_contacts(model):
+    """OpenPose-18 ids into `pose_joints` output and contact candidates for an SMPL-X-layout model.
+
+    OpenPose-18 from SMPL-X: neck/shoulders/elbows/wrists/hips/knees/ankles are the kinematic
+    joints (12, 17, 19, 21, 16, 18, 20, 2, 5, 8, 1, 4, 7); nose, eyes and ears are the vertex
+    joints named in `model.extra_names`. Contact candidates C(V_h): vertices whose dominant bone is
+    a hand, forearm, pelvis, thigh, foot or the lower spine (the PROX contact regions of Hassan
+    et al. 2019, approximated by skinning weights since the region files are not shipped).
+    """
+    import numpy as onp
+
+    names = list(model.extra_names)
+    J = model.num_joints
+
+    def extra(*cands):
+        for c in cands:
+            if c in names:
+                return J + names.index(c)
+        raise KeyError(cands)
+
+    op = [extra("nose"), 12, 17, 19, 21, 16, 18, 20, 2, 5, 8, 1, 4, 7,
+          extra("right_eye", "reye"), extra("left_eye", "leye"), extra("right_ear", "rear"), extra("left_ear", "lear")]
+    owner = onp.argmax(onp.asarray(model.lbs_weights), axis=1)
+    regions = [0, 1, 2, 3, 7, 8, 10, 11, 18, 19, 20, 21] + list(range(25, min(55, J)))
+    cand = onp.flatnonzero(onp.isin(owner, regions))
+    return onp.asarray(op, onp.int32), cand
+
+
+def run(args: argparse.Namespace) -> int:
+    from anchorhoi_jax.cli import UsageError
+    from anchorhoi_jax.io.config import load_config
+    from anchorhoi_jax.io.formats import FormatError, read_keypoints, read_static
+    from anchorhoi_jax.io.run_dir import check_output_dir
+
+    if args.config is not None and not Path(args.config).is_file():
+        raise UsageError(f"config file not found: {args.config}")
+    overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
+    cfg = load_config(TrackConfig, args.config, overrides)
+    try:
+        static = read_static(args.static)
+        kp = read_keypoints(args.keypoints)
+    except FormatError as e:
+        raise UsageError(str(e)) from None
+    frames = None
+    if args.video is not None:
+        frames = _load_frames(args.video)
+        if frames.shape[0] != kp["keypoints"].shape[0]:
+            raise UsageError(f"--video has {frames.shape[0]} frames but {Path(args.keypoints).name} has "
+                             f"{kp['keypoints'].shape[0]}; they must match")
+    check_output_dir(args.out, overwrite=args.overwrite)
+    model, params, op_ids, candidates = _body_and_maps(args, static)
+    result = track(model, params, static, kp, cfg, op_ids, candidates, frames=frames)
+    _write(args, cfg, model, static, kp, result, cfg)
+    return 0
+
+
+def track(model, params, static: dict, kp: dict, cfg: TrackConfig, op_ids, candidates, *, frames=None) -> dict:
+    """Run Eq. 3 + Eq. 4 optimisation; returns per-frame arrays, contacts and metrics (in memory)."""
+    import jax
+    import jax.numpy as jnp
+
+    from anchorhoi_jax.stages.contacts import gm_distance_threshold
+    from anchorhoi_jax.stages.motion import (
+        MotionConfig, MotionWeights, StaticInstance, best_seed, prepare_motion_data, run_motion, select_seed,
+    )
+
+    st = StaticInstance(betas=params.betas, scale=params.scale, pose=params.pose, transl=params.transl,
+                        R_world_obj=jnp.asarray(static["object_rotation"]), t_world_obj=jnp.asarray(static["object_translation"]))
+    key = jax.random.key(cfg.seed)
+    k_data, k_run = jax.random.split(key)
+    data = prepare_motion_data(
+        model, st, static["object_vertices"], static["object_faces"], keypoints=kp["keypoints"],
+        confidence=kp["confidence"], K=kp["K"], T_cam_world=kp["T_cam_world"], image_size=kp["image_size"],
+        contact_candidates=candidates, openpose_ids=op_ids, key=k_data, num_object_points=cfg.num_object_points,
+        num_pen_vertices=cfg.num_pen_vertices, sdf_resolution=cfg.sdf_resolution,
+        contact_thresholds=dict(tau_n=cfg.tau_n, tau_d=gm_distance_threshold(cfg.contact_distance, cfg.sigma_d), sigma_d=cfg.sigma_d),
+        frames=frames,
+    )
+    wd = dataclasses.asdict(cfg.weights)
+    if frames is None:
+        wd["render"] = 0.0  # no video: the rendered-frame MSE has nothing to compare with
+    weights = MotionWeights.default(**wd)
+    mcfg = MotionConfig.for_model(model, steps_per_call=cfg.steps_per_call, learning_rate=cfg.learning_rate,
+                                  sigma_px=cfg.sigma_px, init_noise=cfg.init_noise)
+    state, losses = run_motion(data, mcfg, weights, num_steps=cfg.steps, key=k_run, num_seeds=cfg.seeds)
+    i = best_seed(losses)
+    p = select_seed(state.params, i)
+    return {"data": data, "mcfg": mcfg, "params": p, "losses": losses[i], "seed_index": i}
+
+
+def sequence_geometry(model, data, mcfg, p):
+    """Full posed meshes, joints and object poses of a tracked sequence (for metrics and export)."""
+    import jax
+    import jax.numpy as jnp
+
+    from anchorhoi_jax.body.model import BodyParams
+    from anchorhoi_jax.body.skinning import pose
+    from anchorhoi_jax.geometry.rotations import axis_angle_to_matrix
+    from anchorhoi_jax.stages.motion import full_pose
+
+    st = data.static
+    P = jax.vmap(lambda g, b: full_pose(data, mcfg, g, b))(p.global_orient, p.body_pose)
+    posed = jax.vmap(lambda q, t: pose(model, BodyParams(betas=st.betas, pose=q, transl=t, scale=st.scale)))(P, p.transl)
+    R = jnp.einsum("lab,bc->lac", axis_angle_to_matrix(p.object_delta_rot), st.R_world_obj)
+    return posed, P, R, p.object_translation
+
+
+def _write(args, cfg, model, static, kp, result, cfg_dict) -> None:
+    import numpy as onp
+
+    from anchorhoi_jax import metrics as M
+    from anchorhoi_jax.geometry.sdf import sdf_grid_from_mesh
+    from anchorhoi_jax.io.formats import write_motion
+    from anchorhoi_jax.io.run_dir import create_run_dir
+
+    data, mcfg, p = result["data"], result["mcfg"], result["params"]
+    posed, P, R, t = sequence_geometry(model, data, mcfg, p)
+    grid = sdf_grid_from_mesh(static["object_vertices"], static["object_faces"], resolution=96, padding=0.05)
+    c = data.contacts
+    used = onp.unique(onp.asarray(model.faces))
+    verts = posed.vertices[:, used]
+    metrics = {
+        **M.penetration_metrics(verts, R, t, grid),
+        **M.contact_metrics(posed.vertices, R, t, c.human_vertex, c.object_point, c.mask),
+        **M.self_penetration_metrics(data.parts, posed.T_world_joint, data.static.scale),
+        **M.jitter(posed.joints[:, :22], kp["fps"]),
+        **M.foot_skating(posed.joints[:, [7, 8, 10, 11]]),
+        "final_loss": float(result["losses"][-1]),
+        "best_seed": int(result["seed_index"]),
+    }
+    valid = onp.asarray(c.mask) > 0
+    pairs = onp.concatenate([onp.asarray(c.human_vertex)[valid, None].astype(onp.float32), onp.asarray(c.object_point)[valid]], 1)
+    with create_run_dir(args.out, overwrite=args.overwrite) as rd:
+        rd.write_config(cfg_dict)
+        J = len(mcfg.pose_joints)
+        write_motion(rd.file("motion.npz"), global_orient=onp.asarray(p.global_orient),
+                     body_pose=onp.asarray(p.body_pose).reshape(-1, 3 * J), transl=onp.asarray(p.transl),
+                     object_rotation=onp.asarray(R), object_translation=onp.asarray(t), betas=static["betas"],
+                     expression=static.get("expression"), scale=static["scale"], body_model=static["body_model"],
+                     contact_pairs=pairs, fps=kp["fps"])
+        rd.record("motion.npz")
+        rd.write_json("metrics.json", metrics)
+        if args.meshes:
+            from anchorhoi_jax.io.export import write_obj
+
+            faces = onp.asarray(model.faces)
+            ov, of = static["object_vertices"], static["object_faces"]
+            for i in range(posed.vertices.shape[0]):
+                vo = ov @ onp.asarray(R[i]).T + onp.asarray(t[i])
+                v = onp.concatenate([onp.asarray(posed.vertices[i]), vo])
+                f = onp.concatenate([faces, of + posed.vertices.shape[1]])
+                name = f"meshes/frame_{i:04d}.obj"
+                write_obj(rd.file(name), v, f)
+                rd.record(name)

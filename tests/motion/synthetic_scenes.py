@@ -1,0 +1,256 @@
+"""Synthetic human-object interactions with known motion, for contact tests and the motion benchmark.
+
+Three interaction types (issue 5 acceptance): carry a box (box rigidly held between the palms while
+walking), push an object (palm tips on the back face of a large box sliding with the walker),
+sit on a chair (pelvis on the seat; upper body, arms and shins move; chair static). Each scene
+returns the ground-truth per-frame pose, the static instance (= frame 0), the object mesh and a
+monocular camera; `observe` projects OpenPose-18 points with pixel noise and zero confidence for
+keypoints hidden behind the object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as onp
+
+from anchorhoi_jax.body.model import BodyModel, BodyParams
+from anchorhoi_jax.body.skinning import pose, pose_joints
+from anchorhoi_jax.geometry.cameras import intrinsics_from_fov, look_at, project
+from anchorhoi_jax.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from anchorhoi_jax.geometry.sdf import signed_distance
+
+
+def box_mesh(size, center=(0.0, 0.0, 0.0)):
+    """Closed, outward-oriented box with each face split in 2x2 quads (so normals are per-face)."""
+    sx, sy, sz = (0.5 * onp.asarray(size, float)).tolist()
+    c = onp.asarray(center, float)
+    v = onp.array([[x, y, z] for x in (-sx, sx) for y in (-sy, sy) for z in (-sz, sz)]) + c
+    f = onp.array([
+        [0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],
+        [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3],
+    ])
+    return v, f
+
+
+def merge_meshes(parts):
+    vs, fs, off = [], [], 0
+    for v, f in parts:
+        vs.append(v)
+        fs.append(f + off)
+        off += len(v)
+    return onp.concatenate(vs), onp.concatenate(fs)
+
+
+def _R(axis, deg):
+    aa = onp.zeros(3)
+    aa["xyz".index(axis)] = onp.deg2rad(deg)
+    return onp.asarray(axis_angle_to_matrix(jnp.asarray(aa, jnp.float32)), onp.float64)
+
+
+def _aa(R):
+    return onp.asarray(matrix_to_axis_angle(jnp.asarray(R, jnp.float32)))
+
+
+@dataclasses.dataclass
+class Scene:
+    name: str
+    pose: onp.ndarray  # (L, J, 3) full local pose, ground truth
+    transl: onp.ndarray  # (L, 3)
+    R_obj: onp.ndarray  # (L, 3, 3)
+    t_obj: onp.ndarray  # (L, 3)
+    object_vertices: onp.ndarray  # object frame
+    object_faces: onp.ndarray
+    K: onp.ndarray
+    T_cam_world: onp.ndarray
+    image_size: tuple[int, int]  # (width, height)
+    fps: float = 24.0
+
+
+def _camera(target, yaw_deg: float, distance: float = 4.5, height: float = 1.3, size=(640, 480)):
+    yaw = onp.deg2rad(yaw_deg)
+    eye = onp.asarray(target) + distance * onp.array([onp.sin(yaw), 0.0, onp.cos(yaw)])
+    eye[1] = height
+    T = onp.asarray(look_at(jnp.asarray(eye, jnp.float32), jnp.asarray(target, jnp.float32)))
+    K = onp.asarray(intrinsics_from_fov(45.0, size[1], size[0]))
+    return K, T
+
+
+def _arms_forward(J: int, down_deg: float, twist_deg: float = 0.0):
+    """Local poses of shoulders/elbows: both arms forward, forearms horizontal, optional twist of
+    the forearm about its own axis (−90° turns SMPL-X palms from down to facing each other)."""
+    p = onp.zeros((J, 3))
+    for sh, el, sgn in ((16, 18, 1.0), (17, 19, -1.0)):
+        R_target = _R("y", -90.0 * sgn)  # rest arm (±x) -> forward (+z)
+        R_sh = _R("x", down_deg) @ R_target
+        p[sh] = _aa(R_sh)
+        p[el] = _aa(R_sh.T @ R_target @ _R("x", twist_deg))
+    return p
+
+
+def _walk(p, t, amp=0.35, freq=0.9):
+    w = 2 * onp.pi * freq * t
+    p[1] = [-amp * onp.sin(w), 0, 0]
+    p[2] = [amp * onp.sin(w), 0, 0]
+    p[4] = [0.35 * (1 + onp.sin(w - 1.2)), 0, 0]
+    p[5] = [0.35 * (1 - onp.sin(w - 1.2)), 0, 0]
+    return p
+
+
+def _frames(L, fps):
+    return onp.arange(L) / fps
+
+
+def _posed(model, betas, pose_, transl):
+    return pose(model, BodyParams(betas=jnp.asarray(betas, jnp.float32), pose=jnp.asarray(pose_, jnp.float32),
+                                  transl=jnp.asarray(transl, jnp.float32), scale=jnp.ones((), jnp.float32)))
+
+
+def _owned(model: BodyModel, joints) -> onp.ndarray:
+    """Face-referenced vertices whose dominant skinning joint is in `joints`."""
+    owner = onp.argmax(onp.asarray(model.lbs_weights), axis=1)
+    used = onp.zeros(model.num_vertices, bool)
+    used[onp.asarray(model.faces).reshape(-1)] = True
+    return onp.flatnonzero(onp.isin(owner, list(joints)) & used)
+
+
+LEFT_HAND = [20] + list(range(25, 40))
+RIGHT_HAND = [21] + list(range(40, 55))
+
+
+def carry_box(model: BodyModel, L: int = 120, fps: float = 24.0) -> Scene:
+    J = model.num_joints
+    base = _arms_forward(J, down_deg=35.0, twist_deg=-90.0)
+    betas = onp.zeros(model.num_shape)
+    v0 = onp.asarray(_posed(model, betas, base, onp.zeros(3)).vertices)
+    lh, rh = v0[_owned(model, LEFT_HAND)], v0[_owned(model, RIGHT_HAND)]
+    fore = v0[_owned(model, [18, 19])]
+    # The box fills the gap between the palms (touching the innermost hand points) and starts just
+    # beyond the forearms, so the hands hold it from the sides.
+    half_x = 0.5 * (lh[:, 0].min() - rh[:, 0].max())
+    z0 = fore[:, 2].max() + 0.01
+    size = (2 * half_x, 0.26, 0.3)
+    centre0 = onp.array([0.5 * (lh[:, 0].min() + rh[:, 0].max()), 0.5 * (lh[:, 1].mean() + rh[:, 1].mean()), z0 + 0.15])
+    v, f = box_mesh(size)
+    poses, transls, Rs, ts = [], [], [], []
+    T0 = None
+    for t in _frames(L, fps):
+        p = _walk(base.copy(), t)
+        p[0] = [0.0, 0.08 * onp.sin(2 * onp.pi * 0.45 * t), 0.0]
+        p[3] = [0.05 * onp.sin(2 * onp.pi * 0.9 * t), 0.0, 0.0]
+        tr = onp.array([0.0, 0.015 * onp.sin(2 * onp.pi * 1.8 * t), 0.3 * t])
+        posed = _posed(model, betas, p, tr)
+        Tc = onp.asarray(posed.T_world_joint[9], onp.float64)
+        if T0 is None:
+            T0 = Tc
+        rel = Tc @ onp.linalg.inv(T0)  # the box rides rigidly with the chest (arms fixed relative to it)
+        Rs.append(rel[:3, :3])
+        ts.append(rel[:3, :3] @ centre0 + rel[:3, 3])
+        poses.append(p)
+        transls.append(tr)
+    K, T = _camera(onp.array([0.0, 1.0, 0.3 * L / fps / 2]), yaw_deg=40.0)
+    return Scene("carry_box", onp.stack(poses), onp.stack(transls), onp.stack(Rs), onp.stack(ts), v, f, K, T, (640, 480), fps)
+
+
+def push_box(model: BodyModel, L: int = 120, fps: float = 24.0) -> Scene:
+    J = model.num_joints
+    base = _arms_forward(J, down_deg=12.0)
+    base[3] = [0.15, 0.0, 0.0]  # lean forward
+    base[20] = [0.0, 0.0, onp.pi / 2]  # wrists extended: palms face forward, fingers up
+    base[21] = [0.0, 0.0, -onp.pi / 2]
+    betas = onp.zeros(model.num_shape)
+    v0 = onp.asarray(_posed(model, betas, base, onp.zeros(3)).vertices)
+    hands = v0[onp.concatenate([_owned(model, LEFT_HAND), _owned(model, RIGHT_HAND)])]
+    # The box's back face touches the foremost hand points (palms).
+    z_face = hands[:, 2].max()
+    size = (0.8, hands[:, 1].mean() + 0.15, 0.6)
+    centre0 = onp.array([0.0, 0.5 * size[1], z_face + 0.3])
+    v, f = box_mesh(size)
+    poses, transls, Rs, ts = [], [], [], []
+    for t in _frames(L, fps):
+        p = _walk(base.copy(), t, amp=0.3)
+        tr = onp.array([0.0, 0.0, 0.35 * t])
+        poses.append(p)
+        transls.append(tr)
+        Rs.append(onp.eye(3))
+        ts.append(centre0 + tr)
+    K, T = _camera(onp.array([0.0, 0.9, 0.35 * L / fps / 2 + 0.3]), yaw_deg=65.0)
+    return Scene("push_box", onp.stack(poses), onp.stack(transls), onp.stack(Rs), onp.stack(ts), v, f, K, T, (640, 480), fps)
+
+
+def chair_mesh(seat_top: float, z_back: float, z_front: float):
+    """Seat slab, backrest and four legs: separate closed boxes (a watertight union)."""
+    zc, zl = 0.5 * (z_back + z_front), z_front - z_back
+    seat = box_mesh((0.5, 0.05, zl), (0.0, seat_top - 0.025, zc))
+    back = box_mesh((0.5, 0.5, 0.04), (0.0, seat_top + 0.25, z_back - 0.02))
+    legs = [box_mesh((0.04, seat_top - 0.05, 0.04), (x, 0.5 * (seat_top - 0.05), z))
+            for x in (-0.22, 0.22) for z in (z_back + 0.03, z_front - 0.03)]
+    return merge_meshes([seat, back] + legs)
+
+
+def sit_chair(model: BodyModel, L: int = 120, fps: float = 24.0) -> Scene:
+    J = model.num_joints
+    base = onp.zeros((J, 3))
+    base[1] = base[2] = [-onp.pi / 2, 0, 0]  # hips flexed: thighs forward
+    base[4] = base[5] = [onp.pi / 2, 0, 0]  # knees flexed: shins down
+    betas = onp.zeros(model.num_shape)
+    posed0 = _posed(model, betas, base, onp.zeros(3))
+    v0 = onp.asarray(posed0.vertices)
+    seat_part = v0[_owned(model, [0, 1, 2])]
+    seat_top = 0.45
+    # The lowest buttock/thigh point rests on the seat.
+    transl = onp.array([0.0, seat_top - seat_part[:, 1].min(), 0.0])
+    back = v0[_owned(model, [0, 3, 6, 9])]
+    knee_z = float(posed0.joints[4][2])
+    z_back = back[:, 2].min() - 0.03
+    v, f = chair_mesh(seat_top, z_back, knee_z - 0.08)
+    centre = onp.zeros(3)
+    poses, transls, Rs, ts = [], [], [], []
+    for t in _frames(L, fps):
+        w = 2 * onp.pi * 0.5 * t
+        p = base.copy()
+        p[3] = [0.25 * onp.sin(w), 0.0, 0.0]
+        p[9] = [0.0, 0.3 * onp.sin(0.7 * w), 0.0]
+        p[15] = [0.0, 0.5 * onp.sin(1.3 * w), 0.0]
+        p[16] = [0.0, 0.0, -0.6 - 0.4 * onp.sin(w)]
+        p[17] = [0.0, 0.0, 0.6 + 0.4 * onp.sin(1.5 * w)]
+        p[18] = [0.0, -0.5 * (1 + onp.sin(2 * w)), 0.0]
+        p[4] = [onp.pi / 2 - 0.3 * (1 + onp.sin(w)), 0, 0]
+        p[5] = [onp.pi / 2 - 0.2 * (1 + onp.sin(1.5 * w)), 0, 0]
+        poses.append(p)
+        transls.append(transl)
+        Rs.append(onp.eye(3))
+        ts.append(centre)
+    K, T = _camera(onp.array([0.0, 0.8, 0.15]), yaw_deg=30.0, distance=3.5)
+    return Scene("sit_chair", onp.stack(poses), onp.stack(transls), onp.stack(Rs), onp.stack(ts), v, f, K, T, (640, 480), fps)
+
+
+SCENES = {"carry_box": carry_box, "push_box": push_box, "sit_chair": sit_chair}
+
+
+def observe(scene: Scene, model: BodyModel, openpose_ids, *, noise_px: float = 2.0, seed: int = 0, dropout: float = 0.03):
+    """OpenPose-18 keypoints of the ground truth: projected, + N(0, noise_px²) pixel noise; confidence
+    0 where the object blocks the line of sight (32 samples of its exact SDF along the ray) or by
+    random detector misses, else U(0.6, 1)."""
+    rng = onp.random.default_rng(seed)
+    L = len(scene.pose)
+
+    def joints(p, tr):
+        return pose_joints(model, BodyParams(betas=jnp.zeros(model.num_shape), pose=p, transl=tr, scale=jnp.ones(())))
+
+    P = jax.vmap(joints)(jnp.asarray(scene.pose, jnp.float32), jnp.asarray(scene.transl, jnp.float32))
+    op = onp.asarray(P)[:, onp.asarray(openpose_ids)]
+    uv, _ = project(jnp.asarray(scene.K), jnp.asarray(scene.T_cam_world), jnp.asarray(op))
+    uv = onp.asarray(uv) + noise_px * rng.standard_normal((L, 18, 2))
+    cam = onp.asarray(-scene.T_cam_world[:3, :3].T @ scene.T_cam_world[:3, 3])
+    s = onp.linspace(0.02, 0.97, 32)
+    ray = cam[None, None, None] + s[None, None, :, None] * (op[:, :, None] - cam[None, None, None])  # (L,18,32,3)
+    local = onp.einsum("lba,lkna->lknb", scene.R_obj, ray - scene.t_obj[:, None, None])
+    sd = onp.asarray(signed_distance(jnp.asarray(local.reshape(-1, 3)), jnp.asarray(scene.object_vertices), jnp.asarray(scene.object_faces)))
+    occluded = (sd.reshape(L, 18, 32) < 0).any(-1)
+    conf = rng.uniform(0.6, 1.0, (L, 18))
+    conf[occluded] = 0.0
+    conf[rng.uniform(size=(L, 18)) < dropout] = 0.0
+    return uv.astype(onp.float32), conf.astype(onp.float32), occluded
