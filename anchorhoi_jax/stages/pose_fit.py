@@ -2,10 +2,11 @@
 
     L_align = Σ_{i,j} c_j^i ρ(‖Π^i(Ĵ)_j − J_j^i‖²)                                          (Eq. 2)
 
-Ĵ are the body's 3D keypoints (OpenPose-18, mapped from the body model's joints and extra points),
-Π^i projects into canonical view i, J_j^i are detected 2D keypoints with confidence c_j^i, and ρ is
-Geman-McClure (`losses.robust.geman_mcclure`). A pose prior (an L2 pull towards the rest pose plus a
-soft anatomical joint-limit box) keeps unobserved degrees of freedom (spine split, twists) plausible.
+Ĵ are the body's 3D keypoints (OpenPose-18 from `body.keypoints`: SMPL-X joints and vertex joints,
+or Anny's COCO vertex regressor), Π^i projects into canonical view i, J_j^i are detected 2D keypoints
+with confidence c_j^i, and ρ is Geman-McClure (`losses.robust.geman_mcclure`). The weight-free pose
+prior of `body.pose_prior` (L2 angle prior + squared-hinge anatomical joint limits) keeps the degrees
+of freedom that no keypoint sees (spine split, twists) plausible.
 
 Everything is written for ONE fit; batch fits (seeds, bodies, synthetic benchmarks) with `jax.vmap`.
 
@@ -26,7 +27,6 @@ root joint, then `transl` (exactly `body.skinning.pose_joints`).
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import jax
 import jax.numpy as jnp
@@ -35,8 +35,10 @@ import optax
 from flax import struct
 from jaxtyping import Array, Bool, Float, Int
 
+from anchorhoi_jax.body import pose_prior as pp
+from anchorhoi_jax.body.keypoints import KeypointRegressor, keypoint_regressor, regress_keypoints
 from anchorhoi_jax.body.model import BodyModel, BodyParams
-from anchorhoi_jax.body.skinning import pose_joints, rest_joints
+from anchorhoi_jax.body.skinning import pose, pose_joints, rest_joints
 from anchorhoi_jax.geometry.cameras import Camera, intrinsics_from_fov, look_at, project
 from anchorhoi_jax.geometry.rotations import (
     axis_angle_to_matrix,
@@ -48,132 +50,80 @@ from anchorhoi_jax.losses.robust import geman_mcclure
 
 HIGHEST = jax.lax.Precision.HIGHEST
 
-# ---------------------------------------------------------------------------------------------------
-# OpenPose-18 from SMPL-X joint names (CONVENTIONS.md order). The neck and hips are the SMPL-X
-# kinematic joints (as SMPLify-X maps them); face points are SMPL-X's vertex joints.
-# ---------------------------------------------------------------------------------------------------
-OPENPOSE18_FROM_SMPLX: tuple[str, ...] = (
-    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
-    "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
-    "right_eye", "left_eye", "right_ear", "left_ear",
-)  # fmt: skip
-# Torso keypoints for the global stage: neck, shoulders, hips (rigid enough in any pose).
+# Torso keypoints (OpenPose-18 indices) for the global stage: neck, shoulders, hips.
 TORSO_KEYPOINTS: tuple[int, ...] = (1, 2, 5, 8, 11)
 
-# Approximate anatomical range (radians) of each local axis-angle component for SMPL-X body joints.
-# SMPL-X rest frames are world-aligned (x = body's left, y = up, z = forward), so e.g. knee flexion is
-# +x, left-elbow flexion −y, right-elbow flexion +y, left-shoulder adduction (arm down) −z. Used both
-# as the soft limit prior of the fit and as the box that benchmarks sample "plausible" poses from.
-_L = {
-    "spine1": ((-0.3, 0.8), (-0.4, 0.4), (-0.3, 0.3)),
-    "spine2": ((-0.2, 0.5), (-0.3, 0.3), (-0.2, 0.2)),
-    "spine3": ((-0.2, 0.5), (-0.3, 0.3), (-0.2, 0.2)),
-    "neck": ((-0.4, 0.6), (-0.6, 0.6), (-0.3, 0.3)),
-    "head": ((-0.3, 0.4), (-0.4, 0.4), (-0.3, 0.3)),
-    "left_hip": ((-1.8, 0.4), (-0.5, 0.5), (-0.2, 0.8)),
-    "right_hip": ((-1.8, 0.4), (-0.5, 0.5), (-0.8, 0.2)),
-    "left_knee": ((0.0, 2.2), (-0.1, 0.1), (-0.1, 0.1)),
-    "right_knee": ((0.0, 2.2), (-0.1, 0.1), (-0.1, 0.1)),
-    "left_ankle": ((-0.5, 0.7), (-0.3, 0.3), (-0.3, 0.3)),
-    "right_ankle": ((-0.5, 0.7), (-0.3, 0.3), (-0.3, 0.3)),
-    "left_foot": ((-0.2, 0.2), (-0.1, 0.1), (-0.1, 0.1)),
-    "right_foot": ((-0.2, 0.2), (-0.1, 0.1), (-0.1, 0.1)),
-    "left_collar": ((-0.2, 0.2), (-0.3, 0.3), (-0.2, 0.4)),
-    "right_collar": ((-0.2, 0.2), (-0.3, 0.3), (-0.4, 0.2)),
-    "left_shoulder": ((-0.9, 0.9), (-1.4, 0.6), (-1.3, 0.8)),
-    "right_shoulder": ((-0.9, 0.9), (-0.6, 1.4), (-0.8, 1.3)),
-    "left_elbow": ((-0.3, 0.3), (-2.3, 0.0), (-0.2, 0.2)),
-    "right_elbow": ((-0.3, 0.3), (0.0, 2.3), (-0.2, 0.2)),
-    "left_wrist": ((-0.6, 0.6), (-0.4, 0.4), (-0.7, 0.7)),
-    "right_wrist": ((-0.6, 0.6), (-0.4, 0.4), (-0.7, 0.7)),
-}
-SMPLX_JOINT_LIMITS: dict[str, tuple[tuple[float, float], ...]] = _L
-_UNLIMITED = ((-math.pi, math.pi),) * 3
-
 
 # ---------------------------------------------------------------------------------------------------
-# Static setup derived once (outside jit) from a concrete body model.
+# Static layout and constants derived once (outside jit) from a concrete body model.
 # ---------------------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class PoseFitSetup:
-    """What the fit needs to know about a body model's layout (hashable, closed over by jit).
+    """What the fit needs to know statically about a body model (hashable, closed over by jit).
 
     Attributes:
-      keypoint_index: (18,) index into `pose_joints(...)` output (joints ++ extra) per OpenPose-18
-        keypoint, 0 where the model has no such point.
-      keypoint_valid: (18,) whether the model provides that keypoint (missing ones get zero weight).
-      fit_joints: local joints (excluding the root) whose rotation moves at least one keypoint.
-      limits_lo, limits_hi: (len(fit_joints), 3) axis-angle boxes for the joint-limit prior.
+      fit_joints: local joints (excluding the root) whose rotation moves at least one keypoint;
+        only these are optimised, the rest stay at the rest pose.
+      num_joints: J of the model.
+      needs_vertices: the keypoint regressor reads posed vertices (Anny), so the full `pose` runs
+        instead of the joints-only fast path.
     """
 
-    keypoint_index: tuple[int, ...]
-    keypoint_valid: tuple[bool, ...]
     fit_joints: tuple[int, ...]
-    limits_lo: tuple[tuple[float, float, float], ...]
-    limits_hi: tuple[tuple[float, float, float], ...]
     num_joints: int
+    needs_vertices: bool
 
 
-def openpose18_indices(model: BodyModel) -> tuple[tuple[int, ...], tuple[bool, ...]]:
-    """Index of each OpenPose-18 keypoint in `pose_joints(model, ...)` (joints ++ extra), by name.
+@struct.dataclass
+class PoseFitBody:
+    """Traced constants of the fit: the body model, its OpenPose-18 regressor and its pose prior."""
 
-    Uses `anchorhoi_jax.body.keypoints` when the body provides its own mapping; otherwise matches the
-    SMPL-X joint/extra names of `OPENPOSE18_FROM_SMPLX`.
-    """
-    names = tuple(model.joint_names) + tuple(model.extra_names)
-    index, valid = [], []
-    for name in OPENPOSE18_FROM_SMPLX:
-        if name in names:
-            index.append(names.index(name))
-            valid.append(True)
-        else:
-            index.append(0)
-            valid.append(False)
-    if sum(valid) < len(TORSO_KEYPOINTS) or not all(valid[k] for k in TORSO_KEYPOINTS):
-        raise ValueError(
-            "body model lacks the OpenPose-18 torso keypoints (neck, shoulders, hips) by SMPL-X joint names"
-        )
-    return tuple(index), tuple(valid)
+    model: BodyModel
+    regressor: KeypointRegressor
+    prior: pp.PosePrior
 
 
-def _moving_joints(model: BodyModel, keypoint_index, keypoint_valid) -> tuple[int, ...]:
+def _moving_joints(model: BodyModel, reg: KeypointRegressor) -> tuple[int, ...]:
     """Non-root joints whose local rotation changes the position of some keypoint."""
     parents = model.parents
     J = len(parents)
 
-    def ancestors(j):
-        out = []
-        while parents[j] >= 0:
-            j = parents[j]
-            out.append(j)
+    def with_ancestors(joints):
+        out = set()
+        for j in joints:
+            while j >= 0:
+                out.add(int(j))
+                j = parents[j]
         return out
 
+    pw = onp.abs(onp.asarray(reg.point_weights)).sum(0) > 0  # (JE,)
     lbs = onp.asarray(model.lbs_weights)
-    extra_ids = onp.asarray(model.extra_vertex_ids)
     moving: set[int] = set()
-    for idx, ok in zip(keypoint_index, keypoint_valid):
-        if not ok:
-            continue
+    for idx in onp.nonzero(pw)[0]:
         if idx < J:  # a kinematic joint moves with its strict ancestors' rotations
-            moving.update(ancestors(idx))
+            moving |= with_ancestors([parents[idx]]) if parents[idx] >= 0 else set()
         else:  # an extra point moves with every joint skinning its source vertices, and their ancestors
-            w = lbs[extra_ids[idx - J]].sum(0)
-            for j in onp.nonzero(w > 1e-6)[0]:
-                moving.add(int(j))
-                moving.update(ancestors(int(j)))
+            ids = onp.asarray(model.extra_vertex_ids)[idx - J]
+            moving |= with_ancestors(onp.nonzero(lbs[ids].sum(0) > 1e-6)[0])
+    if reg.needs_vertices:  # regressed from vertices (Anny): the joints skinning its support
+        support = onp.nonzero(onp.abs(onp.asarray(reg.vertex_weights)).sum(0) > 0)[0]
+        moving |= with_ancestors(onp.nonzero(lbs[support].max(0) > 1e-6)[0])
     moving.discard(0)
     return tuple(sorted(moving))
 
 
-def make_setup(model: BodyModel) -> PoseFitSetup:
-    """Derive the static fit layout from a concrete body model (call outside jit)."""
-    index, valid = openpose18_indices(model)
-    fit = _moving_joints(model, index, valid)
-    names = model.joint_names
-    lims = [SMPLX_JOINT_LIMITS.get(names[j] if j < len(names) else "", _UNLIMITED) for j in fit]
-    lo = tuple(tuple(float(a[0]) for a in lim) for lim in lims)
-    hi = tuple(tuple(float(a[1]) for a in lim) for lim in lims)
-    return PoseFitSetup(index, valid, fit, lo, hi, model.num_joints)
+def make_setup(model_or_body, betas=None) -> tuple[PoseFitSetup, PoseFitBody]:
+    """Static layout and traced constants of the fit for a SMPL-X `BodyModel` or an Anny body.
+
+    Args:
+      model_or_body: SMPL-X `BodyModel` (joint/extra names as the smplx package) or `AnnyBody`.
+      betas: optional shape whose rest skeleton defines the prior's limit frames.
+    """
+    model: BodyModel = getattr(model_or_body, "model", model_or_body)
+    reg = keypoint_regressor(model_or_body, "openpose18")
+    prior = pp.make_pose_prior(model_or_body, betas)
+    setup = PoseFitSetup(_moving_joints(model, reg), model.num_joints, bool(reg.needs_vertices))
+    return setup, PoseFitBody(model=model, regressor=reg, prior=prior)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -184,7 +134,7 @@ class PoseFitConfig:
     """Static settings (they change compiled shapes or the program); weights live in `PoseFitWeights`."""
 
     global_steps: int = 120
-    pose_steps: int = 360
+    pose_steps: int = 600
     num_hypotheses: int = 4
     robust: bool = True  # Geman-McClure (Eq. 2); False = plain confidence-weighted L2 (the ablation)
 
@@ -199,14 +149,17 @@ class PoseFitConfig:
 class PoseFitWeights:
     """Traced loss weights and schedules: a sweep over these never recompiles."""
 
-    lr: Float[Array, ""] = 0.03  # Adam step (radians / metres / log-scale units per step)
+    lr: Float[Array, ""] = 0.05  # Adam step (radians / metres / log-scale units per step)
     lr_end: Float[Array, ""] = 0.01  # reached at the end of the pose stage (Adam hovers ~lr around a minimum)
     reprojection: Float[Array, ""] = 1.0
-    prior_l2: Float[Array, ""] = 2.0  # px² per rad², pulls unobserved DoF to the rest pose
-    prior_limits: Float[Array, ""] = 2000.0  # px² per rad² outside the anatomical box
+    prior_l2: Float[Array, ""] = 2.0  # px² per rad² (`angle_prior_loss`), pulls unobserved DoF to rest
+    prior_limits: Float[Array, ""] = 2000.0  # px² per rad² outside the anatomical ranges (`joint_limit_loss`)
     prior_scale: Float[Array, ""] = 0.0  # px² per (log s)², optional pull of s towards 1
-    sigma_start: Float[Array, ""] = 100.0  # Geman-McClure σ (pixels) at the start of the pose stage
-    sigma_end: Float[Array, ""] = 10.0  # ... and at its end
+    # Geman-McClure σ (pixels): wide at the start of the pose stage so limbs far from their detections
+    # still feel them (a 512-px view sees a 1.7 m body over ~300 px), tight at the end so gross
+    # outliers (residuals of hundreds of px) contribute ≈ σ² and no gradient.
+    sigma_start: Float[Array, ""] = 200.0
+    sigma_end: Float[Array, ""] = 5.0
 
     @classmethod
     def default(cls) -> "PoseFitWeights":
@@ -260,8 +213,17 @@ def check_keypoints(data: MultiViewKeypoints) -> None:
 # ---------------------------------------------------------------------------------------------------
 # Model → keypoints.
 # ---------------------------------------------------------------------------------------------------
+def full_pose(setup: PoseFitSetup, params: PoseFitParams) -> Float[Array, "J 3"]:
+    """Local axis-angles of all joints: root from 6D, fitted joints, zeros (rest) elsewhere."""
+    out = jnp.zeros((setup.num_joints, 3), params.transl.dtype)
+    out = out.at[0].set(matrix_to_axis_angle(rot6d_to_matrix(params.global_rot6d)))
+    if setup.fit_joints:
+        out = out.at[jnp.asarray(setup.fit_joints)].set(params.body_pose)
+    return out
+
+
 def fit_rotations(setup: PoseFitSetup, params: PoseFitParams) -> Float[Array, "J 3 3"]:
-    """Local rotations of all joints: 6D root, axis-angle fitted joints, identity elsewhere."""
+    """Local rotations of all joints: 6D root (no axis-angle round trip), axis-angle fitted joints."""
     R = jnp.broadcast_to(jnp.eye(3, dtype=params.transl.dtype), (setup.num_joints, 3, 3))
     R = R.at[0].set(rot6d_to_matrix(params.global_rot6d))
     if setup.fit_joints:
@@ -271,30 +233,31 @@ def fit_rotations(setup: PoseFitSetup, params: PoseFitParams) -> Float[Array, "J
 
 def to_body_params(setup: PoseFitSetup, params: PoseFitParams, betas: Float[Array, "S"]) -> BodyParams:
     """The fit as `BodyParams` (axis-angle pose, STATIC.npz layout)."""
-    pose = jnp.zeros((setup.num_joints, 3), params.transl.dtype)
-    pose = pose.at[0].set(matrix_to_axis_angle(rot6d_to_matrix(params.global_rot6d)))
-    if setup.fit_joints:
-        pose = pose.at[jnp.asarray(setup.fit_joints)].set(params.body_pose)
-    return BodyParams(betas=betas, pose=pose, transl=params.transl, scale=jnp.exp(params.log_scale))
+    return BodyParams(betas=betas, pose=full_pose(setup, params), transl=params.transl, scale=jnp.exp(params.log_scale))
+
+
+def body_keypoints3d(
+    body: PoseFitBody, setup: PoseFitSetup, params: BodyParams, rotations: Float[Array, "J 3 3"] | None = None
+) -> Float[Array, "18 3"]:
+    """World OpenPose-18 keypoints of a posed body (joints-only fast path unless the regressor needs
+    vertices)."""
+    if setup.needs_vertices:
+        posed = pose(body.model, params, rotations=rotations)
+        return regress_keypoints(body.regressor, posed.all_joints, posed.vertices)
+    return regress_keypoints(body.regressor, pose_joints(body.model, params, rotations=rotations))
 
 
 def keypoints3d(
-    model: BodyModel, setup: PoseFitSetup, params: PoseFitParams, betas: Float[Array, "S"]
+    body: PoseFitBody, setup: PoseFitSetup, params: PoseFitParams, betas: Float[Array, "S"]
 ) -> Float[Array, "18 3"]:
-    """World OpenPose-18 keypoints Ĵ of the fitted body (scale and translation included)."""
-    body = BodyParams(
+    """World OpenPose-18 keypoints Ĵ of the fit's current parameters (scale and translation included)."""
+    bp = BodyParams(
         betas=betas,
-        pose=jnp.zeros((setup.num_joints, 3), params.transl.dtype),
+        pose=jnp.zeros((setup.num_joints, 3), params.transl.dtype),  # replaced by `rotations`
         transl=params.transl,
         scale=jnp.exp(params.log_scale),
     )
-    joints = pose_joints(model, body, rotations=fit_rotations(setup, params))
-    return joints[jnp.asarray(setup.keypoint_index)]
-
-
-def body_keypoints3d(model: BodyModel, setup: PoseFitSetup, body: BodyParams) -> Float[Array, "18 3"]:
-    """World OpenPose-18 keypoints of a body given as `BodyParams` (used to make ground truth)."""
-    return pose_joints(model, body)[jnp.asarray(setup.keypoint_index)]
+    return body_keypoints3d(body, setup, bp, fit_rotations(setup, params))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -320,17 +283,12 @@ def reprojection_term(
 
 
 def pose_prior_term(
-    body_pose: Float[Array, "P 3"],
-    lo: Float[Array, "P 3"],
-    hi: Float[Array, "P 3"],
-    w_l2: Float[Array, ""],
-    w_limits: Float[Array, ""],
+    prior: pp.PosePrior, pose_full: Float[Array, "J 3"], w_l2: Float[Array, ""], w_limits: Float[Array, ""]
 ) -> tuple[Float[Array, ""], dict]:
-    """Pose prior: w_l2 ‖θ‖² + w_limits Σ relu(θ − hi)² + relu(lo − θ)² (axis-angle, radians)."""
-    with jax.named_scope("loss.pose_prior"):
-        l2 = jnp.sum(body_pose**2)
-        viol = jnp.sum(jax.nn.relu(body_pose - hi) ** 2 + jax.nn.relu(lo - body_pose) ** 2)
-        return w_l2 * l2 + w_limits * viol, {"prior_l2": l2, "limit_violation": viol}
+    """Pose prior of `body.pose_prior`: w_l2 Σ_j |a_j|² + w_limits Σ squared hinge outside the limits."""
+    l2, _ = pp.angle_prior_loss(prior, pose_full)
+    viol, _ = pp.joint_limit_loss(prior, pose_full)
+    return w_l2 * l2 + w_limits * viol, {"prior_l2": l2, "limit_violation": viol}
 
 
 def scale_prior_term(log_scale: Float[Array, ""], w: Float[Array, ""]) -> tuple[Float[Array, ""], dict]:
@@ -355,7 +313,7 @@ def _lr_at(step, cfg: PoseFitConfig, weights: PoseFitWeights):
 
 def total_loss(
     params: PoseFitParams,
-    model: BodyModel,
+    body: PoseFitBody,
     setup: PoseFitSetup,
     betas: Float[Array, "S"],
     data: MultiViewKeypoints,
@@ -364,16 +322,12 @@ def total_loss(
     cfg: PoseFitConfig,
 ) -> tuple[Float[Array, ""], dict]:
     """All terms of the fit, weighted in one place. Before `global_steps` only torso keypoints count."""
-    valid = jnp.asarray(setup.keypoint_valid, jnp.float32)
     torso = jnp.zeros((18,), jnp.float32).at[jnp.asarray(TORSO_KEYPOINTS)].set(1.0)
-    in_global = step < cfg.global_steps
-    mask = valid * jnp.where(in_global, torso, 1.0)
+    mask = jnp.where(step < cfg.global_steps, torso, jnp.ones_like(torso))
     sigma = _sigma_at(step, cfg, weights)
-    kp3d = keypoints3d(model, setup, params, betas)
+    kp3d = keypoints3d(body, setup, params, betas)
     l_rep, a_rep = reprojection_term(kp3d, data, mask, sigma, robust=cfg.robust)
-    lo = jnp.asarray(setup.limits_lo, jnp.float32).reshape(-1, 3)
-    hi = jnp.asarray(setup.limits_hi, jnp.float32).reshape(-1, 3)
-    l_pri, a_pri = pose_prior_term(params.body_pose, lo, hi, weights.prior_l2, weights.prior_limits)
+    l_pri, a_pri = pose_prior_term(body.prior, full_pose(setup, params), weights.prior_l2, weights.prior_limits)
     l_sc, a_sc = scale_prior_term(params.log_scale, weights.prior_scale)
     loss = weights.reprojection * l_rep + l_pri + l_sc
     return loss, {"loss": loss, "reprojection": l_rep, "sigma": sigma, **a_rep, **a_pri, **a_sc}
@@ -386,14 +340,14 @@ _optimizer = optax.scale_by_adam()
 
 
 def init(
-    model: BodyModel,
+    body: PoseFitBody,
     setup: PoseFitSetup,
     betas: Float[Array, "S"],
     target: Float[Array, "3"],
     cfg: PoseFitConfig,
 ) -> PoseFitState:
     """`num_hypotheses` initial states (leading axis H): rest pose, s = 1, root at `target`, yaws 2πh/H."""
-    root = rest_joints(model, betas)[0]
+    root = rest_joints(body.model, betas)[0]
     yaw = 2.0 * jnp.pi * jnp.arange(cfg.num_hypotheses, dtype=jnp.float32) / cfg.num_hypotheses
     aa = jnp.stack([jnp.zeros_like(yaw), yaw, jnp.zeros_like(yaw)], -1)
     H, P = cfg.num_hypotheses, len(setup.fit_joints)
@@ -406,14 +360,13 @@ def init(
     return PoseFitState(params=params, opt_state=jax.vmap(_optimizer.init)(params), step=jnp.zeros((H,), jnp.int32))
 
 
-def make_update(model_setup: PoseFitSetup, cfg: PoseFitConfig, num_steps: int):
-    """Factory: `update(state, model, betas, data, weights) -> (state, aux)` running `num_steps` Adam steps
+def make_update(setup: PoseFitSetup, cfg: PoseFitConfig, num_steps: int):
+    """Factory: `update(state, body, betas, data, weights) -> (state, aux)` running `num_steps` Adam steps
     of ONE hypothesis inside `lax.scan` (vmap it over hypotheses, fits, seeds)."""
-    setup = model_setup
 
-    def one_step(state: PoseFitState, model, betas, data, weights):
+    def one_step(state: PoseFitState, body, betas, data, weights):
         (_, aux), g = jax.value_and_grad(total_loss, has_aux=True)(
-            state.params, model, setup, betas, data, weights, state.step, cfg
+            state.params, body, setup, betas, data, weights, state.step, cfg
         )
         # Global stage: the body pose stays at rest (its gradient is dropped, Adam moments stay zero).
         keep = (state.step >= cfg.global_steps).astype(jnp.float32)
@@ -423,11 +376,11 @@ def make_update(model_setup: PoseFitSetup, cfg: PoseFitConfig, num_steps: int):
         params = jax.tree.map(lambda p, u: p - lr * u, state.params, upd)
         return PoseFitState(params=params, opt_state=opt_state, step=state.step + 1), aux
 
-    def update(state: PoseFitState, model: BodyModel, betas, data: MultiViewKeypoints, weights: PoseFitWeights):
-        def body(s, _):
-            return one_step(s, model, betas, data, weights)
+    def update(state: PoseFitState, body: PoseFitBody, betas, data: MultiViewKeypoints, weights: PoseFitWeights):
+        def step(s, _):
+            return one_step(s, body, betas, data, weights)
 
-        state, aux = jax.lax.scan(body, state, None, length=num_steps)
+        state, aux = jax.lax.scan(step, state, None, length=num_steps)
         return state, jax.tree.map(lambda a: a[-1], aux)
 
     return update
@@ -440,7 +393,7 @@ def select_hypothesis(state: PoseFitState, losses: Float[Array, "H"]) -> PoseFit
 
 
 def make_fit(setup: PoseFitSetup, cfg: PoseFitConfig):
-    """Factory for the whole Eq. 2 fit of one subject: `fit(model, betas, data, target, weights)` returns
+    """Factory for the whole Eq. 2 fit of one subject: `fit(body, betas, data, target, weights)` returns
     (BodyParams, keypoints3d (18,3), aux). Pure; vmap over fits and jit at the call site.
 
     All hypotheses run through both stages in one `lax.scan` (one compiled step instead of two stages
@@ -449,16 +402,16 @@ def make_fit(setup: PoseFitSetup, cfg: PoseFitConfig):
     """
     update = make_update(setup, cfg, cfg.global_steps + cfg.pose_steps)
 
-    def fit(model: BodyModel, betas, data: MultiViewKeypoints, target, weights: PoseFitWeights):
+    def fit(body: PoseFitBody, betas, data: MultiViewKeypoints, target, weights: PoseFitWeights):
         with jax.named_scope("stage.pose_fit"):
-            states = init(model, setup, betas, target, cfg)
-            states, aux = jax.vmap(update, in_axes=(0, None, None, None, None))(states, model, betas, data, weights)
+            states = init(body, setup, betas, target, cfg)
+            states, aux = jax.vmap(update, in_axes=(0, None, None, None, None))(states, body, betas, data, weights)
             best = jnp.argmin(aux["loss"])
             state = select_hypothesis(states, aux["loss"])
             aux = jax.tree.map(lambda a: a[best], aux)
             return (
                 to_body_params(setup, state.params, betas),
-                keypoints3d(model, setup, state.params, betas),
+                keypoints3d(body, setup, state.params, betas),
                 aux,
             )
 
@@ -496,24 +449,17 @@ def canonical_cameras(views: CanonicalViews) -> Camera:
     return Camera(K=K, T_cam_world=T, height=views.size, width=views.size)
 
 
-def joint_limit_box(model: BodyModel) -> tuple[onp.ndarray, onp.ndarray]:
-    """(J,3) lower/upper axis-angle limits per joint by SMPL-X name (zeros for unnamed / root joints)."""
-    lo = onp.zeros((model.num_joints, 3), onp.float32)
-    hi = onp.zeros((model.num_joints, 3), onp.float32)
-    for j, name in enumerate(model.joint_names):
-        if name in SMPLX_JOINT_LIMITS:
-            lim = onp.asarray(SMPLX_JOINT_LIMITS[name], onp.float32)
-            lo[j], hi[j] = lim[:, 0], lim[:, 1]
-    return lo, hi
+def sample_plausible_pose(key, prior: pp.PosePrior, num_joints: int, fraction: float = 0.7) -> Float[Array, "J 3"]:
+    """Local axis-angles with each constrained joint's (flexion, twist, abduction) uniform in the central
+    `fraction` of its anatomical range (`body.pose_prior` limit frames); other joints and the root at 0.
 
-
-def sample_plausible_pose(
-    key, lo: Float[Array, "J 3"], hi: Float[Array, "J 3"], fraction: float = 0.7
-) -> Float[Array, "J 3"]:
-    """Local axis-angles uniform in the central `fraction` of each joint's limit box (root left at 0)."""
-    mid = 0.5 * (lo + hi)
-    half = 0.5 * (hi - lo) * fraction
-    return mid + half * jax.random.uniform(key, lo.shape, minval=-1.0, maxval=1.0)
+    The limit map c = to_limit · a is orthogonal (limit frame ᵀ · rest rotation), so a = to_limitᵀ c.
+    """
+    mid = 0.5 * (prior.lower + prior.upper)
+    half = 0.5 * (prior.upper - prior.lower) * fraction
+    c = mid + half * jax.random.uniform(key, prior.lower.shape, minval=-1.0, maxval=1.0)
+    a = jnp.einsum("nba,nb->na", prior.to_limit, c, precision=HIGHEST)
+    return jnp.zeros((num_joints, 3), c.dtype).at[prior.joint_ids].set(a)
 
 
 def simulate_detections(

@@ -22,15 +22,15 @@ CFG = pf.PoseFitConfig(global_steps=80, pose_steps=260, num_hypotheses=4)
 @pytest.fixture(scope="module")
 def scene():
     model = stick_body()
-    setup = pf.make_setup(model)
+    setup, body = pf.make_setup(model)
     cams = pf.canonical_cameras(pf.CanonicalViews(size=256))
-    lo, hi = (jnp.asarray(a) for a in pf.joint_limit_box(model))
-    return model, setup, cams, lo, hi
+    return body, setup, cams
 
 
-def _ground_truth(key, model, setup, lo, hi):
+def _ground_truth(key, fb, setup):
+    model = fb.model
     k_pose, k_yaw, k_s, k_t = jax.random.split(key, 4)
-    pose = pf.sample_plausible_pose(k_pose, lo, hi)
+    pose = pf.sample_plausible_pose(k_pose, fb.prior, model.num_joints)
     pose = pose.at[0].set(jnp.array([0.05, 1.0, 0.0]) * jax.random.uniform(k_yaw, (), minval=-3.0, maxval=3.0))
     body = BodyParams(
         betas=jnp.zeros((model.num_shape,)),
@@ -38,20 +38,20 @@ def _ground_truth(key, model, setup, lo, hi):
         transl=-model.j_template[0] + jax.random.uniform(k_t, (3,), minval=-0.2, maxval=0.2),
         scale=jax.random.uniform(k_s, (), minval=0.85, maxval=1.15),
     )
-    return body, pf.body_keypoints3d(model, setup, body)
+    return body, pf.body_keypoints3d(fb, setup, body)
 
 
 def _make_runner(scene, cfg):
     """jit(vmap(fit)) over ground-truth keys; noise, outliers and weights are traced arguments."""
-    model, setup, cams, lo, hi = scene
+    fb, setup, cams = scene
     fit = pf.make_fit(setup, cfg)
 
     def one(key, noise_px, outliers, w):
         k_gt, k_det = jax.random.split(key)
-        body, kp3 = _ground_truth(k_gt, model, setup, lo, hi)
+        body, kp3 = _ground_truth(k_gt, fb, setup)
         uv = pf.simulate_detections(k_det, kp3, cams.K, cams.T_cam_world, cams.width, noise_px, outliers)
         data = pf.MultiViewKeypoints(uv, jnp.ones(uv.shape[:2]), cams.K, cams.T_cam_world)
-        fitted, kp_fit, _ = fit(model, body.betas, data, jnp.zeros(3), w)
+        fitted, kp_fit, _ = fit(fb, body.betas, data, jnp.zeros(3), w)
         return jnp.linalg.norm(kp_fit - kp3, axis=-1), fitted, body
 
     @jax.jit
@@ -94,39 +94,51 @@ def test_weight_sweep_does_not_retrace(gm_runner):
 
 
 def test_vmapped_equals_looped(scene):
-    model, setup, cams, lo, hi = scene
+    fb, setup, cams = scene
     cfg = pf.PoseFitConfig(global_steps=10, pose_steps=10, num_hypotheses=2)
     fit = pf.make_fit(setup, cfg)
     w = pf.PoseFitWeights.default()
-    betas = jnp.zeros((model.num_shape,))
+    betas = jnp.zeros((fb.model.num_shape,))
 
     @jax.jit
     def observe(key):
-        _, kp3 = _ground_truth(key, model, setup, lo, hi)
+        _, kp3 = _ground_truth(key, fb, setup)
         uv, _ = jax.vmap(project, in_axes=(0, 0, None))(cams.K, cams.T_cam_world, kp3)
         return pf.MultiViewKeypoints(uv, jnp.ones(uv.shape[:2]), cams.K, cams.T_cam_world)
 
     batched = jax.vmap(observe)(jax.random.split(jax.random.key(10), 2))
     f = jax.jit(fit)
-    looped = jnp.stack([f(model, betas, jax.tree.map(lambda a: a[i], batched), jnp.zeros(3), w)[1] for i in range(2)])
-    vm = jax.jit(jax.vmap(fit, in_axes=(None, None, 0, None, None)))(model, betas, batched, jnp.zeros(3), w)[1]
+    looped = jnp.stack([f(fb, betas, jax.tree.map(lambda a: a[i], batched), jnp.zeros(3), w)[1] for i in range(2)])
+    vm = jax.jit(jax.vmap(fit, in_axes=(None, None, 0, None, None)))(fb, betas, batched, jnp.zeros(3), w)[1]
     onp.testing.assert_allclose(vm, looped, atol=1e-4)
 
 
-def test_setup_maps_names_and_moving_joints(scene):
-    model, setup, *_ = scene
-    names = model.joint_names + model.extra_names
-    assert [names[i] for i in setup.keypoint_index] == list(pf.OPENPOSE18_FROM_SMPLX)
-    assert all(setup.keypoint_valid)
-    moved = {model.joint_names[j] for j in setup.fit_joints}
+def test_setup_moving_joints(scene):
+    fb, setup, _ = scene
+    names = fb.model.joint_names
+    moved = {names[j] for j in setup.fit_joints}
     # Wrists, ankles and feet move no OpenPose-18 keypoint; head moves the face points; the root is global.
     assert not moved & {"left_wrist", "right_wrist", "left_ankle", "right_ankle", "left_foot", "pelvis"}
     assert {"head", "left_elbow", "right_knee", "spine2"} <= moved
+    assert not setup.needs_vertices
+
+
+def test_sampled_poses_respect_the_prior_limits(scene):
+    fb, _, _ = scene
+    from anchorhoi_jax.body import pose_prior as pp
+
+    poses = jax.vmap(lambda k: pf.sample_plausible_pose(k, fb.prior, fb.model.num_joints))(
+        jax.random.split(jax.random.key(0), 16)
+    )
+    viol = jax.vmap(lambda p: pp.joint_limit_loss(fb.prior, p)[0])(poses)
+    assert float(viol.max()) < 1e-8
+    assert float(jnp.abs(poses).max()) > 0.3  # not degenerate
 
 
 def test_canonical_front_view_sees_left_on_image_right(scene):
-    model, setup, cams, *_ = scene
-    kp3 = pf.body_keypoints3d(model, setup, BodyParams.zeros(model).replace(transl=-model.j_template[0]))
+    fb, setup, cams = scene
+    model = fb.model
+    kp3 = pf.body_keypoints3d(fb, setup, BodyParams.zeros(model).replace(transl=-model.j_template[0]))
     uv, depth = project(cams.K[0], cams.T_cam_world[0], kp3)
     assert bool(jnp.all(depth > 0))
     assert float(uv[5, 0]) > float(uv[2, 0])  # left shoulder right of right shoulder, facing the camera
@@ -149,6 +161,6 @@ def test_bad_inputs_raise():
         pf.PoseFitConfig(global_steps=0)
     with pytest.raises(ValueError, match="num_hypotheses must be >= 1"):
         pf.PoseFitConfig(num_hypotheses=0)
-    renamed = stick_body().replace(joint_names=tuple(f"j{i}" for i in range(22)))
-    with pytest.raises(ValueError, match="lacks the OpenPose-18 torso keypoints"):
+    renamed = stick_body().replace(extra_names=("a", "b", "c", "d", "e"))
+    with pytest.raises(ValueError, match="smplx model has no point 'nose' needed for openpose18"):
         pf.make_setup(renamed)
