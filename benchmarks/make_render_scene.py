@@ -82,7 +82,13 @@ def _box(center: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
             faces += [[n, n + 1, n + 2], [n, n + 2, n + 3]]
             cols += [palette[k]] * 4
             k += 1
-    return np.array(verts), np.array(faces, np.int32), np.array(cols)
+    verts, faces = np.array(verts), np.array(faces, np.int32)
+    # Outward winding (counter-clockwise seen from outside), as the rasterizer's back-face culling expects.
+    tri = verts[faces]
+    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    inward = np.sum(n * (tri.mean(1) - center), -1) < 0
+    faces[inward] = faces[inward][:, ::-1]
+    return verts, faces, np.array(cols)
 
 
 def main(out: str = ".cache/render/scene.npz") -> None:

@@ -137,10 +137,12 @@ def nerf_throughput(a, log):
     out = {}
     cfg = nerf_field.FieldConfig(log2_table_size=a.log2_table, max_resolution=a.max_res, center=(0.0, 0.8, 0.0),
                                  bound=1.0)
-    rc = RenderConfig(n_coarse=a.tp_coarse, n_fine=a.tp_fine, proposal="field", shading="albedo")
     for res in a.tp_res:
         cams = sample_views(jax.random.key(5), 4, height=res, width=res, target=(0.0, 0.8, 0.0)).camera
         for seeds in (1, 8):
+            # 8 seeds × 4 views × 128² px × 64 samples does not fit in 80 GB with stored intermediates.
+            remat = seeds * res * res * 4 * (a.tp_coarse + a.tp_fine) > 2**25
+            rc = RenderConfig(n_coarse=a.tp_coarse, n_fine=a.tp_fine, proposal="field", shading="albedo", remat=remat)
             keys = jax.random.split(jax.random.key(7), seeds)
             params = jax.vmap(lambda k: nerf_field.init(k, cfg))(keys)
 
@@ -156,8 +158,9 @@ def nerf_throughput(a, log):
                 continue
             samples = seeds * 4 * res * res * (a.tp_coarse + a.tp_fine)
             out[f"nerf_{res}px_{seeds}seeds"] = dict(seconds=t, samples_per_s=samples / t,
-                                                    samples_with_grad=samples)
-            log(f"  nerf {res}px x{seeds} seeds: {t * 1e3:.2f} ms, {samples / t / 1e6:.1f} M samples/s (fwd+bwd)")
+                                                    samples_with_grad=samples, remat=remat)
+            log(f"  nerf {res}px x{seeds} seeds: {t * 1e3:.2f} ms, {samples / t / 1e6:.1f} M samples/s (fwd+bwd)"
+                f"{' (remat)' if remat else ''}")
     return out
 
 

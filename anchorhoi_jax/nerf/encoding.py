@@ -25,7 +25,7 @@ def level_resolutions(n_levels: int, base_resolution: int, max_resolution: int) 
     if n_levels == 1:
         return (base_resolution,)
     b = math.exp((math.log(max_resolution) - math.log(base_resolution)) / (n_levels - 1))
-    return tuple(int(math.floor(base_resolution * b**level)) for level in range(n_levels))
+    return tuple(int(math.floor(base_resolution * b**level + 1e-6)) for level in range(n_levels))  # 1e-6: 63.99999 → 64
 
 
 def hash_encode(

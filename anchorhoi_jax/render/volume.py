@@ -38,6 +38,8 @@ class RenderConfig:
     shading: "albedo", "lambertian", "textureless" or "normal"; normals are computed when shading
     needs them or `normals` is True.
     min_near: rays start at least this far from their origin (metres).
+    remat: recompute the field in the backward pass (jax.checkpoint) instead of storing its per-sample
+    intermediates: ~1/3 more compute, much less memory for large batches (e.g. many seeds vmapped).
     """
 
     n_coarse: int = 64
@@ -46,6 +48,7 @@ class RenderConfig:
     shading: str = "albedo"
     normals: bool = False
     min_near: float = 0.05
+    remat: bool = False
 
     def __post_init__(self):
         if self.proposal not in ("field", "occupancy", "none"):
@@ -182,11 +185,14 @@ def render_rays(
         x = (origins[:, None] + t[..., None] * directions[:, None]).reshape(-1, 3)
 
     with jax.named_scope("volume_field"):
+        q = nerf_field.query_with_normals if rc.needs_normals else nerf_field.query
+        if rc.remat:
+            q = jax.checkpoint(q, static_argnums=(1,))
         if rc.needs_normals:
-            sigma, albedo, normals = nerf_field.query_with_normals(params, cfg, x)
+            sigma, albedo, normals = q(params, cfg, x)
             normals = normals.reshape(R, N, 3)
         else:
-            sigma, albedo = nerf_field.query(params, cfg, x)
+            sigma, albedo = q(params, cfg, x)
             normals = None
         sigma = sigma.reshape(R, N)
         albedo = albedo.reshape(R, N, 3)
