@@ -141,7 +141,7 @@ def nerf_throughput(a, log):
         cams = sample_views(jax.random.key(5), 4, height=res, width=res, target=(0.0, 0.8, 0.0)).camera
         for seeds in (1, 8):
             # 8 seeds × 4 views × 128² px × 64 samples does not fit in 80 GB with stored intermediates.
-            remat = seeds * res * res * 4 * (a.tp_coarse + a.tp_fine) > 2**25
+            remat = seeds * res * res * 4 * (a.tp_coarse + a.tp_fine) >= 2**25
             rc = RenderConfig(n_coarse=a.tp_coarse, n_fine=a.tp_fine, proposal="field", shading="albedo", remat=remat)
             keys = jax.random.split(jax.random.key(7), seeds)
             params = jax.vmap(lambda k: nerf_field.init(k, cfg))(keys)
