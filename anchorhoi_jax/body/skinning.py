@@ -328,9 +328,9 @@ def pose_joints(
                 pd = model.posedirs.reshape(model.posedirs.shape[0], -1, 3)[:, ids]
                 v = v + jnp.einsum("p,pnc->nc", _pose_feature(R_local), pd, precision=precision)
         A = _skin_transforms(R_world, t_world, R_rest, j_rest, identity_rest)
-        v = _lbs(model, A, v, precision, rows=ids)
-        extra = _bary_rows(v.reshape(-1, 3, 3), model.extra_bary)
-        return jnp.concatenate([joints, _place(extra, root, params.scale, params.transl)], 0)
+        v = _place(_lbs(model, A, v, precision, rows=ids), root, params.scale, params.transl)
+        extra = _bary_rows(v.reshape(-1, 3, 3), model.extra_bary)  # as in `pose`: placed, then blended
+        return jnp.concatenate([joints, extra], 0)
 
 
 def _bary_rows(v3: Float[Array, "E 3 3"], bary: Float[Array, "E 3"]) -> Float[Array, "E 3"]:

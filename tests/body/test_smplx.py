@@ -28,7 +28,12 @@ from anchorhoi_jax.body.smplx import (
     smplx_full_pose,
     validate_params,
 )
-from anchorhoi_jax.body.smplx_synthetic import SMPLX_PARENTS, SMPLX_VERTEX_IDS, write_synthetic_smplx
+from anchorhoi_jax.body.smplx_synthetic import (
+    SMPLX_PARENTS,
+    SMPLX_VERTEX_IDS,
+    synthetic_smplx_arrays,
+    write_synthetic_smplx,
+)
 
 torch = pytest.importorskip("torch")
 smplx = pytest.importorskip("smplx")
@@ -98,14 +103,19 @@ def test_parity_with_smplx(model_dir, use_pca, flat, nb, ne):
     assert onp.abs(onp.asarray(_joints(model, params)) - j_ref).max() <= VERT_TOL_M
 
 
-def test_dense_skinning_path_matches_sparse(model_dir):
+def test_unfused_and_dense_paths_match_fast_path(model_dir):
+    """The plain paths (separate shape blend, dense 55-joint LBS) give the fused/sparse results."""
     model, extras = load_smplx(model_dir)
-    dense = model.replace(skin_joint_ids=None, skin_joint_weights=None)
+    plain = model.replace(skin_joint_ids=None, skin_joint_weights=None, blend_dirs=None, extra_blend_dirs=None)
     params = jax.vmap(lambda a: make_params(model, extras, **a))(_inputs(7, 45))
-    a, b = _posed(model, params), _posed(dense, params)
+    a, b = _posed(model, params), _posed(plain, params)
     onp.testing.assert_allclose(onp.asarray(a.vertices), onp.asarray(b.vertices), atol=2e-6)
-    again = with_sparse_skinning(dense)
+    onp.testing.assert_allclose(onp.asarray(_joints(plain, params)), onp.asarray(a.all_joints), atol=2e-6)
+    again = with_sparse_skinning(plain)
     assert again.skin_joint_ids.shape == model.skin_joint_ids.shape
+    # The fused blend matrix is padded for GEMM alignment; the padding is zero.
+    assert model.blend_dirs.shape[0] % 32 == 0 and model.blend_dirs.shape[1] % 128 == 0
+    assert not onp.any(onp.asarray(model.blend_dirs[1 + model.num_shape + 486 :]))
 
 
 def test_gradients_match_torch_autograd(model_dir):
@@ -211,6 +221,14 @@ def test_synthetic_file_layout_and_body(model_dir):
     # Joints move with shape (height direction) and the landmark table indexes real faces.
     assert (Jr @ d["shapedirs"][:, 1, 0])[15] > 0.02
     assert d["lmk_faces_idx"].max() < 20908
+
+
+def test_synthetic_is_deterministic(model_dir):
+    again = synthetic_smplx_arrays(seed=0)
+    with onp.load(model_dir / "SMPLX_NEUTRAL.npz", allow_pickle=True) as d:
+        for k in ("v_template", "f", "weights", "shapedirs", "posedirs", "hands_componentsl", "lmk_faces_idx"):
+            assert onp.array_equal(d[k], again[k]), k
+        assert d[k].dtype == again[k].dtype
 
 
 def test_smplx_package_reads_synthetic_dir(model_dir):
