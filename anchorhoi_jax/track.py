@@ -39,6 +39,7 @@ class TrackConfig:
     seeds: int = 1
     seed: int = 0
     init_noise: float = 0.0
+    global_steps: int = 200  # first stage: global motion from keypoints only (stages/motion.motion_phases)
     sigma_px: float = 100.0
     num_object_points: int = 1024
     num_pen_vertices: int = 2048
@@ -199,7 +200,8 @@ def track(model, params, static: dict, kp: dict, cfg: TrackConfig, op_ids, candi
         wd["render"] = 0.0  # no video: the rendered-frame MSE has nothing to compare with
     weights = MotionWeights.default(**wd)
     mcfg = MotionConfig.for_model(model, steps_per_call=cfg.steps_per_call, learning_rate=cfg.learning_rate,
-                                  sigma_px=cfg.sigma_px, init_noise=cfg.init_noise)
+                                  sigma_px=cfg.sigma_px, init_noise=cfg.init_noise,
+                                  global_steps=cfg.global_steps)
     state, losses = run_motion(data, mcfg, weights, num_steps=cfg.steps, key=k_run, num_seeds=cfg.seeds)
     i = best_seed(losses)
     p = select_seed(state.params, i)

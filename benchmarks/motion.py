@@ -44,7 +44,8 @@ from anchorhoi_jax.body.skinning import pose  # noqa: E402
 from anchorhoi_jax.geometry.rotations import axis_angle_to_matrix  # noqa: E402
 from anchorhoi_jax.geometry.sdf import point_triangle_distance, sdf_grid_from_mesh  # noqa: E402
 from anchorhoi_jax.stages.motion import (  # noqa: E402
-    MotionConfig, MotionWeights, StaticInstance, full_pose, jit_update, make_motion_step, prepare_motion_data, select_seed,
+    MotionConfig, MotionWeights, StaticInstance, full_pose, make_motion_step, motion_phases, prepare_motion_data,
+    select_seed,
 )
 from synthetic_scenes import SCENES, observe  # noqa: E402
 
@@ -137,15 +138,18 @@ def evaluate(case, model, cfg, params):
     }
 
 
-def optimise(update, init, data, weights, steps, K, key, seeds=1):
+def optimise(update, init, data, weights, steps, K, key, seeds=1, cfg=None):
     keys = jnp.stack([jax.random.fold_in(key, i) for i in range(seeds)])
     state = jax.vmap(init, in_axes=(None, 0))(data, keys)
-    for _ in range(steps // K):
-        state, losses, terms = update(state, data, weights)
+    phases = motion_phases(weights, cfg, steps) if cfg is not None else [(steps // K, weights)]
+    for n_calls, w in phases:
+        for _ in range(n_calls):
+            state, losses, terms = update(state, data, w)
     return state, losses, terms
 
 
-def time_run(update, init, data, weights, steps, K, key, seeds, reps=3):
+def time_run(update, init, data, weights, steps, K, key, seeds, reps=2):
+    optimise(update, init, data, weights, K, K, key, seeds)  # warm-up / compile for this seed count
     ts = []
     for _ in range(reps):
         t0 = time.perf_counter()
@@ -176,6 +180,7 @@ def main():
     ap.add_argument("--torch-steps", type=int, default=10)
     ap.add_argument("--sweep", default=None, help="JSON list of weight dicts to try (tuning)")
     ap.add_argument("--no-speed", action="store_true")
+    ap.add_argument("--global-steps", type=int, default=200, help="first-stage steps (stages/motion.motion_phases)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -185,7 +190,7 @@ def main():
     cases = {n: build_case(n, model, op_ids, cand, args.frames, jax.random.fold_in(key, i), args)
              for i, n in enumerate(args.scenes.split(","))}
     print(f"setup {time.perf_counter() - t_all:.1f}s", {n: (c["n_pairs"], c["n_truth"], round(c["f1"], 3), round(c["occluded"], 3)) for n, c in cases.items()}, flush=True)
-    cfg = MotionConfig.for_model(model, steps_per_call=args.steps_per_call)
+    cfg = MotionConfig.for_model(model, steps_per_call=args.steps_per_call, global_steps=args.global_steps)
     init, update_1 = make_motion_step(cfg)
     traces = {"n": 0}
 
@@ -194,21 +199,6 @@ def main():
         return jax.vmap(update_1, in_axes=(0, None, None))(state, data, weights)
 
     update = jax.jit(counted, donate_argnums=(0,))
-    results = {}
-    variants = dict(VARIANTS)
-    if args.sweep:  # extra weight sets, same compiled program
-        variants.update({f"sweep{i}": w for i, w in enumerate(json.loads(args.sweep))})
-    t0 = time.perf_counter()
-    for vname, wd in variants.items():
-        weights = MotionWeights.default(**wd)
-        for n, c in cases.items():
-            state, losses, terms = optimise(update, init, c["data"], weights, args.steps, args.steps_per_call, jax.random.key(1))
-            r = evaluate(c, model, cfg, select_seed(state.params, 0))
-            r["final_loss"] = float(losses[0, -1])
-            results.setdefault(vname, {})[n] = r
-            print(vname, n, json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()}), flush=True)
-    t_variants = time.perf_counter() - t0
-    mean = lambda v, k: float(onp.mean([results[v][n][k] for n in cases]))  # noqa: E731
     summary = {
         "device": jax.devices()[0].device_kind,
         "backend": jax.default_backend(),
@@ -218,30 +208,24 @@ def main():
         "frames": args.frames,
         "steps": args.steps,
         "scenes": list(cases),
-        "compiles": traces["n"],
-        "variants_wall_s": t_variants,
         "contact_f1": float(onp.mean([c["f1"] for c in cases.values()])),
         "contact_f1_per_scene": {n: c["f1"] for n, c in cases.items()},
-        "per_scene": results,
     }
-    summary.update(
-        mpjpe_mm=mean("full", "mpjpe_mm"), contact_mm=mean("full", "contact_mm"),
-        max_pen_mm=float(max(results["full"][n]["max_pen_mm"] for n in cases)),
-        accel_err_mm=mean("full", "accel_err_mm"),
-        ablation_no_contact_contact_mm=mean("no_contact", "contact_mm"),
-        ablation_no_contact_mpjpe_mm=mean("no_contact", "mpjpe_mm"),
-        ablation_no_body_mpjpe_mm=mean("no_body", "mpjpe_mm"),
-        ablation_no_body_contact_mm=mean("no_body", "contact_mm"),
-    )
+
+    def dump():
+        summary["compiles"] = traces["n"]
+        summary["total_wall_s"] = time.perf_counter() - t_all
+        (out / "motion.json").write_text(json.dumps(summary, indent=2) + "\n")
+
     if not args.no_speed:
         c = next(iter(cases.values()))
         w = MotionWeights.default()
         t1 = time_run(update, init, c["data"], w, args.steps, args.steps_per_call, jax.random.key(2), 1)
-        optimise(update, init, c["data"], w, args.steps_per_call, args.steps_per_call, jax.random.key(2), 8)  # compile 8 seeds
         t8 = time_run(update, init, c["data"], w, args.steps, args.steps_per_call, jax.random.key(2), 8)
         summary.update(gpu_s_1000x120=t1 * 1000.0 / args.steps, seed8_s=t8 * 1000.0 / args.steps, seed8_over_seed1=t8 / t1,
                        speed_frames=args.frames)
         print("speed", t1, t8, flush=True)
+        dump()
     if args.torch:
         from motion_torch_baseline import time_torch_baseline
 
@@ -252,8 +236,35 @@ def main():
         if "gpu_s_1000x120" in summary:
             summary["speedup_vs_torch"] = summary["torch_s_1000"] / summary["gpu_s_1000x120"]
         print("torch", tt, flush=True)
-    summary["total_wall_s"] = time.perf_counter() - t_all
-    (out / "motion.json").write_text(json.dumps(summary, indent=2) + "\n")
+        dump()
+    results = {}
+    variants = dict(VARIANTS)
+    if args.sweep:  # extra weight sets, same compiled program
+        variants.update({f"sweep{i}": w for i, w in enumerate(json.loads(args.sweep))})
+    t0 = time.perf_counter()
+    for vname, wd in variants.items():
+        weights = MotionWeights.default(**wd)
+        for n, c in cases.items():
+            state, losses, terms = optimise(update, init, c["data"], weights, args.steps, args.steps_per_call, jax.random.key(1), cfg=cfg)
+            r = evaluate(c, model, cfg, select_seed(state.params, 0))
+            r["final_loss"] = float(losses[0, -1])
+            results.setdefault(vname, {})[n] = r
+            print(vname, n, json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()}), flush=True)
+            summary["per_scene"] = results
+            dump()
+    t_variants = time.perf_counter() - t0
+    mean = lambda v, k: float(onp.mean([results[v][n][k] for n in cases]))  # noqa: E731
+    summary["variants_wall_s"] = t_variants
+    summary.update(
+        mpjpe_mm=mean("full", "mpjpe_mm"), contact_mm=mean("full", "contact_mm"),
+        max_pen_mm=float(max(results["full"][n]["max_pen_mm"] for n in cases)),
+        accel_err_mm=mean("full", "accel_err_mm"),
+        ablation_no_contact_contact_mm=mean("no_contact", "contact_mm"),
+        ablation_no_contact_mpjpe_mm=mean("no_contact", "mpjpe_mm"),
+        ablation_no_body_mpjpe_mm=mean("no_body", "mpjpe_mm"),
+        ablation_no_body_contact_mm=mean("no_body", "contact_mm"),
+    )
+    dump()
     print(json.dumps({k: v for k, v in summary.items() if k != "per_scene"}, indent=1))
 
 

@@ -74,7 +74,7 @@ def farthest_point_sampling(
     def body(i, carry):
         idx, dmin = carry
         last = points[idx[i - 1]]
-        d = jnp.sum((points - last) ** 2, axis=-1)
+        d = jnp.sum((points - last[None]) ** 2, axis=-1)
         dmin = jnp.minimum(dmin, d)
         return idx.at[i].set(jnp.argmax(dmin).astype(idx.dtype)), dmin
 

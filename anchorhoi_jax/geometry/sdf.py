@@ -111,10 +111,12 @@ def sample_sdf(grid: SDFGrid, points: Float[Array, "*n 3"]) -> Float[Array, "*n"
     added: positive and growing away from the object, so gradients still point outward.
     """
     with jax.named_scope("geometry.sample_sdf"):
-        r = jnp.asarray(grid.values.shape, points.dtype)
-        u = (points - grid.origin) / grid.spacing
+        lead = (1,) * (points.ndim - 1)  # explicit broadcasting (rank promotion is an error here)
+        r = jnp.asarray(grid.values.shape, points.dtype).reshape(lead + (3,))
+        origin, spacing = grid.origin.reshape(lead + (3,)), grid.spacing.reshape(lead + (3,))
+        u = (points - origin) / spacing
         uc = jnp.clip(u, 0.0, r - 1.0)
-        sq = jnp.sum(((u - uc) * grid.spacing) ** 2, axis=-1)
+        sq = jnp.sum(((u - uc) * spacing) ** 2, axis=-1)
         # Double-where: the norm's gradient is undefined at 0, the common case (inside the grid).
         outside = jnp.where(sq > 0, jnp.sqrt(jnp.where(sq > 0, sq, 1.0)), 0.0)
         i0 = jnp.clip(jnp.floor(uc), 0.0, r - 2.0)

@@ -106,7 +106,7 @@ def extract_contacts(
     The returned object points stay in the object frame (Eq. 6 moves them rigidly per frame);
     human vertex ids index the full body mesh (Eq. 6 skins them per frame).
     """
-    p_w = jnp.einsum("ab,nb->na", R_world_obj, object_points, precision=HIGHEST) + t_world_obj
+    p_w = jnp.einsum("ab,nb->na", R_world_obj, object_points, precision=HIGHEST) + t_world_obj[None]
     n_w = jnp.einsum("ab,nb->na", R_world_obj, object_normals, precision=HIGHEST)
     j, valid, _ = match_contacts(p_w, n_w, human_vertices[candidates], human_normals[candidates], **thresholds)
     return ContactPairs(human_vertex=candidates[j], object_point=object_points, mask=valid)

@@ -81,6 +81,10 @@ class MotionWeights:
     self_pen: Float[Array, ""] = 1.0
     pose_prior: Float[Array, ""] = 1e-5
     render: Float[Array, ""] = 0.0
+    # Update gates (not loss weights): multiply the Adam updates of the body pose and of the object
+    # motion; 0 freezes them (the global stage of `motion_phases`). Traced like the weights.
+    pose_update: Float[Array, ""] = 1.0
+    object_update: Float[Array, ""] = 1.0
 
     @classmethod
     def default(cls, **overrides) -> "MotionWeights":
@@ -153,6 +157,7 @@ class MotionConfig:
     sigma_px: float = 100.0
     pen_margin: float = 0.0
     init_noise: float = 0.0  # radians of body-pose jitter per seed (0: all seeds start identical)
+    global_steps: int = 200  # first stage of `motion_phases`: human global motion from L_J only
     pose_prior: PosePrior = pose_prior_l2
     render_fn: Callable | None = None  # (vertices (V,3), R_obj, t_obj, frame_index) -> (image, mask)
     render_model: Any = None  # BodyModel for full-mesh skinning when render_fn is set
@@ -314,7 +319,7 @@ def frame_forward(
         T = T.reshape(-1, 3, 4)
         v = _mv(T[..., :3], v) + T[..., 3]
         root, s = data.j_rest[0], data.static.scale
-        place = lambda x: root + s * (x - root) + transl  # noqa: E731  (CONVENTIONS.md human placement)
+        place = lambda x: root[None] + s * (x - root[None]) + transl[None]  # noqa: E731  (CONVENTIONS.md placement)
         v = place(v)
         joints = place(t_world)
         extra = jnp.einsum("eka,ek->ea", v[data.extra_idx], data.extra_bary)
@@ -329,9 +334,9 @@ def frame_terms(data: MotionData, cfg: MotionConfig, out: FrameOutputs, kp, conf
     """Per-frame loss terms of Eq. 4, each (value, aux)."""
     R, t = out.R_obj, out.t_obj
     p0, p1, r = out.capsules
-    obj_world = _mv(R[None], data.object_points) + t
-    contact_obj = _mv(R[None], data.contacts.object_point) + t
-    pen_obj_frame = _mv(jnp.swapaxes(R, -1, -2)[None], out.pen_points - t)
+    obj_world = _mv(R[None], data.object_points) + t[None]
+    contact_obj = _mv(R[None], data.contacts.object_point) + t[None]
+    pen_obj_frame = _mv(jnp.swapaxes(R, -1, -2)[None], out.pen_points - t[None])
     return {
         "keypoints": reprojection_loss(out.openpose, kp, conf, data.K, data.T_cam_world, data.image_size, sigma_px=cfg.sigma_px),
         "contact": contact_loss(out.contact_points, contact_obj, data.contacts.mask),
@@ -364,7 +369,7 @@ def motion_loss(params: MotionParams, data: MotionData, weights: MotionWeights, 
             values["render"] = _render_term(params, data, cfg)
         else:
             values["render"] = jnp.zeros((), jnp.float32)
-        total = sum(getattr(weights, k) * v for k, v in values.items())
+        total = sum(getattr(weights, k) * v for k, v in values.items())  # Eq. 4
         return total, values
 
 
@@ -423,6 +428,11 @@ def make_motion_step(cfg: MotionConfig):
             params, opt_state = carry
             (loss, terms), g = grad_fn(params, data, weights, cfg)
             upd, opt_state = opt.update(g, opt_state, params)
+            upd = upd.replace(
+                body_pose=weights.pose_update * upd.body_pose,
+                object_delta_rot=weights.object_update * upd.object_delta_rot,
+                object_translation=weights.object_update * upd.object_translation,
+            )
             return (optax.apply_updates(params, upd), opt_state), (loss, terms)
 
         (params, opt_state), (losses, terms) = jax.lax.scan(
@@ -432,6 +442,27 @@ def make_motion_step(cfg: MotionConfig):
         return new, losses, jax.tree.map(lambda x: x[-1], terms)
 
     return init, update
+
+
+def motion_phases(weights: MotionWeights, cfg: MotionConfig, num_steps: int) -> list[tuple[int, MotionWeights]]:
+    """(number of update calls, weights) per stage; both stages share one compiled program.
+
+    Every frame starts at the static instance (paper Sec. 4), but a walking sequence ends metres
+    away from it, where the bounded Geman-McClure term of Eq. 5 gives little pull while contact,
+    penetration and smoothness anchor the human to the (still static) object. So, as SMPLify-style
+    fitting does, a first stage (`cfg.global_steps` of the `num_steps` Adam steps) moves only the
+    human's global rotation and translation under L_J (+ smoothness); the second runs the full
+    Eq. 4 objective. Set `global_steps=0` for the single-stage schedule.
+    """
+    K = cfg.steps_per_call
+    n_total = -(-num_steps // K)
+    n_global = min(n_total, cfg.global_steps // K)
+    if n_global == 0:
+        return [(n_total, weights)]
+    z = jnp.zeros_like(weights.contact)
+    w_global = weights.replace(contact=z, pen_object=z, pen_parts=z, self_pen=z, pose_prior=z, render=z,
+                               pose_update=z, object_update=z)
+    return [(n_global, w_global), (n_total - n_global, weights)]
 
 
 def run_motion(
@@ -455,12 +486,14 @@ def run_motion(
     keys = jnp.stack([jax.random.fold_in(key, i) for i in range(num_seeds)])
     state = jax.vmap(init, in_axes=(None, 0))(data, keys)
     losses = []
-    n_calls = -(-num_steps // cfg.steps_per_call)
-    for c in range(n_calls):
-        state, l, terms = update(state, data, weights)
-        losses.append(l)
-        if callback is not None:
-            callback((c + 1) * cfg.steps_per_call, terms)
+    c = 0
+    for n_calls, w in motion_phases(weights, cfg, num_steps):
+        for _ in range(n_calls):
+            state, l, terms = update(state, data, w)
+            losses.append(l)
+            c += 1
+            if callback is not None:
+                callback(c * cfg.steps_per_call, terms)
     return state, jnp.concatenate(losses, axis=1)
 
 
