@@ -180,6 +180,7 @@ def main():
     ap.add_argument("--torch-steps", type=int, default=10)
     ap.add_argument("--sweep", default=None, help="JSON list of weight dicts to try (tuning)")
     ap.add_argument("--no-speed", action="store_true")
+    ap.add_argument("--variants", default="full,no_contact,no_body")
     ap.add_argument("--global-steps", type=int, default=200, help="first-stage steps (stages/motion.motion_phases)")
     args = ap.parse_args()
     out = Path(args.out)
@@ -238,7 +239,7 @@ def main():
         print("torch", tt, flush=True)
         dump()
     results = {}
-    variants = dict(VARIANTS)
+    variants = {k: VARIANTS[k] for k in args.variants.split(",")}
     if args.sweep:  # extra weight sets, same compiled program
         variants.update({f"sweep{i}": w for i, w in enumerate(json.loads(args.sweep))})
     t0 = time.perf_counter()
@@ -253,11 +254,11 @@ def main():
             summary["per_scene"] = results
             dump()
     t_variants = time.perf_counter() - t0
-    mean = lambda v, k: float(onp.mean([results[v][n][k] for n in cases]))  # noqa: E731
+    mean = lambda v, k: float(onp.mean([results[v][n][k] for n in cases])) if v in results else None  # noqa: E731
     summary["variants_wall_s"] = t_variants
     summary.update(
         mpjpe_mm=mean("full", "mpjpe_mm"), contact_mm=mean("full", "contact_mm"),
-        max_pen_mm=float(max(results["full"][n]["max_pen_mm"] for n in cases)),
+        max_pen_mm=float(max(results["full"][n]["max_pen_mm"] for n in cases)) if "full" in results else None,
         accel_err_mm=mean("full", "accel_err_mm"),
         ablation_no_contact_contact_mm=mean("no_contact", "contact_mm"),
         ablation_no_contact_mpjpe_mm=mean("no_contact", "mpjpe_mm"),
