@@ -67,13 +67,14 @@ def test_normals_are_negative_normalised_density_gradient():
     x = jnp.array([[0.3, 0.1, -0.2], [-0.25, 0.2, 0.3]])
     _, _, n = nerf_field.query_with_normals(params, CFG, x)
     eps = 1e-3
+    dens = jax.jit(lambda xx: nerf_field.density(params, CFG, xx))
     for i in range(2):
         g = onp.zeros(3)
         for a in range(3):
             e = onp.zeros((1, 3), onp.float32)
             e[0, a] = eps
             xp, xm = x[i : i + 1] + e, x[i : i + 1] - e
-            g[a] = (float(nerf_field.density(params, CFG, xp)[0]) - float(nerf_field.density(params, CFG, xm)[0])) / (2 * eps)
+            g[a] = (float(dens(xp)[0]) - float(dens(xm)[0])) / (2 * eps)
         onp.testing.assert_allclose(onp.asarray(n[i]), -g / onp.linalg.norm(g), atol=2e-2)
 
 
@@ -112,14 +113,14 @@ def test_fit_reduces_error_without_retracing():
     from anchorhoi_jax.render.volume import RenderConfig, render_nerf_views
 
     cfg_true = nerf_field.FieldConfig(**{**CFG.__dict__, "blob_density": 6.0, "blob_radius": 0.3})
-    cams = orbit_cameras(4, height=8, width=8, distance=2.5)
-    rc = RenderConfig(n_coarse=8, n_fine=8)
+    cams = orbit_cameras(3, height=6, width=6, distance=2.5)
+    rc = RenderConfig(n_coarse=6, n_fine=6)
     gt = render_nerf_views(nerf_field.init(jax.random.key(9), cfg_true), cfg_true, cams, None, render_cfg=rc)
     rays = nerf_fit.rays_from_views(cams, gt["rgb"], gt["alpha"])
     cfg = nerf_field.FieldConfig(**{**CFG.__dict__, "blob_density": 0.0})
-    opt = nerf_fit.default_optimizer(1e-2, 60)
+    opt = nerf_fit.default_optimizer(1e-2, 45)
     state = nerf_fit.init_fit(jax.random.key(1), cfg, opt)
-    run = jax.jit(chex.assert_max_traces(nerf_fit.make_fit_step(cfg, rc, opt, n_rays=64, steps_per_call=20), n=1))
+    run = jax.jit(chex.assert_max_traces(nerf_fit.make_fit_step(cfg, rc, opt, n_rays=64, steps_per_call=15), n=1))
     chex.clear_trace_counter()
     target = gt["rgb"] + (1.0 - gt["alpha"])[..., None]  # over white
     err = jax.jit(lambda p: jnp.mean((render_nerf_views(p, cfg, cams, None, render_cfg=rc, background=1.0)["rgb"]
@@ -127,8 +128,8 @@ def test_fit_reduces_error_without_retracing():
     first = float(err(state.params))
     for _ in range(3):
         state, m = run(state, rays)
-    assert int(state.step) == 60
-    assert float(err(state.params)) < 0.3 * first
+    assert int(state.step) == 45
+    assert float(err(state.params)) < 0.5 * first
 
 
 def test_bad_field_configs():
@@ -138,3 +139,17 @@ def test_bad_field_configs():
         nerf_field.FieldConfig(bound=0.0)
     with pytest.raises(ValueError, match="max_resolution must be >= base_resolution"):
         nerf_field.FieldConfig(base_resolution=64, max_resolution=16)
+
+
+def test_ray_batch_pixel_jitter_stays_inside_the_pixel():
+    from anchorhoi_jax.geometry.cameras import orbit_cameras, project
+
+    cams = orbit_cameras(2, height=4, width=5, distance=2.0, elevation_deg=25.0)
+    rays = nerf_fit.rays_from_views(cams, jnp.zeros((2, 4, 5, 3)), jnp.zeros((2, 4, 5)))
+    d_unit = rays.d_raw / jnp.linalg.norm(rays.d_raw, axis=-1, keepdims=True)
+    onp.testing.assert_allclose(onp.asarray(d_unit), onp.asarray(rays.directions), atol=1e-6)
+    cam0 = jax.tree.map(lambda a: a[0], cams)
+    corner = rays.d_raw[:20] + 0.5 * rays.du[:20] + 0.5 * rays.dv[:20]  # the pixel's lower-right corner
+    uv, _ = project(cam0.K, cam0.T_cam_world, rays.origins[:20] + corner)
+    u, v = onp.meshgrid(onp.arange(5) + 1.0, onp.arange(4) + 1.0)
+    onp.testing.assert_allclose(onp.asarray(uv).reshape(4, 5, 2), onp.stack([u, v], -1), atol=1e-4)

@@ -144,7 +144,7 @@ def test_occupancy_proposal_and_update():
 
 
 def test_vmapped_seeds_equal_looped_and_no_retrace():
-    cams = orbit_cameras(2, height=6, width=6, distance=3.0)
+    cams = orbit_cameras(1, height=4, width=4, distance=3.0)
     keys = jax.random.split(jax.random.key(3), 3)
 
     def one(k, background):
