@@ -24,8 +24,8 @@ class TrackWeights:
     contact: float = 1.0
     pen_object: float = 1.0
     pen_parts: float = 1.0
-    smooth_joints: float = 30.0
-    smooth_object: float = 30.0
+    smooth_joints: float = 0.1
+    smooth_object: float = 0.1
     self_pen: float = 1.0
     pose_prior: float = 1e-5
     render: float = 0.0  # forced to 0 when no --video is given

@@ -76,8 +76,8 @@ class MotionWeights:
     contact: Float[Array, ""] = 1.0
     pen_object: Float[Array, ""] = 1.0
     pen_parts: Float[Array, ""] = 1.0
-    smooth_joints: Float[Array, ""] = 30.0
-    smooth_object: Float[Array, ""] = 30.0
+    smooth_joints: Float[Array, ""] = 0.1
+    smooth_object: Float[Array, ""] = 0.1
     self_pen: Float[Array, ""] = 1.0
     pose_prior: Float[Array, ""] = 1e-5
     render: Float[Array, ""] = 0.0
