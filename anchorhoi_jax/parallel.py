@@ -95,3 +95,21 @@ def run_sharded(step: Callable, mesh: Mesh, seeded: Any, constants: Any = None) 
     if constants is not None:
         constants = replicate(constants, mesh)
     return step(seeded, constants)
+
+
+def map_over_seeds(fn: Callable, mesh: Mesh, num_seeded: int) -> Callable:
+    """Run a seed-vmapped `fn(*seeded, *constants)` per device with `shard_map`: no communication.
+
+    GSPMD (plain jit on sharded inputs) already partitions the seed axis, but it may insert
+    collectives where it cannot prove independence (scans, scatter-adds in a backward pass).
+    Seeds never interact, so each device can run the single-device program on its own shard;
+    `shard_map` states exactly that. The first `num_seeded` arguments carry the seed axis, the
+    rest are replicated constants; every output carries the seed axis.
+    """
+
+    def wrapped(*args):
+        specs = tuple(P(SEED_AXIS) for _ in range(num_seeded)) + tuple(P() for _ in args[num_seeded:])
+        f = jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=P(SEED_AXIS), check_vma=False)
+        return f(*args)
+
+    return wrapped

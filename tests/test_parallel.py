@@ -38,6 +38,10 @@ WORKER = textwrap.dedent(
     out = step(sharded_keys)
     assert len(out.sharding.device_set) == 8, out.sharding
     np.testing.assert_allclose(np.asarray(parallel.gather(out)), ref, rtol=1e-6, atol=1e-6)
+    # shard_map path: each device runs the single-device program on its own seeds.
+    smap = jax.jit(parallel.map_over_seeds(jax.vmap(one_seed), mesh, 1))
+    out2 = smap(sharded_keys)
+    np.testing.assert_allclose(np.asarray(parallel.gather(out2)), ref, rtol=1e-6, atol=1e-6)
     try:
         parallel.shard_seeds(parallel.seed_keys(0, 6), mesh)
     except ValueError as e:
