@@ -73,7 +73,7 @@ def anchor_benchmark(size: int, coarse_steps: int, anchor_steps: int, n_rays: in
     jax.block_until_ready(state)
     t_coarse = time.perf_counter() - t0
 
-    render = jax.jit(lambda p, c: an.render_views(p, fcfg, c, None, rcfg))
+    render = jax.jit(lambda p, c: an.render_views(p, fcfg, c, None, rcfg, chunk=4096))
     c_rgb, c_alpha = render(state.params, align)
     rays_a = an.alignment_rays(align, c_rgb, c_alpha, visible_human[n_t : n_t + n_a])
     update = jax.jit(an.make_update(fcfg, an.AnchorConfig(steps_per_call=per, n_rays=n_rays, render=rcfg)))

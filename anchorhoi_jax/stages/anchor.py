@@ -74,9 +74,13 @@ class AnchorState:
 _optimizer = optax.scale_by_adam(b1=0.9, b2=0.99, eps=1e-15)  # Instant-NGP's Adam settings
 
 
-def render_views(params, cfg: nerf_field.FieldConfig, cameras: Camera, key, render_cfg: RenderConfig):
-    """Premultiplied colour (V,H,W,3) and opacity (V,H,W) of a field over a black background."""
-    out = render_nerf_views(params, cfg, cameras, key, render_cfg=render_cfg, background=0.0)
+def render_views(params, cfg: nerf_field.FieldConfig, cameras: Camera, key, render_cfg: RenderConfig,
+                 chunk: int | None = None):
+    """Premultiplied colour (V,H,W,3) and opacity (V,H,W) of a field over a black background.
+
+    `chunk` (static) renders each view's rays in sequential chunks to bound memory (full-resolution
+    views evaluate the field at V·H·W·samples points)."""
+    out = render_nerf_views(params, cfg, cameras, key, render_cfg=render_cfg, background=0.0, chunk=chunk)
     return out["rgb"], out["alpha"]
 
 
