@@ -50,10 +50,14 @@ def test_hash_encoding_matches_numpy_reference():
         hash_encode(jnp.asarray(table), jnp.asarray(x), res[:3])
 
 
+# init jitted once per config: eager (op-by-op) init dispatches hundreds of small ops on CPU.
+_init = jax.jit(nerf_field.init, static_argnums=1)
+
+
 def test_density_blob_inside_box_and_trunc_exp():
-    params = nerf_field.init(jax.random.key(0), CFG)
+    params = _init(jax.random.key(0), CFG)
     x = jnp.array([[0.0, 0.0, 0.0], [0.9, 0.0, 0.0], [1.2, 0.0, 0.0]])
-    s = onp.asarray(nerf_field.density(params, CFG, x))
+    s = onp.asarray(jax.jit(nerf_field.density, static_argnums=1)(params, CFG, x))
     assert s[0] > s[1] > 0.0 and s[2] == 0.0  # blob at the centre; nothing outside the box
     onp.testing.assert_allclose(onp.asarray(nerf_field.density_blob(CFG, x[:1])), [4.0], rtol=1e-6)
     g = jax.grad(lambda v: nerf_field.trunc_exp(v))(50.0)
@@ -63,9 +67,9 @@ def test_density_blob_inside_box_and_trunc_exp():
 
 
 def test_normals_are_negative_normalised_density_gradient():
-    params = nerf_field.init(jax.random.key(0), CFG)
+    params = _init(jax.random.key(0), CFG)
     x = jnp.array([[0.3, 0.1, -0.2], [-0.25, 0.2, 0.3]])
-    _, _, n = nerf_field.query_with_normals(params, CFG, x)
+    _, _, n = jax.jit(nerf_field.query_with_normals, static_argnums=1)(params, CFG, x)
     eps = 1e-3
     dens = jax.jit(lambda xx: nerf_field.density(params, CFG, xx))
     for i in range(2):
@@ -115,7 +119,9 @@ def test_fit_reduces_error_without_retracing():
     cfg_true = nerf_field.FieldConfig(**{**CFG.__dict__, "blob_density": 6.0, "blob_radius": 0.3})
     cams = orbit_cameras(3, height=6, width=6, distance=2.5)
     rc = RenderConfig(n_coarse=6, n_fine=6)
-    gt = render_nerf_views(nerf_field.init(jax.random.key(9), cfg_true), cfg_true, cams, None, render_cfg=rc)
+    # Jitted: an eager (op-by-op) render of the target costs several times the whole fit on CPU.
+    gt = jax.jit(lambda p: render_nerf_views(p, cfg_true, cams, None, render_cfg=rc))(
+        nerf_field.init(jax.random.key(9), cfg_true))
     rays = nerf_fit.rays_from_views(cams, gt["rgb"], gt["alpha"])
     cfg = nerf_field.FieldConfig(**{**CFG.__dict__, "blob_density": 0.0})
     opt = nerf_fit.default_optimizer(1e-2, 45)
