@@ -26,6 +26,19 @@ CFG = nerf_field.FieldConfig(n_levels=4, log2_table_size=10, base_resolution=4, 
                              geo_features=7, bound=1.0, blob_density=4.0, blob_radius=0.4)
 RC = RenderConfig(n_coarse=8, n_fine=8)
 
+# Everything heavy runs jitted, compiled once per static configuration and shared across tests: eager
+# (op-by-op) dispatch of the field and the renderer costs far more than the tiny sizes here on CPU.
+_init = jax.jit(nerf_field.init, static_argnums=1)
+_query = jax.jit(nerf_field.query, static_argnums=1)
+_render = jax.jit(render_nerf, static_argnames=("cfg", "render_cfg", "chunk"))
+_update_occupancy = jax.jit(occ.update_occupancy, static_argnums=2)
+_lookup = jax.jit(occ.lookup, static_argnums=1)
+
+
+@pytest.fixture(scope="module")
+def params():
+    return _init(jax.random.key(0), CFG)
+
 
 def _np_composite(sigma, edges):
     sigma, edges = sigma.astype(onp.float64), edges.astype(onp.float64)
@@ -81,8 +94,7 @@ def test_stratified_edges_and_ray_box():
     assert float(tf[1]) < float(tn[1])  # miss
 
 
-def test_render_rays_matches_numpy_quadrature_of_field_samples():
-    params = nerf_field.init(jax.random.key(0), CFG)
+def test_render_rays_matches_numpy_quadrature_of_field_samples(params):
     o = jnp.tile(jnp.array([[0.0, 0.1, 3.0]]), (6, 1))
     d = jnp.array([[0.0, 0.0, -1.0], [0.1, 0.0, -1.0], [0.0, 0.2, -1.0], [0.3, 0.1, -1.0], [0.0, 0.0, 1.0],
                    [1.0, 0.0, -0.2]])
@@ -91,7 +103,7 @@ def test_render_rays_matches_numpy_quadrature_of_field_samples():
     out = jax.jit(lambda p: render_rays(p, CFG, o, d, None, render_cfg=RC, background=bg))(params)
     t = onp.asarray(out["t"])
     x = onp.asarray(o)[:, None] + t[..., None] * onp.asarray(d)[:, None]
-    s, a = nerf_field.query(params, CFG, jnp.asarray(x.reshape(-1, 3)))
+    s, a = _query(params, CFG, jnp.asarray(x.reshape(-1, 3)))
     s, a = onp.asarray(s, onp.float64).reshape(t.shape), onp.asarray(a, onp.float64).reshape(*t.shape, 3)
     # Rebuild the bin edges from the midpoints is not unique; use the returned weights' own edges check:
     w = onp.asarray(out["weights"], onp.float64)
@@ -105,10 +117,9 @@ def test_render_rays_matches_numpy_quadrature_of_field_samples():
     assert onp.all(w >= 0) and onp.all(s >= 0)
 
 
-def test_depth_limit_drops_samples_behind_and_normals_shading():
-    params = nerf_field.init(jax.random.key(0), CFG)
+def test_depth_limit_drops_samples_behind_and_normals_shading(params):
     cam = jax.tree.map(lambda a: a[0], orbit_cameras(1, height=8, width=8, distance=3.0, elevation_deg=0.0))
-    rn = jax.jit(render_nerf, static_argnames=("cfg", "render_cfg", "chunk"))
+    rn = _render
     full = rn(params, CFG, cam, None, render_cfg=RC, background=1.0)
     assert float(full["alpha"].max()) > 0.9
     blocked = rn(params, CFG, cam, None, render_cfg=RC, background=1.0, depth_limit=jnp.full((8, 8), 1.0))
@@ -126,16 +137,15 @@ def test_depth_limit_drops_samples_behind_and_normals_shading():
     onp.testing.assert_allclose(onp.asarray(chunked["rgb"]), onp.asarray(full["rgb"]), atol=1e-6)
 
 
-def test_occupancy_proposal_and_update():
-    params = nerf_field.init(jax.random.key(0), CFG)
-    grid = occ.update_occupancy(occ.init_occupancy(8, initial_density=0.0), params, CFG, jax.random.key(1))
+def test_occupancy_proposal_and_update(params):
+    grid = _update_occupancy(occ.init_occupancy(8, initial_density=0.0), params, CFG, jax.random.key(1))
     assert float(occ.occupied_fraction(grid, 1.0)) > 0.0
-    centre = occ.lookup(grid, CFG, jnp.zeros((1, 3)))
-    corner = occ.lookup(grid, CFG, jnp.full((1, 3), 0.95))
+    centre = _lookup(grid, CFG, jnp.zeros((1, 3)))
+    corner = _lookup(grid, CFG, jnp.full((1, 3), 0.95))
     assert float(centre[0]) > float(corner[0])
     cam = jax.tree.map(lambda a: a[0], orbit_cameras(1, height=8, width=8, distance=3.0))
     rc = RenderConfig(n_coarse=16, n_fine=8, proposal="occupancy")
-    rn = jax.jit(render_nerf, static_argnames=("cfg", "render_cfg"))
+    rn = _render
     out = rn(params, CFG, cam, None, render_cfg=rc, occupancy=grid)
     ref = rn(params, CFG, cam, None, render_cfg=RenderConfig(n_coarse=64, n_fine=64, proposal="none"))
     assert float(jnp.mean(jnp.abs(out["alpha"] - ref["alpha"]))) < 0.05
@@ -187,14 +197,13 @@ def test_cameras_rays_and_views():
         orbit_cameras(0, height=8, width=8)
 
 
-def test_bad_configs():
+def test_bad_configs(params):
     with pytest.raises(ValueError, match="proposal must be"):
         RenderConfig(proposal="magic")
     with pytest.raises(ValueError, match="shading must be one of"):
         RenderConfig(shading="phong")
     with pytest.raises(ValueError, match="need n_coarse >= 1"):
         RenderConfig(n_coarse=0)
-    params = nerf_field.init(jax.random.key(0), CFG)
     cam = jax.tree.map(lambda a: a[0], orbit_cameras(1, height=6, width=6))
     with pytest.raises(ValueError, match="chunk 5 must divide H"):
         render_nerf(params, CFG, cam, None, render_cfg=RC, chunk=5)
