@@ -38,8 +38,8 @@ B = 3
 
 
 @pytest.fixture(scope="module")
-def body():
-    return load_anny()
+def body(anny_shared):
+    return anny_shared  # tests/body/conftest.py: loaded once per session
 
 
 @pytest.fixture(scope="module")

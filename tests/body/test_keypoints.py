@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as onp
 import pytest
 
-from anchorhoi_jax.body.anny import Phenotype, load_anny, phenotype_to_coeffs
+from anchorhoi_jax.body.anny import Phenotype, phenotype_to_coeffs
 from anchorhoi_jax.body.contact_regions import REGION_NAMES, contact_regions, vertex_normals
 from anchorhoi_jax.body.keypoints import (
     ANNY_VERTEX_IDS,
@@ -28,22 +28,19 @@ from anchorhoi_jax.body.keypoints import (
 from anchorhoi_jax.body.model import BodyParams
 from anchorhoi_jax.body.skinning import pose, pose_joints
 from anchorhoi_jax.body.skinning import rest_orientations
-from anchorhoi_jax.body.smplx import load_smplx
-from anchorhoi_jax.body.smplx_synthetic import write_synthetic_smplx
 
 
 _pose_jit = jax.jit(lambda model, params, rotations=None: pose(model, params, rotations=rotations))
 
 
 @pytest.fixture(scope="module")
-def smplx_model(tmp_path_factory):
-    path = write_synthetic_smplx(tmp_path_factory.mktemp("smplx"))
-    return load_smplx(path)[0]
+def smplx_model(smplx_default_model):
+    return smplx_default_model  # tests/body/conftest.py: written and loaded once per session
 
 
 @pytest.fixture(scope="module")
-def anny_body():
-    return load_anny()
+def anny_body(anny_shared):
+    return anny_shared
 
 
 def _rot_between(a, b):

@@ -7,7 +7,6 @@ import jax.numpy as jnp
 import numpy as onp
 import pytest
 
-from anchorhoi_jax.body.anny import load_anny
 from anchorhoi_jax.body.pose_prior import (
     ANNY_JOINTS,
     SMPLX_JOINTS,
@@ -17,18 +16,16 @@ from anchorhoi_jax.body.pose_prior import (
     make_pose_prior,
 )
 from anchorhoi_jax.body.skinning import rest_orientations
-from anchorhoi_jax.body.smplx import load_smplx
-from anchorhoi_jax.body.smplx_synthetic import write_synthetic_smplx
 
 
 @pytest.fixture(scope="module")
-def smplx_model(tmp_path_factory):
-    return load_smplx(write_synthetic_smplx(tmp_path_factory.mktemp("smplx")))[0]
+def smplx_model(smplx_default_model):
+    return smplx_default_model  # tests/body/conftest.py: written and loaded once per session
 
 
 @pytest.fixture(scope="module")
-def anny_body():
-    return load_anny()
+def anny_body(anny_shared):
+    return anny_shared
 
 
 # (model kind) -> semantic joint name -> (bone, child) names in that model

@@ -32,7 +32,6 @@ from anchorhoi_jax.body.smplx_synthetic import (
     SMPLX_PARENTS,
     SMPLX_VERTEX_IDS,
     synthetic_smplx_arrays,
-    write_synthetic_smplx,
 )
 
 torch = pytest.importorskip("torch")
@@ -44,10 +43,8 @@ B = 64
 
 
 @pytest.fixture(scope="session")
-def model_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("smplx_synthetic")
-    write_synthetic_smplx(d, seed=0)
-    return d
+def model_dir(smplx_synthetic_file):
+    return smplx_synthetic_file.parent  # tests/body/conftest.py: written once per session
 
 
 def _inputs(seed, n_hand, nb=10, ne=10, batch=B):
