@@ -17,8 +17,10 @@ CFG = nerf_field.FieldConfig(n_levels=4, log2_table_size=10, base_resolution=4, 
                              geo_features=7, bound=1.0, blob_density=14.0, blob_radius=0.3)
 
 
-def _blob_params():
-    p = nerf_field.init(jax.random.key(0), CFG)
+@pytest.fixture(scope="module")
+def params():
+    """Built once per module, init jitted (eager init dispatches hundreds of tiny ops on CPU)."""
+    p = jax.jit(nerf_field.init, static_argnums=1)(jax.random.key(0), CFG)
     # Zero the last density layer so the field is exactly the blob: σ = exp(−6 + 14 exp(−|x|²/0.18)),
     # e^8 at the centre and e^−6 (empty) far from it.
     p["d2"]["kernel"].value = jnp.zeros_like(p["d2"]["kernel"].value)
@@ -26,8 +28,7 @@ def _blob_params():
     return p
 
 
-def test_mesh_occludes_field_behind_it_and_alpha_at_most_one():
-    params = _blob_params()
+def test_mesh_occludes_field_behind_it_and_alpha_at_most_one(params):
     cam = jax.tree.map(lambda a: a[0], orbit_cameras(1, height=16, width=16, distance=3.0, elevation_deg=0.0))
     # A red quad at z = +0.8 (between the camera at z = 3 and the blob), covering the left half of the view.
     v = jnp.array([[-2.0, -2.0, 0.8], [0.0, -2.0, 0.8], [0.0, 2.0, 0.8], [-2.0, 2.0, 0.8]])
@@ -50,8 +51,7 @@ def test_mesh_occludes_field_behind_it_and_alpha_at_most_one():
     assert float(out2["nerf_alpha"][8, 6]) > 0.5 and float(out2["rgb"][8, 6, 1]) > 0.2
 
 
-def test_extract_mesh_sphere_and_export(tmp_path):
-    params = _blob_params()
+def test_extract_mesh_sphere_and_export(tmp_path, params):
     thr = float(onp.exp(1.0))  # σ = e where 14·exp(−r²/0.18) = 7, i.e. r = 0.3·sqrt(2 ln 2) ≈ 0.353
     v, f, col = extract_mesh(params, CFG, resolution=40, threshold=thr, chunk=8192)
     r = onp.linalg.norm(v, axis=-1)
