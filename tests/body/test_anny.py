@@ -112,8 +112,9 @@ def test_phenotype_coeffs_match_anny(body, anny_torch):
     ref = anny_torch._get_phenotype_blendshape_coefficients(
         torch.tensor(ph), torch.zeros(8, 0, dtype=torch.float64), torch.zeros(8, 0, dtype=torch.float64)
     ).numpy()
-    f = jax.vmap(lambda v: phenotype_to_coeffs(body.extras, Phenotype(*[v[i] for i in range(6)])))
-    ours = onp.asarray(f(jnp.asarray(ph, jnp.float32)))
+    # jitted (extras as an argument): eager dispatch of the anchor interpolation is slow on CPU.
+    f = jax.jit(jax.vmap(lambda ex, v: phenotype_to_coeffs(ex, Phenotype(*[v[i] for i in range(6)])), in_axes=(None, 0)))
+    ours = onp.asarray(f(body.extras, jnp.asarray(ph, jnp.float32)))
     onp.testing.assert_allclose(ours, ref, atol=2e-6)
     # Jacobian d coeffs / d phenotype vs torch autograd (inside the anchor segments).
     x = torch.tensor([[0.3, 0.55, 0.7, 0.2, 0.45, 0.8]], dtype=torch.float64)
@@ -123,8 +124,8 @@ def test_phenotype_coeffs_match_anny(body, anny_torch):
         )[0],
         x,
     )[:, 0].numpy()
-    jac = jax.jacfwd(lambda v: phenotype_to_coeffs(body.extras, Phenotype(*[v[i] for i in range(6)])))(
-        jnp.asarray(x.numpy()[0], jnp.float32)
+    jac = jax.jit(jax.jacfwd(lambda v, ex: phenotype_to_coeffs(ex, Phenotype(*[v[i] for i in range(6)]))))(
+        jnp.asarray(x.numpy()[0], jnp.float32), body.extras
     )
     onp.testing.assert_allclose(onp.asarray(jac), jac_ref, atol=1e-5)
 
@@ -152,17 +153,21 @@ def test_vertices_match_anny_forward(body, anny_torch):
 
 def test_reference_pose_is_close_to_rest(body):
     """Anny's zero deltas (its reference pose) differ from the rest mesh by a few degrees per bone."""
-    coeffs = phenotype_to_coeffs(body.extras, Phenotype.neutral())
-    L = reference_pose(body, coeffs)
+    L = jax.jit(lambda b: reference_pose(b, phenotype_to_coeffs(b.extras, Phenotype.neutral())))(body)
     angle = onp.degrees(onp.arccos(onp.clip((onp.trace(onp.asarray(L), axis1=-2, axis2=-1) - 1) / 2, -1, 1)))
     assert angle.max() < 10.0 and angle.max() > 0.5
 
 
 def test_pose_conversion_round_trip(body):
     ph, D, d0 = _random_inputs(3, 1)
-    coeffs = phenotype_to_coeffs(body.extras, Phenotype(*[jnp.float32(x) for x in ph[0]]))
-    L, transl = anny_pose_to_local(body, coeffs, jnp.asarray(D[0], jnp.float32), jnp.asarray(d0[0], jnp.float32))
-    D2, d02 = local_to_anny_pose(body, coeffs, L, transl)
+    @jax.jit  # one compile instead of eager op-by-op dispatch
+    def round_trip(body, ph, D, d0):
+        coeffs = phenotype_to_coeffs(body.extras, Phenotype(*[ph[i] for i in range(6)]))
+        L, transl = anny_pose_to_local(body, coeffs, D, d0)
+        return local_to_anny_pose(body, coeffs, L, transl)
+
+    D2, d02 = round_trip(body, jnp.asarray(ph[0], jnp.float32), jnp.asarray(D[0], jnp.float32),
+                         jnp.asarray(d0[0], jnp.float32))
     onp.testing.assert_allclose(onp.asarray(D2), D[0], atol=1e-5)
     onp.testing.assert_allclose(onp.asarray(d02), d0[0], atol=1e-5)
 
@@ -237,5 +242,6 @@ def test_env_cache_dir(monkeypatch, tmp_path):
 
 def test_axis_angle_params_match_rotations(body):
     ph, D, d0 = (jnp.asarray(x[0], jnp.float32) for x in _random_inputs(6, 1))
-    params, L = anny_params(body, Phenotype(*[ph[i] for i in range(6)]), D, d0)
+    params, L = jax.jit(lambda b, ph, D, d0: anny_params(b, Phenotype(*[ph[i] for i in range(6)]), D, d0))(
+        body, ph, D, d0)
     onp.testing.assert_allclose(onp.asarray(axis_angle_to_matrix(params.pose)), onp.asarray(L), atol=1e-5)
