@@ -182,6 +182,8 @@ def main():
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--variants", default="full,no_contact,no_body")
     ap.add_argument("--global-steps", type=int, default=200, help="first-stage steps (stages/motion.motion_phases)")
+    ap.add_argument("--sigma-anneal-steps", type=int, default=400, help="Eq. 5 σ annealing (0: constant σ)")
+    ap.add_argument("--no-keypoint-init", action="store_true", help="every frame at the static instance (paper)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -191,7 +193,8 @@ def main():
     cases = {n: build_case(n, model, op_ids, cand, args.frames, jax.random.fold_in(key, i), args)
              for i, n in enumerate(args.scenes.split(","))}
     print(f"setup {time.perf_counter() - t_all:.1f}s", {n: (c["n_pairs"], c["n_truth"], round(c["f1"], 3), round(c["occluded"], 3)) for n, c in cases.items()}, flush=True)
-    cfg = MotionConfig.for_model(model, steps_per_call=args.steps_per_call, global_steps=args.global_steps)
+    cfg = MotionConfig.for_model(model, steps_per_call=args.steps_per_call, global_steps=args.global_steps,
+                                 sigma_anneal_steps=args.sigma_anneal_steps, init_translation=not args.no_keypoint_init)
     init, update_1 = make_motion_step(cfg)
     traces = {"n": 0}
 
@@ -208,6 +211,9 @@ def main():
         "body": args.body,
         "frames": args.frames,
         "steps": args.steps,
+        "global_steps": args.global_steps,
+        "sigma_anneal_steps": args.sigma_anneal_steps,
+        "keypoint_init": not args.no_keypoint_init,
         "scenes": list(cases),
         "contact_f1": float(onp.mean([c["f1"] for c in cases.values()])),
         "contact_f1_per_scene": {n: c["f1"] for n, c in cases.items()},
@@ -242,6 +248,11 @@ def main():
     variants = {k: VARIANTS[k] for k in args.variants.split(",")}
     if args.sweep:  # extra weight sets, same compiled program
         variants.update({f"sweep{i}": w for i, w in enumerate(json.loads(args.sweep))})
+    for n, c in cases.items():  # quality of the initialisation alone (keypoint translation init or static)
+        p0 = init(c["data"], jax.random.key(1)).params
+        r0 = evaluate(c, model, cfg, p0)
+        summary.setdefault("init", {})[n] = {k: r0[k] for k in ("mpjpe_mm", "object_transl_err_mm", "contact_mm")}
+        print("init", n, summary["init"][n], flush=True)
     t0 = time.perf_counter()
     for vname, wd in variants.items():
         weights = MotionWeights.default(**wd)

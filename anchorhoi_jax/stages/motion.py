@@ -154,7 +154,17 @@ class MotionConfig:
     pose_joints: tuple[int, ...] = SMPLX_BODY_JOINTS
     steps_per_call: int = 100
     learning_rate: float = 0.01
-    sigma_px: float = 100.0
+    sigma_px: float = 100.0  # final σ of Eq. 5 (paper default)
+    # Graduated non-convexity for Eq. 5: σ starts at the image size (ρ ≈ plain squared error, so
+    # frames far from the static pose still get a full-strength gradient) and shrinks geometrically
+    # to `sigma_px` over the first `sigma_anneal_steps` Adam steps. 0 = constant σ (paper as written).
+    sigma_anneal_steps: int = 400
+    # Initialisation from the keypoints (before step 0): per-frame human translation from the torso
+    # keypoints (weighted linear least squares, `keypoint_translations`), and the object carried
+    # along with the human's displacement (the paper assumes the contact holds throughout).
+    init_translation: bool = True
+    init_smoothness: float = 1.0  # weight of the second-difference prior in that least squares
+    object_follows_human: bool = True
     pen_margin: float = 0.0
     init_noise: float = 0.0  # radians of body-pose jitter per seed (0: all seeds start identical)
     global_steps: int = 200  # first stage of `motion_phases`: human global motion from L_J only
@@ -330,15 +340,17 @@ def frame_forward(
         return FrameOutputs(joints, op, v[data.contact_idx], v[data.pen_idx], R_obj, object_translation, capsules)
 
 
-def frame_terms(data: MotionData, cfg: MotionConfig, out: FrameOutputs, kp, conf, body_pose, static_body_pose):
-    """Per-frame loss terms of Eq. 4, each (value, aux)."""
+def frame_terms(data: MotionData, cfg: MotionConfig, out: FrameOutputs, kp, conf, body_pose, static_body_pose,
+                sigma_px=None):
+    """Per-frame loss terms of Eq. 4, each (value, aux). `sigma_px`: traced σ of Eq. 5 (default cfg.sigma_px)."""
+    sigma_px = cfg.sigma_px if sigma_px is None else sigma_px
     R, t = out.R_obj, out.t_obj
     p0, p1, r = out.capsules
     obj_world = _mv(R[None], data.object_points) + t[None]
     contact_obj = _mv(R[None], data.contacts.object_point) + t[None]
     pen_obj_frame = _mv(jnp.swapaxes(R, -1, -2)[None], out.pen_points - t[None])
     return {
-        "keypoints": reprojection_loss(out.openpose, kp, conf, data.K, data.T_cam_world, data.image_size, sigma_px=cfg.sigma_px),
+        "keypoints": reprojection_loss(out.openpose, kp, conf, data.K, data.T_cam_world, data.image_size, sigma_px=sigma_px),
         "contact": contact_loss(out.contact_points, contact_obj, data.contacts.mask),
         "pen_object": object_sdf_penetration(pen_obj_frame, data.sdf, margin=cfg.pen_margin),
         "pen_parts": part_occupancy_penetration(obj_world, p0, p1, r),
@@ -354,12 +366,14 @@ def forward_all(data: MotionData, cfg: MotionConfig, params: MotionParams) -> Fr
     )
 
 
-def motion_loss(params: MotionParams, data: MotionData, weights: MotionWeights, cfg: MotionConfig):
-    """L_total of Eq. 4 (weights applied here, in one place). Returns (loss, per-term values)."""
+def motion_loss(params: MotionParams, data: MotionData, weights: MotionWeights, cfg: MotionConfig, sigma_px=None):
+    """L_total of Eq. 4 (weights applied here, in one place). Returns (loss, per-term values).
+
+    `sigma_px`: the (traced) σ of Eq. 5 for this step (see `sigma_schedule`); default cfg.sigma_px."""
     with jax.named_scope("motion.loss"):
         out = forward_all(data, cfg, params)
         static_bp = data.static.pose[jnp.asarray(cfg.pose_joints)]
-        terms = jax.vmap(lambda o, kp, c, bp: frame_terms(data, cfg, o, kp, c, bp, static_bp))(
+        terms = jax.vmap(lambda o, kp, c, bp: frame_terms(data, cfg, o, kp, c, bp, static_bp, sigma_px))(
             out, data.keypoints, data.confidence, params.body_pose
         )
         values = {k: jnp.mean(v[0]) for k, v in terms.items()}
@@ -411,6 +425,81 @@ def initial_params(data: MotionData, cfg: MotionConfig, key: jax.Array | None = 
     )
 
 
+TORSO_OPENPOSE = (1, 2, 5, 8, 11)  # neck, shoulders, hips: the least pose-dependent OpenPose-18 points
+
+
+def keypoint_translations(data: MotionData, cfg: MotionConfig) -> Float[Array, "L 3"]:
+    """Per-frame human translation that best reprojects the static body's torso onto the keypoints.
+
+    With the static pose's torso points P_k (relative to its translation) and camera [R|c], frame i's
+    point k lands at X = R t_i + q_k, q_k = R P_k + c. Its normalised detection (a, b) = K⁻¹(u, v, 1)
+    must satisfy a·X_z = X_x and b·X_z = X_y: two equations *linear* in t_i (the algebraic PnP error
+    for a translation-only pose). Rows are weighted by the keypoint confidence. One joint linear
+    system for all frames adds `cfg.init_smoothness`·Σ‖t_{i-1} − 2t_i + t_{i+1}‖² (monocular depth from
+    a ~0.5 m torso is weak per frame) and a 1e-6 pull to the static translation (frames with no
+    visible torso). Solved once per tracking run, so a dense (3L)² solve is cheap.
+    """
+    st = data.static
+    bp = st.pose[jnp.asarray(cfg.pose_joints)]
+    out = frame_forward(data, cfg, st.pose[0], bp, st.transl, jnp.zeros(3, jnp.float32), st.t_world_obj)
+    idx = jnp.asarray(TORSO_OPENPOSE)
+    P = out.openpose[idx] - st.transl[None]  # (k, 3)
+    R, c = data.T_cam_world[:3, :3], data.T_cam_world[:3, 3]
+    q = P @ R.T + c[None]  # (k, 3)
+    kp = data.keypoints[:, idx]  # (L, k, 2)
+    w = data.confidence[:, idx]  # (L, k)
+    ab = (kp - data.K[None, None, :2, 2]) / jnp.diagonal(data.K)[None, None, :2]  # skew-free intrinsics
+    rows, rhs = [], []
+    for d in range(2):  # x and y image axes
+        a = ab[..., d : d + 1]  # (L, k, 1)
+        rows.append(a * R[2][None, None] - R[d][None, None])  # (L, k, 3)
+        rhs.append(q[None, :, d] - a[..., 0] * q[None, :, 2])  # (L, k)
+    A = jnp.concatenate(rows, 1)  # (L, 2k, 3)
+    b = jnp.concatenate(rhs, 1)
+    ww = jnp.concatenate([w, w], 1)
+    M = jnp.einsum("lna,ln,lnb->lab", A, ww, A, precision=HIGHEST)  # per-frame normal matrices
+    r = jnp.einsum("lna,ln,ln->la", A, ww, b, precision=HIGHEST)
+    L = data.num_frames
+    eps = 1e-6
+    eye_L = jnp.eye(L, dtype=jnp.float32)
+    H = (eye_L[:, None, :, None] * M[:, :, None, :]).reshape(3 * L, 3 * L)
+    if L >= 3:
+        D = jnp.zeros((L - 2, L), jnp.float32)
+        i = jnp.arange(L - 2)
+        D = D.at[i, i].set(1.0).at[i, i + 1].set(-2.0).at[i, i + 2].set(1.0)
+        H = H + cfg.init_smoothness * jnp.kron(D.T @ D, jnp.eye(3, dtype=jnp.float32))
+    H = H + eps * jnp.eye(3 * L, dtype=jnp.float32)
+    g = r.reshape(-1) + eps * jnp.tile(st.transl, L)
+    return jnp.linalg.solve(H, g).reshape(L, 3)
+
+
+def keypoint_initial_params(data: MotionData, cfg: MotionConfig, key: jax.Array | None = None) -> MotionParams:
+    """`initial_params` plus, per cfg, the keypoint translation init and the object carried along.
+
+    The object follows the human's displacement only when Eq. 3 found contacts (otherwise it stays
+    where the static instance put it)."""
+    p = initial_params(data, cfg, key)
+    if not cfg.init_translation:
+        return p
+    t = keypoint_translations(data, cfg)
+    p = p.replace(transl=t)
+    if cfg.object_follows_human:
+        has_contact = jnp.sum(data.contacts.mask) > 0
+        moved = data.static.t_world_obj[None] + (t - data.static.transl[None])
+        p = p.replace(object_translation=jnp.where(has_contact, moved, p.object_translation))
+    return p
+
+
+def sigma_schedule(cfg: MotionConfig, data: MotionData, step) -> Float[Array, ""]:
+    """σ of Eq. 5 at Adam step `step` (traced): geometric from max(image size) to cfg.sigma_px."""
+    final = jnp.asarray(cfg.sigma_px, jnp.float32)
+    if cfg.sigma_anneal_steps <= 0:
+        return final
+    start = jnp.maximum(jnp.max(data.image_size), final)
+    frac = jnp.clip(1.0 - step.astype(jnp.float32) / cfg.sigma_anneal_steps, 0.0, 1.0)
+    return final * (start / final) ** frac
+
+
 def make_motion_step(cfg: MotionConfig):
     """Returns pure (init, update). `update(state, data, weights) -> (state, losses (K,), terms)` runs
     cfg.steps_per_call Adam steps in one lax.scan; jit it (it is the stage-step boundary)."""
@@ -418,25 +507,25 @@ def make_motion_step(cfg: MotionConfig):
 
     def init(data: MotionData, key: jax.Array) -> MotionState:
         k_init, k_state = jax.random.split(key)
-        params = initial_params(data, cfg, k_init)
+        params = keypoint_initial_params(data, cfg, k_init)
         return MotionState(params=params, opt_state=opt.init(params), step=jnp.zeros((), jnp.int32), key=k_state)
 
     def update(state: MotionState, data: MotionData, weights: MotionWeights):
         grad_fn = jax.value_and_grad(motion_loss, has_aux=True)
 
         def one(carry, _):
-            params, opt_state = carry
-            (loss, terms), g = grad_fn(params, data, weights, cfg)
+            params, opt_state, step = carry
+            (loss, terms), g = grad_fn(params, data, weights, cfg, sigma_schedule(cfg, data, step))
             upd, opt_state = opt.update(g, opt_state, params)
             upd = upd.replace(
                 body_pose=weights.pose_update * upd.body_pose,
                 object_delta_rot=weights.object_update * upd.object_delta_rot,
                 object_translation=weights.object_update * upd.object_translation,
             )
-            return (optax.apply_updates(params, upd), opt_state), (loss, terms)
+            return (optax.apply_updates(params, upd), opt_state, step + 1), (loss, terms)
 
-        (params, opt_state), (losses, terms) = jax.lax.scan(
-            one, (state.params, state.opt_state), None, length=cfg.steps_per_call
+        (params, opt_state, _), (losses, terms) = jax.lax.scan(
+            one, (state.params, state.opt_state, state.step), None, length=cfg.steps_per_call
         )
         new = state.replace(params=params, opt_state=opt_state, step=state.step + cfg.steps_per_call)
         return new, losses, jax.tree.map(lambda x: x[-1], terms)

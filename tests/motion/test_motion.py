@@ -3,6 +3,8 @@ objective recovers a known shift; the rendered-frame hook is off without a video
 
 from __future__ import annotations
 
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -11,7 +13,8 @@ import pytest
 from synthetic_scenes import SCENES, observe
 
 from anchorhoi_jax.stages.motion import (
-    MotionConfig, MotionWeights, StaticInstance, initial_params, make_motion_step, motion_loss, prepare_motion_data,
+    MotionConfig, MotionWeights, StaticInstance, initial_params, keypoint_initial_params, keypoint_translations,
+    make_motion_step, motion_loss, prepare_motion_data, sigma_schedule,
 )
 
 
@@ -33,7 +36,9 @@ def setup(body):
     return model, sc, data, cfg
 
 
-def test_weight_sweep_never_recompiles_and_vmapped_seeds(setup):
+@pytest.fixture(scope="module")
+def compiled(setup):
+    """One compiled single-seed and one seed-vmapped update, shared by the tests of this module."""
     model, sc, data, cfg = setup
     init, update = make_motion_step(cfg)
 
@@ -41,6 +46,13 @@ def test_weight_sweep_never_recompiles_and_vmapped_seeds(setup):
     @chex.assert_max_traces(n=1)
     def step(state, data, weights):
         return jax.vmap(update, in_axes=(0, None, None))(state, data, weights)
+
+    return init, update, step, jax.jit(update)
+
+
+def test_weight_sweep_never_recompiles_and_vmapped_seeds(setup, compiled):
+    model, sc, data, cfg = setup
+    init, update, step, upd1 = compiled
 
     keys = jnp.stack([jax.random.fold_in(jax.random.key(3), i) for i in range(2)])
     s0 = jax.vmap(init, in_axes=(None, 0))(data, keys)
@@ -55,23 +67,25 @@ def test_weight_sweep_never_recompiles_and_vmapped_seeds(setup):
     s1, l1, _ = step(s0, data, w)
     for i in range(2):
         one = jax.tree.map(lambda x: x[i], s0)
-        si, li, _ = jax.jit(update)(one, data, w)
+        si, li, _ = upd1(one, data, w)
         onp.testing.assert_allclose(onp.asarray(li), onp.asarray(l1[i]), rtol=2e-4, atol=1e-9)
         onp.testing.assert_allclose(onp.asarray(si.params.transl), onp.asarray(s1.params.transl[i]), atol=2e-5)
     assert not onp.allclose(onp.asarray(s0.params.body_pose[0]), onp.asarray(s0.params.body_pose[1]))
-    # Every frame starts at the static instance (noise aside).
-    onp.testing.assert_allclose(onp.asarray(s0.params.transl[0]), onp.broadcast_to(onp.asarray(data.static.transl), (4, 3)))
+    # The paper's start (cfg.init_translation=False): every frame at the static instance (noise aside).
+    p_static = initial_params(data, cfg)
+    onp.testing.assert_allclose(onp.asarray(p_static.transl), onp.broadcast_to(onp.asarray(data.static.transl), (4, 3)))
 
 
-def test_tracking_recovers_shift_and_keeps_contact(setup):
+def test_tracking_recovers_shift_and_keeps_contact(setup, compiled):
+    """Static start (keypoint init off): the optimiser itself must move the 5 cm shift back."""
     model, sc, data, cfg = setup
-    cfg = MotionConfig.for_model(model, steps_per_call=30)
-    init, update = make_motion_step(cfg)
-    upd = jax.jit(update)
-    state = init(data, jax.random.key(0))
+    _, _, _, upd = compiled
     w = MotionWeights.default()
+    params = initial_params(data, cfg)
+    state = make_motion_step(cfg)[0](data, jax.random.key(0)).replace(params=params)
+    state = state.replace(opt_state=jax.tree.map(jnp.zeros_like, state.opt_state))
     l0 = float(motion_loss(state.params, data, w, cfg)[0])
-    for _ in range(4):
+    for _ in range(12):
         state, losses, terms = upd(state, data, w)
     assert float(losses[-1]) < 0.5 * l0
     err0 = onp.abs(onp.asarray(data.static.transl)[0] - sc.transl[:, 0]).mean()
@@ -129,3 +143,45 @@ def test_ground_truth_scores_below_static_init(body):
     assert float(loss(gt, w)) < 0.7 * float(loss(initial_params(data, cfg), w))
     assert float(loss(gt, MotionWeights.default(smooth_joints=30.0, smooth_object=30.0))) > float(
         loss(initial_params(data, cfg), MotionWeights.default(smooth_joints=30.0, smooth_object=30.0)))
+
+
+def test_keypoint_translation_init_is_exact_for_a_rigid_linear_walk(setup):
+    """Keypoints of the static pose moved along a straight line (zero second differences, so the
+    smoothness prior is inactive at the truth): the linear least squares must return that line,
+    and the object (contacts exist) is carried along by the same displacement."""
+    from anchorhoi_jax.geometry.cameras import project
+    from anchorhoi_jax.stages.motion import frame_forward
+
+    model, sc, data, cfg = setup
+    st = data.static
+    out = frame_forward(data, cfg, st.pose[0], st.pose[1:22], st.transl, jnp.zeros(3), st.t_world_obj)
+    L = data.num_frames
+    t_true = st.transl[None] + jnp.arange(L, dtype=jnp.float32)[:, None] * jnp.array([[0.3, 0.0, -0.2]])
+    pts = out.openpose[None] - st.transl[None, None] + t_true[:, None]
+    uv, _ = project(data.K, data.T_cam_world, pts)
+    d = data.replace(keypoints=uv, confidence=jnp.ones_like(data.confidence))
+    t = keypoint_translations(d, cfg)
+    onp.testing.assert_allclose(onp.asarray(t), onp.asarray(t_true), atol=2e-3)
+    p = keypoint_initial_params(d, cfg)
+    onp.testing.assert_allclose(onp.asarray(p.object_translation - st.t_world_obj[None]),
+                                onp.asarray(t - st.transl[None]), atol=1e-5)
+    # Without contacts the object stays at the static placement.
+    d0 = d.replace(contacts=d.contacts.replace(mask=jnp.zeros_like(d.contacts.mask)))
+    p0 = keypoint_initial_params(d0, cfg)
+    onp.testing.assert_allclose(onp.asarray(p0.object_translation), onp.broadcast_to(onp.asarray(st.t_world_obj), (L, 3)))
+    # Turned off: the paper's static start.
+    off = keypoint_initial_params(d, dataclasses.replace(cfg, init_translation=False))
+    onp.testing.assert_allclose(onp.asarray(off.transl), onp.broadcast_to(onp.asarray(st.transl), (L, 3)))
+
+
+def test_sigma_schedule_anneals_from_image_size(setup):
+    """Graduated non-convexity of Eq. 5: σ = max(image size) at step 0, geometric, cfg.sigma_px from
+    sigma_anneal_steps on; 0 steps = the constant paper σ."""
+    model, sc, data, cfg = setup
+    s = lambda k, c=cfg: float(sigma_schedule(c, data, jnp.asarray(k)))  # noqa: E731
+    big = float(jnp.max(data.image_size))
+    assert s(0) == pytest.approx(big, rel=1e-5)
+    assert s(cfg.sigma_anneal_steps // 2) == pytest.approx((big * cfg.sigma_px) ** 0.5, rel=1e-4)
+    assert s(cfg.sigma_anneal_steps) == pytest.approx(cfg.sigma_px, rel=1e-6)
+    assert s(10 * cfg.sigma_anneal_steps) == pytest.approx(cfg.sigma_px, rel=1e-6)
+    assert s(0, dataclasses.replace(cfg, sigma_anneal_steps=0)) == pytest.approx(cfg.sigma_px)
