@@ -470,7 +470,14 @@ def keypoint_translations(data: MotionData, cfg: MotionConfig) -> Float[Array, "
         H = H + cfg.init_smoothness * jnp.kron(D.T @ D, jnp.eye(3, dtype=jnp.float32))
     H = H + eps * jnp.eye(3 * L, dtype=jnp.float32)
     g = r.reshape(-1) + eps * jnp.tile(st.transl, L)
-    return jnp.linalg.solve(H, g).reshape(L, 3)
+    t = jnp.linalg.solve(H, g).reshape(L, 3)
+    # Degenerate detections (e.g. all torso points on one pixel) can put the body behind the camera;
+    # such frames keep the static translation.
+    depth = (jnp.mean(q, 0)[None] + t @ R.T)[:, 2]
+    return jnp.where((depth > 0.1)[:, None] & jnp.all(jnp.isfinite(t), -1, keepdims=True), t, st.transl[None])
+
+
+_keypoint_translations_jit = jax.jit(keypoint_translations, static_argnums=1)
 
 
 def keypoint_initial_params(data: MotionData, cfg: MotionConfig, key: jax.Array | None = None) -> MotionParams:
@@ -481,7 +488,7 @@ def keypoint_initial_params(data: MotionData, cfg: MotionConfig, key: jax.Array 
     p = initial_params(data, cfg, key)
     if not cfg.init_translation:
         return p
-    t = keypoint_translations(data, cfg)
+    t = _keypoint_translations_jit(data, cfg)  # jitted: runs once per tracking run, eager is slow
     p = p.replace(transl=t)
     if cfg.object_follows_human:
         has_contact = jnp.sum(data.contacts.mask) > 0

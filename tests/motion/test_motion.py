@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import chex
+import optax
 import jax
 import jax.numpy as jnp
 import numpy as onp
@@ -13,7 +14,7 @@ import pytest
 from synthetic_scenes import SCENES, observe
 
 from anchorhoi_jax.stages.motion import (
-    MotionConfig, MotionWeights, StaticInstance, initial_params, keypoint_initial_params, keypoint_translations,
+    MotionConfig, MotionState, MotionWeights, StaticInstance, initial_params, keypoint_initial_params, keypoint_translations,
     make_motion_step, motion_loss, prepare_motion_data, sigma_schedule,
 )
 
@@ -82,8 +83,8 @@ def test_tracking_recovers_shift_and_keeps_contact(setup, compiled):
     _, _, _, upd = compiled
     w = MotionWeights.default()
     params = initial_params(data, cfg)
-    state = make_motion_step(cfg)[0](data, jax.random.key(0)).replace(params=params)
-    state = state.replace(opt_state=jax.tree.map(jnp.zeros_like, state.opt_state))
+    state = MotionState(params=params, opt_state=optax.adam(cfg.learning_rate).init(params), step=jnp.zeros((), jnp.int32),
+                        key=jax.random.key(0))
     l0 = float(motion_loss(state.params, data, w, cfg)[0])
     for _ in range(12):
         state, losses, terms = upd(state, data, w)
