@@ -304,25 +304,18 @@ def _cache_path(cache_dir: Path, version: str) -> Path:
     return cache_dir / f"anny-{version}-f{CACHE_FORMAT}.npz"
 
 
-def build_anny_arrays() -> dict[str, onp.ndarray]:
-    """Arrays of the Anny body in the project frame, read from the installed anny package.
+def anny_torch_model():
+    """The anny package's own (torch) full-body model in the configuration this module mirrors.
 
-    Imports torch and anny lazily: this runs once, when the cache is built.
+    Single source of that configuration for the cache builder and the parity tests.
     """
     import warnings
 
-    import anny  # noqa: PLC0415  (lazy: only the cache builder needs torch)
-    import torch  # noqa: PLC0415
-    from anny.models.model_data import PHENOTYPE_VARIATIONS as ANNY_VARIATIONS  # noqa: PLC0415
-    from anny.paths import get_anny_root_dir  # noqa: PLC0415
+    import anny  # noqa: PLC0415  (lazy: torch only where the anny package itself is used)
 
-    ours = {g: tuple(n) for g, n in PHENOTYPE_VARIATIONS}
-    theirs = {g: tuple(n) for g, n in ANNY_VARIATIONS.items()}
-    if list(theirs.items()) != list(ours.items()):
-        raise RuntimeError(f"anny's PHENOTYPE_VARIATIONS changed ({theirs}); update body/anny.py")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = anny.Anny(
+        return anny.Anny(
             rig="anny",
             topology="anny",
             local_changes="none",
@@ -331,6 +324,22 @@ def build_anny_arrays() -> dict[str, onp.ndarray]:
             pose_parameterization="local-ref",
             skinning_method="lbs",
         )
+
+
+def build_anny_arrays() -> dict[str, onp.ndarray]:
+    """Arrays of the Anny body in the project frame, read from the installed anny package.
+
+    Imports torch and anny lazily: this runs once, when the cache is built.
+    """
+    import torch  # noqa: PLC0415
+    from anny.models.model_data import PHENOTYPE_VARIATIONS as ANNY_VARIATIONS  # noqa: PLC0415
+    from anny.paths import get_anny_root_dir  # noqa: PLC0415
+
+    ours = {g: tuple(n) for g, n in PHENOTYPE_VARIATIONS}
+    theirs = {g: tuple(n) for g, n in ANNY_VARIATIONS.items()}
+    if list(theirs.items()) != list(ours.items()):
+        raise RuntimeError(f"anny's PHENOTYPE_VARIATIONS changed ({theirs}); update body/anny.py")
+    m = anny_torch_model()
     if list(m.phenotype_labels) != list(PHENOTYPE_LABELS):
         raise RuntimeError(f"anny exposes phenotypes {m.phenotype_labels}, expected {PHENOTYPE_LABELS}")
     if m.bone_orientation != "cached" or m.rest_orientation_refiner is not None or m.root_identity_orientation:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import chex
 import jax
 import jax.numpy as jnp
@@ -44,17 +42,7 @@ def body(anny_shared):
 
 @pytest.fixture(scope="module")
 def anny_torch():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return anny.Anny(
-            rig="anny",
-            topology="anny",
-            local_changes="none",
-            facial_actions="none",
-            phenotypes="default",
-            pose_parameterization="local-ref",
-            skinning_method="lbs",
-        )
+    return anny_mod.anny_torch_model()
 
 
 def _random_inputs(seed: int, batch: int):
