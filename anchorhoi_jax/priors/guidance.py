@@ -1,0 +1,287 @@
+"""Combined SDS guidance for text-to-3D stages: DeepFloyd IF stage I on every view + MVDream on groups of 4.
+
+Paper Sec. 5: "We adopt DeepFloyd and a multi-view-consistent image diffusion model (MVDream) to compute
+SDS gradients". Each prior returns dL/dx for the same rendered batch (Eq. 1 bracket pulled back to the
+image); the stage receives their weighted sum
+
+    dL/dx = Σ_k w_k · dL_SDS,k/dx ,
+
+so one JAX forward/pullback serves both priors (bridge.make_sds_step). IF treats every view as its own
+sample (own timestep); MVDream needs the 4 views of a group together, with their cameras
+(`ViewInfo.views_per_sample = 4`, `camera_to_world`).
+
+`StackedGuidance` is the other composition a stage needs: a batch made of equal consecutive chunks, each
+chunk scored by its own guidance (object stage: T_object on the object renders, T_inter on the joint
+human + object renders), still in one torch batch and one optimiser step.
+
+`build_guidance(prompt, cfg, device=..., dtype=...)` builds either tiny random priors (tests, smoke
+preset) or the real ones from local weights (priors/manifest.py; nothing is downloaded unless asked).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as onp
+import torch
+
+from anchorhoi_jax.priors.bridge import Guidance, ViewInfo
+from anchorhoi_jax.priors.manifest import MissingWeightsError, resolve_weights
+from anchorhoi_jax.priors.sds import SDSConfig, SDSGuidance
+
+__all__ = [
+    "GuidanceConfig",
+    "CombinedGuidance",
+    "StackedGuidance",
+    "IndependentViews",
+    "build_guidance",
+    "load_if_prior",
+]
+
+
+def _sub_generator(generator: torch.Generator) -> torch.Generator:
+    """A fresh generator on the same device seeded from `generator` (each part draws its own noise)."""
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
+    return torch.Generator(device=generator.device).manual_seed(seed)
+
+
+def _slice_views(views: ViewInfo, lo: int, hi: int, views_per_sample: int | None = None) -> ViewInfo:
+    cam = None if views.camera_to_world is None else views.camera_to_world[lo:hi]
+    return ViewInfo(
+        azimuth_deg=onp.asarray(views.azimuth_deg)[lo:hi],
+        elevation_deg=onp.asarray(views.elevation_deg)[lo:hi],
+        camera_to_world=cam,
+        views_per_sample=views.views_per_sample if views_per_sample is None else views_per_sample,
+    )
+
+
+class IndependentViews:
+    """Wraps a guidance so every image is its own sample (own timestep), whatever the batch grouping.
+
+    IF stage I is a single-image prior: grouping its views (MVDream's groups of 4) would only correlate
+    their timesteps.
+    """
+
+    def __init__(self, inner: Guidance):
+        self.inner = inner
+        self.value_range = inner.value_range
+        self.dtype = inner.dtype
+
+    def __call__(self, x_model, *, views: ViewInfo, step: int, generator: torch.Generator):
+        return self.inner(x_model, views=dataclasses.replace(views, views_per_sample=1), step=step, generator=generator)
+
+
+def _to_part(x: torch.Tensor, src: tuple[float, float], dst: tuple[float, float], dtype: torch.dtype):
+    """Re-express model-range images for a part with another range; returns (x_part, dx_part/dx)."""
+    (lo, hi), (plo, phi) = src, dst
+    scale = (phi - plo) / (hi - lo)
+    if scale == 1.0 and plo == lo:
+        return x.to(dtype), 1.0
+    return ((x.float() - lo) * scale + plo).to(dtype), scale
+
+
+class CombinedGuidance:
+    """Weighted sum of several guidances on the same batch: dL/dx = Σ_k w_k dL_k/dx (a `bridge.Guidance`).
+
+    The input is in the first part's value range and dtype; other parts get it re-mapped (chain rule
+    applied to their gradients). Every part draws its own noise from a generator seeded by `generator`.
+    Parts with weight 0 are never called.
+    """
+
+    def __init__(self, parts: Sequence[tuple[Guidance, float]]):
+        parts = [(g, float(w)) for g, w in parts]
+        if not parts:
+            raise ValueError("CombinedGuidance: needs at least one (guidance, weight) part")
+        if any(w < 0 for _, w in parts):
+            raise ValueError(f"CombinedGuidance: weights must be >= 0, got {[w for _, w in parts]}")
+        self.parts = parts
+        self.value_range = tuple(parts[0][0].value_range)
+        self.dtype = parts[0][0].dtype
+
+    def __call__(self, x_model: torch.Tensor, *, views: ViewInfo, step: int, generator: torch.Generator):
+        total = torch.zeros(x_model.shape, dtype=torch.float32, device=x_model.device)
+        info: dict[str, float] = {}
+        for k, (g, w) in enumerate(self.parts):
+            gen = _sub_generator(generator)  # drawn even for w = 0, so the streams do not depend on weights
+            if w == 0.0:
+                continue
+            x_k, dxk_dx = _to_part(x_model, self.value_range, tuple(g.value_range), g.dtype)
+            grad, inf = g(x_k, views=views, step=step, generator=gen)
+            total += (w * dxk_dx) * grad.float()
+            name = getattr(g, "name", f"part{k}")
+            info.update({f"{name}/{key}": float(v) for key, v in inf.items()})
+        return total.to(x_model.dtype), info
+
+
+class StackedGuidance:
+    """A batch of len(parts) equal consecutive chunks, chunk k scored by guidance k with weight w_k.
+
+    Used when one render holds several image sets that need different prompts (object stage: object
+    alone with T_object, human + object with T_inter); the chunks' ViewInfo rows are sliced alike.
+    """
+
+    def __init__(self, parts: Sequence[tuple[Guidance, float]]):
+        parts = [(g, float(w)) for g, w in parts]
+        if not parts:
+            raise ValueError("StackedGuidance: needs at least one (guidance, weight) part")
+        if any(w < 0 for _, w in parts):
+            raise ValueError(f"StackedGuidance: weights must be >= 0, got {[w for _, w in parts]}")
+        self.parts = parts
+        self.value_range = tuple(parts[0][0].value_range)
+        self.dtype = parts[0][0].dtype
+
+    def __call__(self, x_model: torch.Tensor, *, views: ViewInfo, step: int, generator: torch.Generator):
+        n, k = x_model.shape[0], len(self.parts)
+        if n % k:
+            raise ValueError(f"StackedGuidance: batch of {n} images does not split into {k} equal chunks")
+        m = n // k
+        out = torch.zeros(x_model.shape, dtype=torch.float32, device=x_model.device)
+        info: dict[str, float] = {}
+        for i, (g, w) in enumerate(self.parts):
+            gen = _sub_generator(generator)
+            if w == 0.0:
+                continue
+            x_i, dxi_dx = _to_part(x_model[i * m : (i + 1) * m], self.value_range, tuple(g.value_range), g.dtype)
+            grad, inf = g(x_i, views=_slice_views(views, i * m, (i + 1) * m), step=step, generator=gen)
+            out[i * m : (i + 1) * m] = (w * dxi_dx) * grad.float()
+            name = getattr(g, "name", f"chunk{i}")
+            info.update({f"{name}/{key}": float(v) for key, v in inf.items()})
+        return out.to(x_model.dtype), info
+
+
+@dataclasses.dataclass(frozen=True)
+class GuidanceConfig:
+    """Which priors guide a stage and how strongly (static; host-side floats).
+
+    kind: "tiny" (random tiny IF + MVDream of the real classes; tests / smoke preset) or "real"
+      (pretrained weights found through the manifest; `if_dir`, `mvdream_dir`, `sd_dir` override the
+      search: `if_dir` may be any IF-stage-I layout directory written by save_pretrained, e.g. the
+      learned prior of issue 7; its text encoder / tokenizer fall back to the base IF-I-XL ones).
+    if_weight / mvdream_weight: w_k of the weighted sum (0 disables a prior; it is then not loaded).
+    if_scale / mvdream_scale: classifier-free guidance scales (DreamFusion-IF 20, MVDream 50).
+    sds: the shared SDS settings (timestep range and its annealing, weighting, clipping); the
+      guidance scale inside it is replaced by the per-prior scale, and MVDream never uses
+      view-dependent prompts (it has camera conditioning instead).
+    """
+
+    kind: Literal["tiny", "real"] = "real"
+    if_weight: float = 1.0
+    mvdream_weight: float = 1.0
+    if_scale: float = 20.0
+    mvdream_scale: float = 50.0
+    sds: SDSConfig = SDSConfig(t_range_start=(0.02, 0.98), t_range_end=(0.02, 0.50), anneal_steps=3000,
+                               anneal="linear")
+    negative_prompt: str = ""
+    if_dir: str | None = None
+    mvdream_dir: str | None = None
+    sd_dir: str | None = None
+    allow_download: bool = False
+    tiny_seed: int = 0
+    tiny_if_resolution: int = 16
+    tiny_mvdream_resolution: int = 32
+
+    def __post_init__(self):
+        if self.kind not in ("tiny", "real"):
+            raise ValueError(f"GuidanceConfig.kind must be 'tiny' or 'real', got {self.kind!r}")
+        for name in ("if_weight", "mvdream_weight", "if_scale", "mvdream_scale"):
+            if not getattr(self, name) >= 0.0:
+                raise ValueError(f"GuidanceConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.if_weight == 0.0 and self.mvdream_weight == 0.0:
+            raise ValueError("GuidanceConfig: if_weight and mvdream_weight are both 0 (no guidance)")
+        for name in ("tiny_if_resolution", "tiny_mvdream_resolution"):
+            if getattr(self, name) < 8:
+                raise ValueError(f"GuidanceConfig.{name} must be >= 8, got {getattr(self, name)}")
+
+
+def load_if_prior(if_dir: str | None = None, *, device="cuda", dtype=torch.float16, allow_download: bool = False):
+    """IF stage I from the manifest's 'if-i-xl' or from any directory in that layout (save_pretrained).
+
+    The directory needs unet/ and scheduler/; text_encoder/ and tokenizer/ are read from it when present,
+    otherwise from the base IF-I-XL weights (a fine-tuned UNet usually ships without them). The fp16
+    weight variant is used when present, plain weights otherwise.
+    """
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from transformers import AutoTokenizer, T5EncoderModel
+
+    from anchorhoi_jax.priors.image import IFPrior
+
+    if if_dir is None:
+        root = resolve_weights("if-i-xl", None, allow_download=allow_download)
+    else:
+        root = Path(if_dir)
+        missing = [p for p in ("unet/config.json", "scheduler/scheduler_config.json") if not (root / p).exists()]
+        if missing:
+            raise MissingWeightsError(f"if_dir {root} is not an IF stage-I layout directory: missing {', '.join(missing)}")
+    text_root = root
+    if not ((root / "text_encoder" / "config.json").exists() and (root / "tokenizer").is_dir()):
+        text_root = resolve_weights("if-i-xl", None, allow_download=allow_download)
+
+    def variant(sub: Path, stem: str) -> str | None:
+        return "fp16" if dtype == torch.float16 and any(sub.glob(f"{stem}*.fp16*")) else None
+
+    kw = dict(torch_dtype=dtype, local_files_only=True)
+    unet = UNet2DConditionModel.from_pretrained(root, subfolder="unet", variant=variant(root / "unet", "diffusion_pytorch_model"), **kw)
+    sched = DDPMScheduler.from_pretrained(root, subfolder="scheduler", local_files_only=True)
+    te = T5EncoderModel.from_pretrained(text_root, subfolder="text_encoder",
+                                        variant=variant(text_root / "text_encoder", "model"), **kw)
+    tok = AutoTokenizer.from_pretrained(text_root, subfolder="tokenizer", local_files_only=True)
+    max_length = 77 if tok.model_max_length > 10_000 else min(77, int(tok.model_max_length))
+    return IFPrior(unet, sched, te, tok, resolution=unet.config.sample_size, max_length=max_length, device=device,
+                   dtype=dtype)
+
+
+def _check_real_weights(cfg: GuidanceConfig) -> None:
+    """Resolve every needed weight before loading anything: all missing ones in one line."""
+    needed = []
+    if cfg.if_weight > 0 and cfg.if_dir is None:
+        needed.append(("if-i-xl", None))
+    if cfg.mvdream_weight > 0:
+        needed += [("mvdream-sd21", cfg.mvdream_dir), ("sd-2.1-base", cfg.sd_dir)]
+    msgs = []
+    for name, local in needed:
+        try:
+            resolve_weights(name, local, allow_download=cfg.allow_download)
+        except MissingWeightsError as e:
+            msgs.append(str(e))
+    if msgs:
+        raise MissingWeightsError(" | ".join(msgs))
+
+
+def build_guidance(prompt: str, cfg: GuidanceConfig, *, device="cpu", dtype: torch.dtype = torch.float32):
+    """The stage guidance for `prompt`: CombinedGuidance([(IF on every view, w_IF), (MVDream on groups of 4, w_MV)]).
+
+    Text embeddings (view-tagged prompts for IF, the plain prompt for MVDream) are computed once and the
+    text encoders are freed. Raises MissingWeightsError (one line naming every missing download) when
+    `kind == "real"` and weights are absent.
+    """
+    from anchorhoi_jax.priors.image import make_tiny_if
+    from anchorhoi_jax.priors.mvdream import MVDreamPrior, make_tiny_mvdream
+
+    if cfg.kind == "real":
+        _check_real_weights(cfg)
+    parts = []
+    if cfg.if_weight > 0:
+        if cfg.kind == "tiny":
+            prior = make_tiny_if(cfg.tiny_seed, resolution=cfg.tiny_if_resolution, device=device, dtype=dtype)
+        else:
+            prior = load_if_prior(cfg.if_dir, device=device, dtype=dtype, allow_download=cfg.allow_download)
+        g = SDSGuidance(prior, prompt, dataclasses.replace(cfg.sds, guidance_scale=cfg.if_scale), cfg.negative_prompt)
+        prior.free_text_encoder()
+        g = IndependentViews(g)
+        g.name = "if"
+        parts.append((g, cfg.if_weight))
+    if cfg.mvdream_weight > 0:
+        if cfg.kind == "tiny":
+            prior = make_tiny_mvdream(cfg.tiny_seed + 1, resolution=cfg.tiny_mvdream_resolution, device=device,
+                                      dtype=dtype)
+        else:
+            prior = MVDreamPrior.from_pretrained(cfg.mvdream_dir, cfg.sd_dir, device=device, dtype=dtype,
+                                                 allow_download=cfg.allow_download)
+        sds = dataclasses.replace(cfg.sds, guidance_scale=cfg.mvdream_scale, view_dependent_prompts=False)
+        g = SDSGuidance(prior, prompt, sds, cfg.negative_prompt)
+        prior.free_text_encoder()
+        g.name = "mvdream"
+        parts.append((g, cfg.mvdream_weight))
+    return CombinedGuidance(parts)
