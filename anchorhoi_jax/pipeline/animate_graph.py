@@ -1,0 +1,41 @@
+"""The motion half of the graph: static HOI -> render -> video -> detect -> contacts -> motion.
+
+External inputs: 'static' (per-seed static HOI dicts), 'prompt', 'video_file' (path or ''), 'seeds'
+({"key": raw key data of the run's root key}).
+"""
+
+from __future__ import annotations
+
+from anchorhoi_jax.pipeline.graph import Stage
+from anchorhoi_jax.pipeline.stage_detect import make_detect_stage_fn
+from anchorhoi_jax.pipeline.stage_motion import make_contacts_stage_fn, make_motion_stage_fn
+from anchorhoi_jax.pipeline.stage_render import make_render_stage_fn
+from anchorhoi_jax.pipeline.stage_video import video_stage
+
+__all__ = ["animate_stages", "ANIMATE_EXTERNALS"]
+
+ANIMATE_EXTERNALS = ("static", "prompt", "video_file", "seeds")
+
+
+def animate_stages(body_fn) -> list[Stage]:
+    """`body_fn() -> MotionBody` is called lazily by the stages that need the body."""
+    return [
+        Stage("render", ("static",), ("render", "body"), _section(make_render_stage_fn(body_fn), "render"),
+              "render the static HOI from the video camera"),
+        Stage("video", ("render", "prompt", "video_file"), "video", video_stage, "video prior (image -> clip)"),
+        Stage("detect", ("video", "render", "static"), "detect", make_detect_stage_fn(body_fn),
+              "OpenPose-18 keypoints per frame"),
+        Stage("contacts", ("static", "seeds"), "motion", make_contacts_stage_fn(body_fn), "contact keypoints (Eq. 3)"),
+        Stage("motion", ("static", "contacts", "detect", "render", "video", "seeds"), "motion",
+              make_motion_stage_fn(body_fn), "4D tracking (Eq. 4-6)"),
+    ]
+
+
+def _section(fn, name):
+    """Adapt a stage fn that reads one part of a multi-section config dict."""
+
+    def wrapped(ctx, inputs, sections):
+        return fn(ctx, inputs, sections[name])
+
+    wrapped.__name__ = getattr(fn, "__name__", name)
+    return wrapped

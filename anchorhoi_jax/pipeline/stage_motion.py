@@ -1,0 +1,158 @@
+"""Stages 'contacts' (Eq. 3) and 'motion' (Eq. 4-6), all seeds vmapped in one program.
+
+Each seed has its own static HOI, so the constant `MotionData` (stages/motion.prepare_motion_data)
+is built per seed on the host and stacked along a leading seed axis; the jitted update is
+`vmap(update, in_axes=(0, 0, None))` (state and data per seed, weights shared and traced). The
+checkpointed state is {"state": MotionState, "losses": (S, steps)}, so a resumed run reproduces the
+uninterrupted one bit for bit, loss history included. The rendered-frame term of L_reg is off here
+(weights.render is forced to 0): the driving video is generated from a render of the static HOI
+and the keypoints carry its motion; `anchorhoi track --video` keeps that term for user videos.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as onp
+
+from anchorhoi_jax.pipeline.bodies import MotionBody, static_body_params
+from anchorhoi_jax.pipeline.errors import PipelineError
+from anchorhoi_jax.pipeline.static import motion_model, seed_items
+
+__all__ = ["make_contacts_stage_fn", "make_motion_stage_fn", "motion_config", "pose_joints_of"]
+
+
+def _seed_key(root: jax.Array, i: int) -> jax.Array:
+    return jax.random.fold_in(root, i)
+
+
+def pose_joints_of(body: MotionBody) -> tuple[int, ...]:
+    """Joints the motion optimises: SMPL-X body joints 1..21 (hands/jaw/eyes stay static); Anny: all non-root."""
+    from anchorhoi_jax.stages.motion import SMPLX_BODY_JOINTS
+
+    return SMPLX_BODY_JOINTS if body.kind == "smplx" else tuple(range(1, body.model.num_joints))
+
+
+def motion_config(body: MotionBody, cfg):
+    from anchorhoi_jax.stages.motion import MotionConfig
+
+    return MotionConfig.for_model(body.model, pose_joints=pose_joints_of(body), steps_per_call=cfg.log_every,
+                                  learning_rate=cfg.learning_rate, sigma_px=cfg.sigma_px, init_noise=cfg.init_noise,
+                                  global_steps=cfg.global_steps)
+
+
+def _instance(body: MotionBody, st: dict):
+    from anchorhoi_jax.stages.motion import StaticInstance
+
+    p = static_body_params(body, st)
+    return StaticInstance(betas=p.betas, scale=p.scale, pose=p.pose, transl=p.transl,
+                          R_world_obj=jnp.asarray(st["object_rotation"], jnp.float32),
+                          t_world_obj=jnp.asarray(st["object_translation"], jnp.float32))
+
+
+def _thresholds(cfg) -> dict:
+    from anchorhoi_jax.stages.contacts import gm_distance_threshold
+
+    return dict(tau_n=cfg.tau_n, tau_d=gm_distance_threshold(cfg.contact_distance, cfg.sigma_d), sigma_d=cfg.sigma_d)
+
+
+def _data_key(seeds_key: jax.Array, i: int) -> jax.Array:
+    # The surface sampling key of seed i; 'contacts' and 'motion' share it, so both see the same V_o.
+    return jax.random.split(_seed_key(seeds_key, i))[0]
+
+
+def make_contacts_stage_fn(body_fn):
+    """inputs: 'static', 'seeds' (root key data). Section: 'motion'. Output: Eq. 3 pairs per seed."""
+
+    def contacts_stage(ctx, inputs, cfg):
+        from anchorhoi_jax.body.skinning import pose
+        from anchorhoi_jax.geometry.mesh import vertex_normals
+        from anchorhoi_jax.stages.contacts import extract_contacts, object_surface_points
+
+        body: MotionBody = body_fn()
+        root = jax.random.wrap_key_data(jnp.asarray(inputs["seeds"]["key"]))
+        hv, op, mask = [], [], []
+        for i, st in seed_items(inputs["static"]):
+            inst = _instance(body, st)
+            model = motion_model(body, st)
+            posed = jax.jit(pose)(model, static_body_params(body, st))
+            nrm = vertex_normals(posed.vertices, model.faces)
+            k_surf, _ = jax.random.split(_data_key(root, i))
+            pts, n = object_surface_points(jnp.asarray(st["object_vertices"], jnp.float32),
+                                           jnp.asarray(st["object_faces"], jnp.int32), cfg.num_object_points, key=k_surf)
+            c = extract_contacts(pts, n, inst.R_world_obj, inst.t_world_obj, posed.vertices, nrm,
+                                 jnp.asarray(body.candidates), **_thresholds(cfg))
+            hv.append(onp.asarray(c.human_vertex))
+            op.append(onp.asarray(c.object_point))
+            mask.append(onp.asarray(c.mask))
+        return {"human_vertex": onp.stack(hv).astype(onp.int32), "object_point": onp.stack(op).astype(onp.float32),
+                "mask": onp.stack(mask).astype(onp.float32)}
+
+    return contacts_stage
+
+
+def _prepare(body: MotionBody, st: dict, kp, conf, K, T, image_size, key, cfg):
+    from anchorhoi_jax.stages.motion import prepare_motion_data
+
+    return prepare_motion_data(
+        motion_model(body, st), _instance(body, st), st["object_vertices"], st["object_faces"], keypoints=kp,
+        confidence=conf, K=K, T_cam_world=T, image_size=image_size, contact_candidates=body.candidates,
+        openpose_ids=body.openpose, key=key, num_object_points=cfg.num_object_points,
+        num_pen_vertices=cfg.num_pen_vertices, sdf_resolution=cfg.sdf_resolution, contact_thresholds=_thresholds(cfg))
+
+
+def make_motion_stage_fn(body_fn):
+    """inputs: 'static', 'contacts', 'detect', 'render', 'video', 'seeds'. Section: 'motion'."""
+
+    def motion_stage(ctx, inputs, cfg):
+        from anchorhoi_jax.stages.motion import MotionWeights, make_motion_step, motion_phases
+
+        body: MotionBody = body_fn()
+        root = jax.random.wrap_key_data(jnp.asarray(inputs["seeds"]["key"]))
+        kp, conf = inputs["detect"]["keypoints"], inputs["detect"]["confidence"]
+        H, W = inputs["video"]["frames"].shape[2:4]
+        size = onp.asarray([W, H], onp.float32)
+        seeds = seed_items(inputs["static"])
+        datas = []
+        for i, st in seeds:
+            d = _prepare(body, st, kp[i], conf[i], inputs["render"]["K"][i], inputs["render"]["T_cam_world"][i], size,
+                         _data_key(root, i), cfg)
+            if not onp.array_equal(onp.asarray(d.contacts.human_vertex), inputs["contacts"]["human_vertex"][i]):
+                raise PipelineError(f"seed {i}: the motion stage's contact pairs differ from the 'contacts' stage "
+                                    "(inputs changed under a finished stage); rerun with --from-stage contacts")
+            datas.append(d)
+        data = jax.tree.map(lambda *x: jnp.stack(x), *datas)
+        mcfg = motion_config(body, cfg)
+        wd = dataclasses.asdict(cfg.weights)
+        wd["render"] = 0.0
+        weights = MotionWeights.default(**wd)
+        init, update = make_motion_step(mcfg)
+        keys = jnp.stack([jax.random.split(_seed_key(root, i))[1] for i, _ in seeds])
+        S, K = len(seeds), mcfg.steps_per_call
+        fresh = {"state": jax.jit(jax.vmap(init))(data, keys), "losses": jnp.zeros((S, cfg.steps), jnp.float32)}
+        carry = ctx.resume(like=fresh) or fresh
+        schedule = [w for n, w in motion_phases(weights, mcfg, cfg.steps) for _ in range(n)]
+        step_fn = jax.jit(jax.vmap(update, in_axes=(0, 0, None)), donate_argnums=(0,))
+        c0 = int(onp.asarray(carry["state"].step).reshape(-1)[0]) // K
+        ctx.start(cfg.steps, initial=c0 * K)
+        state, losses = carry["state"], carry["losses"]
+        for c in range(c0, len(schedule)):
+            state, l, terms = step_fn(state, data, schedule[c])
+            losses = jax.lax.dynamic_update_slice(losses, l, (0, c * K))
+            info = {"loss": l[:, -1], **{k: v for k, v in terms.items()}}
+            ctx.callback((c + 1) * K, {"state": state, "losses": losses}, info)
+        p = state.params
+        R = jnp.einsum("slab,sbc->slac", jax.vmap(jax.vmap(_rodrigues))(p.object_delta_rot), data.static.R_world_obj)
+        return {"global_orient": p.global_orient, "body_pose": p.body_pose, "transl": p.transl,
+                "object_delta_rot": p.object_delta_rot, "object_translation": p.object_translation,
+                "object_rotation": R, "losses": losses}
+
+    return motion_stage
+
+
+def _rodrigues(v):
+    from anchorhoi_jax.geometry.rotations import axis_angle_to_matrix
+
+    return axis_angle_to_matrix(v)
