@@ -161,7 +161,9 @@ class IFPrior(_TextUNetPrior):
     @classmethod
     def from_pretrained(cls, local_dir=None, *, device="cuda", dtype=torch.float16, allow_download=False,
                         load_text_encoder=True) -> "IFPrior":
-        from transformers import T5Tokenizer
+        # AutoTokenizer: IF's own directory resolves to T5's tokenizer, and an IF-layout directory whose
+        # tokenizer ships as tokenizer.json (the learned prior of benchmarks/train_prior.py) loads too.
+        from transformers import AutoTokenizer
 
         root = resolve_weights("if-i-xl", local_dir, allow_download=allow_download)
         kw = dict(torch_dtype=dtype, local_files_only=True)
@@ -169,7 +171,7 @@ class IFPrior(_TextUNetPrior):
         unet = UNet2DConditionModel.from_pretrained(root, subfolder="unet", variant=variant, **kw)
         sched = DDPMScheduler.from_pretrained(root, subfolder="scheduler", local_files_only=True)
         te = T5EncoderModel.from_pretrained(root, subfolder="text_encoder", variant=variant, **kw) if load_text_encoder else None
-        tok = T5Tokenizer.from_pretrained(root, subfolder="tokenizer", local_files_only=True)
+        tok = AutoTokenizer.from_pretrained(root, subfolder="tokenizer", local_files_only=True)
         return cls(unet, sched, te, tok, resolution=unet.config.sample_size, max_length=77, device=device, dtype=dtype)
 
 
