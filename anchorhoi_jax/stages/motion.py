@@ -38,7 +38,7 @@ from anchorhoi_jax.body.part_volumes import PartVolumes, fit_part_volumes, pose_
 from anchorhoi_jax.body.skinning import forward_kinematics, pose, rest_joints, rest_orientations, rest_vertices, rodrigues
 from anchorhoi_jax.geometry.mesh import farthest_point_sampling, vertex_normals
 from anchorhoi_jax.geometry.rotations import axis_angle_to_matrix
-from anchorhoi_jax.geometry.sdf import SDFGrid, sdf_grid_from_mesh
+from anchorhoi_jax.geometry.sdf import SDFGrid, sample_sdf, sdf_grid_from_mesh
 from anchorhoi_jax.losses.contact import contact_loss
 from anchorhoi_jax.losses.penetration import object_sdf_penetration, part_occupancy_penetration
 from anchorhoi_jax.losses.regularizers import (
@@ -131,6 +131,16 @@ class MotionData:
     image_size: Float[Array, "2"]
     frames: Any = None  # optional video frames (L,H,W,3) for the rendered-frame MSE
     masks: Any = None  # optional (L,H,W) masks
+    # Dense skinning weights of the subset (S, J) for `MotionConfig.lbs == "dense"` (see frame_forward).
+    sub_lbs_weights: Any = None
+    # Eq. 6 targets in the object frame (C, 3): where each pair's human vertex sat relative to the
+    # object in the static instance (`contact_target="static"`); None = the sampled surface point.
+    contact_target: Any = None
+    # Keypoints from a `body.keypoints.KeypointRegressor` (set when `openpose_ids` is one):
+    # (18, J+E) weights over joints ++ extra points, and (18, J, 4) joint-space moments of its
+    # vertex weights (see `_joint_moments`); None = plain indices `openpose`.
+    kp_point_weights: Any = None
+    kp_joint_moments: Any = None
 
     @property
     def num_frames(self) -> int:
@@ -168,9 +178,18 @@ class MotionConfig:
     pen_margin: float = 0.0
     init_noise: float = 0.0  # radians of body-pose jitter per seed (0: all seeds start identical)
     global_steps: int = 200  # first stage of `motion_phases`: human global motion from L_J only
+    # Skinning of the vertex subset: "dense" = (S×J)·(J×12) product per frame, whose backward is a
+    # GEMM too; "sparse" = each vertex's K non-zero weights gathered from the joint transforms, whose
+    # backward is a scatter-add of S·K rows into J rows per frame (atomics on 55 addresses: it made
+    # 8 vmapped seeds cost 4.6-6× one seed on the H100). Same values up to float rounding.
+    lbs: str = "dense"
     pose_prior: PosePrior = pose_prior_l2
     render_fn: Callable | None = None  # (vertices (V,3), R_obj, t_obj, frame_index) -> (image, mask)
     render_model: Any = None  # BodyModel for full-mesh skinning when render_fn is set
+
+    def __post_init__(self):
+        if self.lbs not in ("dense", "sparse"):
+            raise ValueError(f"MotionConfig.lbs must be 'dense' or 'sparse', got {self.lbs!r}")
 
     @property
     def tree(self) -> _Tree:
@@ -226,6 +245,9 @@ def prepare_motion_data(
     contact_thresholds: dict | None = None,
     frames=None,
     masks=None,
+    pen_near_fraction: float = 0.5,
+    pen_near_distance: float = 0.1,
+    contact_target: str = "static",
 ) -> MotionData:
     """Precompute contacts (Eq. 3), object SDF grid, part capsules and the skinned vertex subset.
 
@@ -246,10 +268,9 @@ def prepare_motion_data(
     j_rest = rest_joints(model, static.betas)
     R_rest = rest_orientations(model, static.betas)
     parts = fit_part_volumes(v_rest, j_rest, R_rest, model.lbs_weights, model.faces, model.parents)
-    # L_pen reads a farthest-point subset of the mesh vertices (those used by faces).
-    used = onp.unique(onp.asarray(model.faces))
-    n_pen = min(num_pen_vertices, len(used))
-    pen_vertices = jnp.asarray(used)[farthest_point_sampling(v_rest[jnp.asarray(used)], n_pen)]
+    sdf = sdf_grid_from_mesh(obj_v, obj_f, resolution=sdf_resolution)
+    pen_vertices = _pen_vertex_subset(model, v_rest, posed.vertices, sdf, static, num_pen_vertices,
+                                      pen_near_fraction, pen_near_distance)
     extra_src = onp.asarray(model.extra_vertex_ids).reshape(-1)
     sub = onp.concatenate([extra_src, onp.asarray(contacts.human_vertex), onp.asarray(pen_vertices)]).astype(onp.int32)
     E, C = extra_src.shape[0], contacts.human_vertex.shape[0]
@@ -262,6 +283,18 @@ def prepare_motion_data(
         pd = model.posedirs.reshape(model.posedirs.shape[0], -1, 3)[:, sub_j].reshape(model.posedirs.shape[0], -1)
     else:
         pd = jnp.zeros((0, 3 * len(sub)), jnp.float32)
+    kp_point_weights = kp_moments = None
+    if hasattr(openpose_ids, "point_weights"):  # a KeypointRegressor
+        reg = openpose_ids
+        if reg.point_weights.shape[0] != 18:
+            raise ValueError(f"the keypoint regressor must give the 18 OpenPose points, got {reg.point_weights.shape[0]}")
+        kp_point_weights = jnp.asarray(reg.point_weights, jnp.float32)
+        if reg.needs_vertices:
+            if model.posedirs.shape[0]:
+                raise ValueError("a vertex keypoint regressor needs a body model without pose correctives (Anny)")
+            kp_moments = _joint_moments(reg.vertex_weights, model.lbs_weights, v_rest)
+        openpose_ids = jnp.argmax(kp_point_weights, axis=1)  # informative only (frame_forward uses the weights)
+    q_static = (posed.vertices[contacts.human_vertex] - static.t_world_obj[None]) @ static.R_world_obj
     return MotionData(
         static=static,
         j_rest=j_rest,
@@ -277,7 +310,7 @@ def prepare_motion_data(
         contacts=contacts,
         pen_idx=jnp.arange(E + C, len(sub), dtype=jnp.int32),
         pen_vertex_ids=jnp.asarray(pen_vertices, jnp.int32),
-        sdf=sdf_grid_from_mesh(obj_v, obj_f, resolution=sdf_resolution),
+        sdf=sdf,
         object_points=o_pts,
         parts=parts,
         keypoints=jnp.asarray(keypoints, jnp.float32),
@@ -287,7 +320,45 @@ def prepare_motion_data(
         image_size=jnp.asarray(image_size, jnp.float32),
         frames=None if frames is None else jnp.asarray(frames, jnp.float32),
         masks=None if masks is None else jnp.asarray(masks, jnp.float32),
+        sub_lbs_weights=jnp.asarray(onp.asarray(model.lbs_weights)[sub], jnp.float32),
+        contact_target=q_static if contact_target == "static" else None,
+        kp_point_weights=kp_point_weights,
+        kp_joint_moments=kp_moments,
     )
+
+
+def _joint_moments(vertex_weights, lbs_weights, v_rest) -> Float[Array, "K J 4"]:
+    """m_kj = Σ_v w_kv W_vj [v_rest_v; 1]: a vertex-regressed keypoint in joint space.
+
+    With LBS and no pose correctives, keypoint k = Σ_v w_kv Σ_j W_vj A_j [v_v; 1] = Σ_j A_j m_kj,
+    exactly, so the 18 keypoints cost 18·J·12 products per frame instead of skinning the thousands
+    of vertices Anny's COCO regressor averages (up to 4,105 per ear).
+    """
+    vh = jnp.concatenate([v_rest, jnp.ones_like(v_rest[:, :1])], -1)
+    return jnp.einsum("kv,vj,vc->kjc", jnp.asarray(vertex_weights, jnp.float32), jnp.asarray(lbs_weights, jnp.float32),
+                      vh, precision=HIGHEST)
+
+
+def _pen_vertex_subset(model, v_rest, v_static, sdf, static, num, near_fraction, near_distance):
+    """Body vertices at which L_pen samples the object SDF (mesh vertex ids, length min(num, |used|)).
+
+    A farthest-point subset of the whole mesh spaces ~2k points 3-4 cm apart, coarser than a
+    finger: a hand can sink a centimetre into the object between samples. The paper assumes the
+    static contact holds through the motion, so the body parts near the object in the static
+    instance are the ones that can penetrate it; they get a denser farthest-point subset of their
+    own (`near_fraction` of the budget), the rest covers the whole body (legs against a pushed box).
+    """
+    used = onp.unique(onp.asarray(model.faces))
+    n = min(num, len(used))
+    p_obj = (v_static[jnp.asarray(used)] - static.t_world_obj[None]) @ static.R_world_obj  # object frame
+    near = used[onp.asarray(sample_sdf(sdf, p_obj)) < near_distance]
+    n_near = min(len(near), int(round(near_fraction * n)))
+    parts = []
+    if n_near > 0:
+        parts.append(near[onp.asarray(farthest_point_sampling(v_rest[jnp.asarray(near)], n_near))])
+    if n - n_near > 0:
+        parts.append(used[onp.asarray(farthest_point_sampling(v_rest[jnp.asarray(used)], n - n_near))])
+    return jnp.asarray(onp.concatenate(parts), jnp.int32)
 
 
 def _mm(a, b):
@@ -324,20 +395,36 @@ def frame_forward(
         if data.sub_posedirs.shape[0]:
             feat = (R_local[1:] - jnp.eye(3, dtype=R_local.dtype)[None]).reshape(-1)
             v = v + jnp.matmul(feat, data.sub_posedirs, precision=HIGHEST).reshape(-1, 3)
-        # Sparse LBS over each vertex's K non-zero weights, as explicit sums (fuses into one pass).
-        T = sum(data.sub_skin_w[:, k, None] * A[data.sub_skin_ids[:, k]] for k in range(data.sub_skin_ids.shape[1]))
+        if cfg.lbs == "dense" and data.sub_lbs_weights is not None:
+            # (S×J)·(J×12): under the frame/seed vmaps this is one GEMM forward and backward.
+            T = jnp.matmul(data.sub_lbs_weights, A, precision=HIGHEST)
+        else:  # sparse: each vertex's K non-zero weights, as explicit sums (fuses into one pass)
+            T = sum(data.sub_skin_w[:, k, None] * A[data.sub_skin_ids[:, k]] for k in range(data.sub_skin_ids.shape[1]))
         T = T.reshape(-1, 3, 4)
         v = _mv(T[..., :3], v) + T[..., 3]
         root, s = data.j_rest[0], data.static.scale
         place = lambda x: root[None] + s * (x - root[None]) + transl[None]  # noqa: E731  (CONVENTIONS.md placement)
         v = place(v)
         joints = place(t_world)
-        extra = jnp.einsum("eka,ek->ea", v[data.extra_idx], data.extra_bary)
-        op = jnp.concatenate([joints, extra], 0)[data.openpose]
+        # The subset is laid out [extra-point vertices | contact vertices | L_pen vertices]
+        # (prepare_motion_data), so static slices replace gathers (no scatter-add in the backward).
+        E, C = data.extra_idx.size, data.contact_idx.shape[0]
+        ve = v[:E].reshape(-1, 3, 3)
+        extra = ve[:, 0] * data.extra_bary[:, 0:1] + ve[:, 1] * data.extra_bary[:, 1:2] + ve[:, 2] * data.extra_bary[:, 2:3]
+        pts = jnp.concatenate([joints, extra], 0)
+        if data.kp_point_weights is None:
+            op = jnp.matmul(jax.nn.one_hot(data.openpose, pts.shape[0], dtype=pts.dtype), pts, precision=HIGHEST)
+        else:
+            op = jnp.matmul(data.kp_point_weights, pts, precision=HIGHEST)
+        if data.kp_joint_moments is not None:  # vertex-regressed keypoints, in joint space (exact)
+            m = data.kp_joint_moments
+            raw = jnp.einsum("kjc,jrc->kr", m, A.reshape(-1, 3, 4), precision=HIGHEST)
+            wsum = jnp.sum(m[..., 3], -1)[:, None]  # each row's total vertex weight (1 for Anny)
+            op = op + wsum * (root[None] + transl[None]) + s * (raw - wsum * root[None])
         T_world_joint = jnp.concatenate([R_world, joints[..., None]], -1)
         capsules = pose_part_volumes(data.parts, T_world_joint, s)
         R_obj = _mm(rodrigues(object_delta_rot), data.static.R_world_obj)
-        return FrameOutputs(joints, op, v[data.contact_idx], v[data.pen_idx], R_obj, object_translation, capsules)
+        return FrameOutputs(joints, op, v[E : E + C], v[E + C :], R_obj, object_translation, capsules)
 
 
 def frame_terms(data: MotionData, cfg: MotionConfig, out: FrameOutputs, kp, conf, body_pose, static_body_pose,
@@ -347,7 +434,8 @@ def frame_terms(data: MotionData, cfg: MotionConfig, out: FrameOutputs, kp, conf
     R, t = out.R_obj, out.t_obj
     p0, p1, r = out.capsules
     obj_world = _mv(R[None], data.object_points) + t[None]
-    contact_obj = _mv(R[None], data.contacts.object_point) + t[None]
+    target = data.contacts.object_point if data.contact_target is None else data.contact_target
+    contact_obj = _mv(R[None], target) + t[None]
     pen_obj_frame = _mv(jnp.swapaxes(R, -1, -2)[None], out.pen_points - t[None])
     return {
         "keypoints": reprojection_loss(out.openpose, kp, conf, data.K, data.T_cam_world, data.image_size, sigma_px=sigma_px),
