@@ -128,6 +128,9 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = dataclasses.replace(cfg, prompt=prompt or "")
     preflight(cfg, video_file=args.video, out=args.out, overwrite=args.overwrite)
+    from anchorhoi_jax.pipeline.run import enable_compilation_cache
+
+    enable_compilation_cache()
     with pipeline_errors("animate"):
         return execute(cfg, statics, out=args.out, overwrite=args.overwrite, video_file=args.video,
                        from_stage=args.from_stage, profile=args.profile)

@@ -19,7 +19,7 @@ from anchorhoi_jax.io.checkpoint import hash_file, hash_pytree
 from anchorhoi_jax.pipeline.observe import Observer, StageTiming, timing_table
 from anchorhoi_jax.pipeline.runner import External, run_graph
 
-__all__ = ["RunResult", "run_pipeline", "externals", "text_digest"]
+__all__ = ["RunResult", "run_pipeline", "externals", "text_digest", "enable_compilation_cache"]
 
 log = logging.getLogger("anchorhoi_jax.pipeline")
 CHECKPOINTS = "checkpoints"
@@ -31,6 +31,22 @@ class RunResult:
     outputs: dict[str, Any]
     timings: list[StageTiming]
     metrics: dict[str, Any]
+
+
+def enable_compilation_cache() -> None:
+    """Persist XLA executables between runs (a resumed or repeated run skips recompiling), unless the
+    user configured a cache already. Called by the CLI, never by the library. Same executable, same bits."""
+    import os
+
+    if jax.config.jax_compilation_cache_dir or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return
+    base = Path(os.environ.get("ANCHORHOI_CACHE", Path.home() / ".cache" / "anchorhoi_jax"))
+    try:
+        (base / "xla").mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return  # read-only home: run without a persistent cache
+    jax.config.update("jax_compilation_cache_dir", str(base / "xla"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
 def text_digest(text: str) -> str:

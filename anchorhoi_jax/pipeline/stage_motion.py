@@ -12,6 +12,7 @@ and the keypoints carry its motion; `anchorhoi track --video` keeps that term fo
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -107,7 +108,7 @@ def make_motion_stage_fn(body_fn):
     """inputs: 'static', 'contacts', 'detect', 'render', 'video', 'seeds'. Section: 'motion'."""
 
     def motion_stage(ctx, inputs, cfg):
-        from anchorhoi_jax.stages.motion import MotionWeights, make_motion_step, motion_phases
+        from anchorhoi_jax.stages.motion import MotionWeights, motion_phases
 
         body: MotionBody = body_fn()
         root = jax.random.wrap_key_data(jnp.asarray(inputs["seeds"]["key"]))
@@ -128,13 +129,12 @@ def make_motion_stage_fn(body_fn):
         wd = dataclasses.asdict(cfg.weights)
         wd["render"] = 0.0
         weights = MotionWeights.default(**wd)
-        init, update = make_motion_step(mcfg)
+        init_fn, step_fn = _compiled(mcfg)
         keys = jnp.stack([jax.random.split(_seed_key(root, i))[1] for i, _ in seeds])
         S, K = len(seeds), mcfg.steps_per_call
-        fresh = {"state": jax.jit(jax.vmap(init))(data, keys), "losses": jnp.zeros((S, cfg.steps), jnp.float32)}
+        fresh = {"state": init_fn(data, keys), "losses": jnp.zeros((S, cfg.steps), jnp.float32)}
         carry = ctx.resume(like=fresh) or fresh
         schedule = [w for n, w in motion_phases(weights, mcfg, cfg.steps) for _ in range(n)]
-        step_fn = jax.jit(jax.vmap(update, in_axes=(0, 0, None)), donate_argnums=(0,))
         c0 = int(onp.asarray(carry["state"].step).reshape(-1)[0]) // K
         ctx.start(cfg.steps, initial=c0 * K)
         state, losses = carry["state"], carry["losses"]
@@ -150,6 +150,15 @@ def make_motion_stage_fn(body_fn):
                 "object_rotation": R, "losses": losses}
 
     return motion_stage
+
+
+@functools.lru_cache(maxsize=4)
+def _compiled(mcfg):
+    """Seed-vmapped jitted (init, update) per static MotionConfig, reused across runs in one process."""
+    from anchorhoi_jax.stages.motion import make_motion_step
+
+    init, update = make_motion_step(mcfg)
+    return jax.jit(jax.vmap(init)), jax.jit(jax.vmap(update, in_axes=(0, 0, None)), donate_argnums=(0,))
 
 
 def _rodrigues(v):
