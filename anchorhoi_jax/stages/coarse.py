@@ -396,12 +396,20 @@ def _with_lr(opt_state, lr):
     return opt_state._replace(hyperparams=hp)
 
 
+@functools.lru_cache(maxsize=None)
+def _init_fn(field_cfg, steps: int, schedule: str, final_ratio: float):
+    def f(key):
+        k_field, k_run = jax.random.split(key)
+        params = nerf_field.init(k_field, field_cfg)
+        opt = _optimizer(steps, schedule, final_ratio)
+        return SDSState(params=params, opt_state=opt.init(params), step=jnp.zeros((), jnp.int32), key=k_run)
+
+    return jax.jit(f)  # one compiled program instead of dozens of eager dispatches
+
+
 def init(key, cfg: CoarseConfig) -> SDSState:
     """Fresh coarse NeRF (density blob at the field centre) and Adam state for one seed."""
-    k_field, k_run = jax.random.split(key)
-    params = nerf_field.init(k_field, cfg.field)
-    opt = _optimizer(cfg.steps, cfg.lr_schedule, cfg.lr_final_ratio)
-    return SDSState(params=params, opt_state=opt.init(params), step=jnp.zeros((), jnp.int32), key=k_run)
+    return _init_fn(cfg.field, cfg.steps, cfg.lr_schedule, cfg.lr_final_ratio)(key)
 
 
 def init_seeds(keys, cfg: CoarseConfig) -> SDSState:
@@ -459,6 +467,10 @@ def run_sds_loop(program: SDSProgram, state: SDSState, weights, guidance, *, tot
     opt_state = state.opt_state if lr is None else _with_lr(state.opt_state, lr)
     inner = SDSState(params=state.params, opt_state=opt_state, step=jnp.zeros((), jnp.int32),
                      key=state.key[0] if seeded else state.key)
+    # Commit the state to its device: uncommitted inputs (fresh from eager code) and the committed
+    # outputs of `update` would otherwise compile the step twice.
+    device = next(iter(jax.tree.leaves(state.params)[0].devices()))
+    inner = jax.device_put(inner, device)
     program.proxy.bind(guidance)
     history: list[dict[str, Any]] = []
     try:
