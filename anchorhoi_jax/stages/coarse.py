@@ -335,11 +335,14 @@ def regularizers(alpha, orient_per_view, weights: CoarseWeights):
 
 def num_seed_axes(params, field_cfg: nerf_field.FieldConfig) -> int:
     """How many leading (seed) axes `params` carries beyond a single field's parameters."""
-    ref = jax.eval_shape(lambda k: nerf_field.init(k, field_cfg), jax.random.key(0))
-    a, b = jax.tree.leaves(params)[0], jax.tree.leaves(ref)[0]
-    n = a.ndim - b.ndim
-    if n < 0 or tuple(a.shape[n:]) != tuple(b.shape):
-        raise ValueError(f"params do not match the field config: leaf {tuple(a.shape)} vs {tuple(b.shape)}")
+    ref = jax.tree.leaves(jax.eval_shape(lambda k: nerf_field.init(k, field_cfg), jax.random.key(0)))
+    got = jax.tree.leaves(params)
+    n = got[0].ndim - ref[0].ndim if got else -1
+    if len(got) != len(ref) or n < 0 or any(
+            a.ndim - b.ndim != n or tuple(a.shape[n:]) != tuple(b.shape) or tuple(a.shape[:n]) != tuple(got[0].shape[:n])
+            for a, b in zip(got, ref)):
+        shapes = [tuple(a.shape) for a in got][:4]
+        raise ValueError(f"params do not match the field config: leaves {shapes}... vs {[tuple(b.shape) for b in ref][:4]}...")
     return n
 
 
