@@ -112,7 +112,7 @@ class CombinedGuidance:
             total += (w * dxk_dx) * grad.float()
             name = getattr(g, "name", f"part{k}")
             info.update({f"{name}/{key}": float(v) for key, v in inf.items()})
-        return total.to(x_model.dtype), info
+        return total, info  # float32: an fp16 sum of the parts would lose the small ones
 
 
 class StackedGuidance:
@@ -148,7 +148,7 @@ class StackedGuidance:
             out[i * m : (i + 1) * m] = (w * dxi_dx) * grad.float()
             name = getattr(g, "name", f"chunk{i}")
             info.update({f"{name}/{key}": float(v) for key, v in inf.items()})
-        return out.to(x_model.dtype), info
+        return out, info
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,250 @@
+"""Coarse HOI NeRF stage (paper Sec. 4/5: SDS with IF + MVDream, 3000 iterations): time per iteration, memory.
+
+    python benchmarks/coarse.py --out DIR                  # GPU: real-size random-init IF-I-XL + MVDream UNets
+    python benchmarks/coarse.py --out DIR --full 3000      # ... and one uninterrupted 3000-iteration run, 1 seed
+    python benchmarks/coarse.py --out DIR --tiny           # CPU smoke run of the same code path (tiny priors)
+
+The priors are the published architectures with random weights (same compute as the released
+checkpoints): IF-I-XL stage I (4.3 B parameters, fp16, 64 px) and MVDream (SD-2.1 multi-view UNet +
+SD VAE encoder, fp16, 256 px). The T5-XXL / OpenCLIP text encoders are not built (their weights are
+not on the machine): random embeddings of the real shapes (77x4096, 77x1024) stand in for the prompt
+embeddings, which the stage computes once and never again. Everything else is the library's coarse
+stage (`stages.coarse.fit`) with its defaults: hash-grid NeRF (16 levels, 2^19 entries), 64+64
+samples per ray, lambertian shading with normals, 4 views = one MVDream group, 64x64 renders.
+
+Per-iteration time is the median over timed iterations after warm-up (the stage's callback is called
+every iteration; each iteration already synchronises at the JAX/torch hand-over). `coarse_3000_min`
+extrapolates 3000 x the 1-seed median (model build and JIT compile excluded; reported separately);
+with --full it is also measured.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import gc  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import jax  # noqa: E402
+import numpy as onp  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+PROMPT = "a man sitting on a wooden chair"
+
+
+def _peak(torch) -> dict:
+    out = {"torch_peak_allocated_gb": 0.0, "jax_peak_gb": 0.0}
+    if torch.cuda.is_available():
+        out["torch_peak_allocated_gb"] = torch.cuda.max_memory_allocated() / 2**30
+        out["torch_peak_reserved_gb"] = torch.cuda.max_memory_reserved() / 2**30
+    try:
+        stats = jax.devices()[0].memory_stats() or {}
+        out["jax_peak_gb"] = stats.get("peak_bytes_in_use", 0) / 2**30
+        out["jax_in_use_gb"] = stats.get("bytes_in_use", 0) / 2**30
+    except Exception:  # noqa: BLE001
+        pass
+    out["peak_gb"] = out["torch_peak_allocated_gb"] + out["jax_peak_gb"]
+    return out
+
+
+def build_guidance_real_size(device, dtype):
+    """IF-I-XL (every view) + MVDream (groups of 4), random weights, through the library's guidance classes."""
+    from priors import build_real_size  # benchmarks/priors.py: real-size random-init priors
+
+    from anchorhoi_jax.priors.guidance import CombinedGuidance, GuidanceConfig, IndependentViews
+    from anchorhoi_jax.priors.sds import SDSGuidance
+
+    gcfg = GuidanceConfig()  # defaults: weights 1/1, scales 20/50, t annealing over 3000 steps
+    if_prior = build_real_size("if", device, dtype)
+    g_if = IndependentViews(SDSGuidance(if_prior, PROMPT, dataclasses.replace(gcfg.sds, guidance_scale=gcfg.if_scale)))
+    g_if.name = "if"
+    mv_prior = build_real_size("mvdream", device, dtype)
+    g_mv = SDSGuidance(mv_prior, PROMPT, dataclasses.replace(gcfg.sds, guidance_scale=gcfg.mvdream_scale,
+                                                             view_dependent_prompts=False))
+    g_mv.name = "mvdream"
+    n_if = sum(p.numel() for p in if_prior.unet.parameters())
+    n_mv = sum(p.numel() for p in mv_prior.unet.parameters())
+    return CombinedGuidance([(g_if, gcfg.if_weight), (g_mv, gcfg.mvdream_weight)]), {"if_unet_params": n_if,
+                                                                                      "mvdream_unet_params": n_mv}
+
+
+def time_fit(cfg, guidance, *, seeds: int, warmup: int, iters: int, key=0) -> dict:
+    """Warm up (compile), then time `iters` iterations of coarse.fit with per-iteration callbacks."""
+    from anchorhoi_jax.stages import coarse as co
+
+    keys = jax.random.split(jax.random.key(key), seeds)
+    state = co.init(keys[0], cfg) if seeds == 1 else co.init_seeds(keys, cfg)
+    w = co.CoarseWeights.default()
+    t0 = time.perf_counter()
+    state, hist = co.fit(state, cfg, w, guidance, until=warmup)
+    jax.block_until_ready(state.params)
+    warm_s = time.perf_counter() - t0
+    stamps = []
+    cb = lambda i, s, info: stamps.append(time.perf_counter())  # noqa: E731
+    # The program fit compiled (cached per config); driven here with a callback every iteration.
+    prog = co._coarse_program(cfg, seeds > 1)
+    t1 = time.perf_counter()
+    state, hist = co.run_sds_loop(prog, state, w, guidance, total_steps=cfg.steps, log_every=1, callback=cb,
+                                  until=warmup + iters, lr=w.lr)
+    jax.block_until_ready(state.params)
+    total = time.perf_counter() - t1
+    dts = onp.diff(onp.asarray([t1] + stamps))
+    finite = bool(all(onp.isfinite(v) for h in hist for v in h.values()))
+    return dict(seeds=seeds, warmup_iters=warmup, warmup_incl_compile_s=warm_s, timed_iters=iters,
+                ms_per_iter_median=1e3 * float(onp.median(dts)), ms_per_iter_mean=1e3 * total / iters,
+                ms_per_iter_p90=1e3 * float(onp.percentile(dts, 90)), finite=finite, last=hist[-1] if hist else {})
+
+
+def phase_breakdown(cfg, guidance, iters: int = 10) -> dict:
+    """Median ms of the split step's phases at 1 seed (render+vjp, hand-over, guidance, pullback+Adam)."""
+    import torch
+
+    from anchorhoi_jax.priors.bridge import images_to_model, model_grad_to_images
+    from anchorhoi_jax.priors.bridge import SDSState
+    from anchorhoi_jax.stages import coarse as co
+
+    prog = co._coarse_program(cfg, False)
+    prog.proxy.bind(guidance)
+    st = co.init(jax.random.key(5), cfg)
+    w = co.CoarseWeights.default()
+    inner = SDSState(params=st.params, opt_state=co._with_lr(st.opt_state, w.lr), step=jax.numpy.int32(0), key=st.key)
+    inner = jax.device_put(inner, jax.devices()[0])
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    ph = {k: [] for k in ("sample", "forward", "to_torch", "guidance", "to_jax", "update")}
+    for i in range(iters + 2):
+        t0 = time.perf_counter()
+        batch, ikey, arrays = prog.sample(st.key, jax.numpy.int32(1000 + i), None)
+        views = co.ViewInfo(*(onp.asarray(a, onp.float64).reshape(s) for a, s in
+                              zip(jax.device_get(arrays), ((-1,), (-1,), (-1, 4, 4)))), views_per_sample=cfg.views)
+        t1 = time.perf_counter()
+        images, pullback, _ = prog.step.forward(inner.params, (batch, w))
+        jax.block_until_ready(images)
+        t2 = time.perf_counter()
+        x = images_to_model(images, value_range=guidance.value_range, dtype=guidance.dtype)
+        sync()
+        t3 = time.perf_counter()
+        g, _ = guidance(x, views=views, step=1000 + i, generator=torch.Generator(device=x.device).manual_seed(i))
+        sync()
+        t4 = time.perf_counter()
+        gj = model_grad_to_images(g, images.shape[:-3], value_range=guidance.value_range)
+        jax.block_until_ready(gj)
+        t5 = time.perf_counter()
+        inner, _ = prog.step.update(inner, (batch, w), pullback, gj)
+        jax.block_until_ready(inner.params)
+        t6 = time.perf_counter()
+        if i >= 2:
+            for k, a, b in (("sample", t0, t1), ("forward", t1, t2), ("to_torch", t2, t3), ("guidance", t3, t4),
+                            ("to_jax", t4, t5), ("update", t5, t6)):
+                ph[k].append(1e3 * (b - a))
+    prog.proxy.target = None
+    return {k: statistics.median(v) for k, v in ph.items()}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="benchmarks/results")
+    ap.add_argument("--tiny", action="store_true")
+    ap.add_argument("--iters", type=int, default=100)
+    ap.add_argument("--iters4", type=int, default=50)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--full", type=int, default=0, help="also run this many uninterrupted iterations at 1 seed")
+    ap.add_argument("--budget_s", type=float, default=520.0, help="skip optional parts past this wall time")
+    args = ap.parse_args()
+    T0 = time.perf_counter()
+    import diffusers
+    import torch
+
+    from anchorhoi_jax.nerf.field import FieldConfig
+    from anchorhoi_jax.render.volume import RenderConfig
+    from anchorhoi_jax.stages import coarse as co
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.float16 if device == "cuda" else torch.float32
+    res = dict(device=torch.cuda.get_device_name() if device == "cuda" else "cpu",
+               versions=dict(jax=jax.__version__, jax_backend=jax.default_backend(), torch=torch.__version__,
+                             diffusers=diffusers.__version__, python=sys.version.split()[0]),
+               command="python benchmarks/coarse.py " + " ".join(sys.argv[1:]), tiny=args.tiny)
+    if args.tiny:
+        from anchorhoi_jax.priors.guidance import GuidanceConfig, build_guidance
+
+        guidance = build_guidance(PROMPT, GuidanceConfig(kind="tiny"))
+        cfg = co.CoarseConfig(field=FieldConfig(n_levels=4, log2_table_size=10, max_resolution=64, hidden=16),
+                              render=RenderConfig(n_coarse=16, n_fine=8, shading="lambertian"), resolution=16)
+    else:
+        torch.cuda.reset_peak_memory_stats()
+        t = time.perf_counter()
+        guidance, info = build_guidance_real_size(device, dtype)
+        res.update(info)
+        res["build_priors_s"] = time.perf_counter() - t
+        cfg = co.CoarseConfig()
+    res["config"] = dict(resolution=cfg.resolution, views=cfg.views, samples=cfg.render.n_coarse + cfg.render.n_fine,
+                         shading=cfg.render.shading, levels=cfg.field.n_levels, log2_table=cfg.field.log2_table_size,
+                         steps=cfg.steps)
+    print("built", json.dumps(res), flush=True)
+
+    r1 = time_fit(cfg, guidance, seeds=1, warmup=args.warmup, iters=args.iters)
+    r1.update(_peak(torch))
+    res["seed1"] = r1
+    print("seed1", json.dumps(r1), flush=True)
+    try:
+        res["phases_ms_seed1"] = phase_breakdown(cfg, guidance)
+        print("phases", json.dumps(res["phases_ms_seed1"]), flush=True)
+    except Exception as e:  # noqa: BLE001 - a diagnostic only
+        res["phases_error"] = repr(e)
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    try:
+        r4 = time_fit(cfg, guidance, seeds=4, warmup=args.warmup, iters=args.iters4, key=1)
+        r4.update(_peak(torch))
+        res["seed4"] = r4
+        print("seed4", json.dumps(r4), flush=True)
+    except Exception as e:  # noqa: BLE001 - e.g. out of memory: record it
+        res["seed4_error"] = repr(e)[:500]
+        print("seed4 failed", repr(e)[:500], flush=True)
+
+    ms1 = r1["ms_per_iter_median"]
+    res["coarse_ms_per_iter_seed1"] = ms1
+    res["coarse_ms_per_iter_seed4"] = res.get("seed4", {}).get("ms_per_iter_median")
+    res["coarse_3000_min"] = 3000 * ms1 / 1e3 / 60.0
+    res["coarse_3000_min_how"] = "extrapolated: 3000 x median ms/iteration at 1 seed (build + compile excluded)"
+    if res["coarse_ms_per_iter_seed4"]:
+        res["seeds4_over_seed1"] = res["coarse_ms_per_iter_seed4"] / ms1
+    res["peak_gpu_gb"] = max(res["seed1"].get("peak_gb", 0.0), res.get("seed4", {}).get("peak_gb", 0.0))
+
+    if args.full:
+        est = args.full * ms1 / 1e3 + 30.0
+        if time.perf_counter() - T0 + est < args.budget_s:
+            t = time.perf_counter()
+            st = co.init(jax.random.key(7), cfg)
+            st, hist = co.fit(st, cfg, co.CoarseWeights.default(), guidance, until=args.full)
+            jax.block_until_ready(st.params)
+            full_s = time.perf_counter() - t
+            res["full_run"] = dict(iters=args.full, wall_s=full_s, ms_per_iter=1e3 * full_s / args.full,
+                                   finite=bool(all(onp.isfinite(v) for h in hist for v in h.values())))
+            if args.full == 3000:
+                res["coarse_3000_min_measured"] = full_s / 60.0
+            print("full", json.dumps(res["full_run"]), flush=True)
+        else:
+            res["full_run_skipped"] = f"estimated {est:.0f} s would pass the {args.budget_s:.0f} s budget"
+    res["total_wall_s"] = time.perf_counter() - T0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "coarse.json").write_text(json.dumps(res, indent=2))
+    print(json.dumps({k: res.get(k) for k in ("coarse_ms_per_iter_seed1", "coarse_ms_per_iter_seed4",
+                                               "coarse_3000_min", "seeds4_over_seed1", "peak_gpu_gb")}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
