@@ -160,7 +160,13 @@ def main():
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--full", type=int, default=0, help="also run this many uninterrupted iterations at 1 seed")
     ap.add_argument("--budget_s", type=float, default=520.0, help="skip optional parts past this wall time")
+    ap.add_argument("--variants", default="", help="comma list of seeds:shading:remat:iters (e.g. 4:lambertian:1:30); "
+                    "times only these configurations and writes coarse_variants.json")
+    ap.add_argument("--merge", nargs=2, metavar=("MAIN_JSON", "VARIANTS_JSON"),
+                    help="merge a main run and a variants run into --out/coarse.json (no GPU work)")
     args = ap.parse_args()
+    if args.merge:
+        return merge(*args.merge, out=args.out)
     T0 = time.perf_counter()
     import diffusers
     import torch
@@ -193,6 +199,8 @@ def main():
                          steps=cfg.steps)
     print("built", json.dumps(res), flush=True)
 
+    if args.variants:
+        return run_variants(args, res, cfg, guidance, torch, T0)
     r1 = time_fit(cfg, guidance, seeds=1, warmup=args.warmup, iters=args.iters)
     r1.update(_peak(torch))
     res["seed1"] = r1
@@ -244,6 +252,63 @@ def main():
     (out / "coarse.json").write_text(json.dumps(res, indent=2))
     print(json.dumps({k: res.get(k) for k in ("coarse_ms_per_iter_seed1", "coarse_ms_per_iter_seed4",
                                                "coarse_3000_min", "seeds4_over_seed1", "peak_gpu_gb")}), flush=True)
+
+
+def run_variants(args, res, cfg, guidance, torch, T0):
+    """Time several (seeds, shading, remat) configurations of the same stage in one process."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    res["variants"] = {}
+    for spec in args.variants.split(","):
+        seeds, shading, remat, iters = spec.split(":")
+        name = f"s{seeds}_{shading}_remat{remat}"
+        if time.perf_counter() - T0 > args.budget_s:
+            res["variants"][name] = {"skipped": "wall-time budget"}
+            continue
+        vcfg = dataclasses.replace(cfg, render=dataclasses.replace(cfg.render, shading=shading, remat=bool(int(remat))))
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        try:
+            r = time_fit(vcfg, guidance, seeds=int(seeds), warmup=args.warmup, iters=int(iters), key=int(seeds))
+            r.update(_peak(torch))
+        except Exception as e:  # noqa: BLE001 - e.g. out of memory: record it and go on
+            r = {"error": repr(e)[:400]}
+        res["variants"][name] = r
+        print(name, json.dumps(r), flush=True)
+        (out / "coarse_variants.json").write_text(json.dumps(res, indent=2))
+    res["total_wall_s"] = time.perf_counter() - T0
+    (out / "coarse_variants.json").write_text(json.dumps(res, indent=2))
+
+
+def merge(main_json: str, variants_json: str, *, out: str):
+    """coarse.json = the default-config run + the variant runs, with the headline keys."""
+    main = json.loads(Path(main_json).read_text())
+    var = json.loads(Path(variants_json).read_text())
+    res = dict(main)
+    res["variants"] = var.get("variants", {})
+    res["variants_command"] = var.get("command")
+    v = res["variants"]
+    s1 = v.get("s1_lambertian_remat1", {}).get("ms_per_iter_median")
+    s4 = v.get("s4_lambertian_remat1", {}).get("ms_per_iter_median")
+    if s4:
+        res["coarse_ms_per_iter_seed4"] = s4
+        res["coarse_ms_per_iter_seed4_config"] = "render.remat=True (4 seeds without remat need ~123 GB: OOM on 80 GB)"
+        if s1:
+            res["seeds4_over_seed1"] = s4 / s1
+            res["seeds4_over_seed1_how"] = "4 seeds vs 1 seed, both with render.remat=True, same process"
+        res["seeds4_over_seed1_vs_default_seed1"] = s4 / res["coarse_ms_per_iter_seed1"]
+    peaks = [res.get("peak_gpu_gb") or 0.0] + [r.get("peak_gb", 0.0) for r in v.values() if isinstance(r, dict)]
+    res["peak_gpu_gb"] = max(peaks)
+    res["peak_gpu_gb_seed1_default"] = main.get("peak_gpu_gb")
+    alb = v.get("s1_albedo_remat0", {}).get("ms_per_iter_median")
+    if alb:
+        res["coarse_3000_min_albedo_only"] = 3000 * alb / 1e3 / 60.0
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / "coarse.json").write_text(json.dumps(res, indent=2))
+    print(json.dumps({k: res.get(k) for k in ("coarse_ms_per_iter_seed1", "coarse_ms_per_iter_seed4", "coarse_3000_min",
+                                               "seeds4_over_seed1", "peak_gpu_gb")}))
 
 
 if __name__ == "__main__":
