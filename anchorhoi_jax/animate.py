@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-STAGES = ("render", "video", "detect", "contacts", "motion")
+STAGES = ("static", "render", "video", "detect", "contacts", "motion")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -160,7 +160,7 @@ class pipeline_errors:
 def execute(cfg, statics: dict, *, out, overwrite: bool, video_file=None, from_stage=None, profile=False) -> int:
     """Run the animate graph for `statics` ({seed_XXX: static dict}) into `out`."""
     from anchorhoi_jax.io.run_dir import create_run_dir
-    from anchorhoi_jax.pipeline.animate_graph import animate_stages
+    from anchorhoi_jax.pipeline.animate_graph import animate_stages, static_input_stage
     from anchorhoi_jax.pipeline.bodies import load_motion_body
     from anchorhoi_jax.pipeline.run import externals, run_pipeline
     from anchorhoi_jax.pipeline.static import seed_items
@@ -170,7 +170,7 @@ def execute(cfg, statics: dict, *, out, overwrite: bool, video_file=None, from_s
     with create_run_dir(out, overwrite=overwrite) as rd:
         ext = externals(static=statics, prompt=cfg.prompt, video_file=video_file, seed=cfg.seed,
                         num_seeds=len(statics))
-        run_pipeline(rd, animate_stages(body_fn), cfg, ext, body_fn, num_seeds=len(statics), from_stage=from_stage,
+        run_pipeline(rd, [static_input_stage()] + animate_stages(body_fn), cfg, ext, body_fn, num_seeds=len(statics), from_stage=from_stage,
                      profile=profile)
     return 0
 

@@ -24,7 +24,8 @@ from collections.abc import Sequence
 __all__ = ["SUBCOMMAND_MODULES", "UsageError", "user_errors", "build_parser", "main", "add_common_run_args"]
 
 # Subcommand modules, in the order `anchorhoi --help` lists them.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("anchorhoi_jax.demo", "anchorhoi_jax.animate", "anchorhoi_jax.track",
+SUBCOMMAND_MODULES: tuple[str, ...] = ("anchorhoi_jax.demo", "anchorhoi_jax.generate", "anchorhoi_jax.animate",
+                                        "anchorhoi_jax.track", "anchorhoi_jax.export_cli",
                                         "anchorhoi_jax.metrics_cli")
 
 

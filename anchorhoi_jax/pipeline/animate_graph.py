@@ -1,7 +1,9 @@
 """The motion half of the graph: static HOI -> render -> video -> detect -> contacts -> motion.
 
-External inputs: 'static' (per-seed static HOI dicts), 'prompt', 'video_file' (path or ''), 'seeds'
-({"key": raw key data of the run's root key}).
+External inputs: 'static_in' (per-seed static HOI dicts read from STATIC.npz files), 'prompt',
+'video_file' (path or ''), 'seeds' ({"key": raw key data of the run's root key, "count"}). The
+'static' stage only commits 'static_in' to the checkpoints, so `anchorhoi export` finds every input
+of the exports there (as it does after `generate`, whose 'static' stage assembles the composition).
 """
 
 from __future__ import annotations
@@ -14,7 +16,12 @@ from anchorhoi_jax.pipeline.stage_video import video_stage
 
 __all__ = ["animate_stages", "ANIMATE_EXTERNALS"]
 
-ANIMATE_EXTERNALS = ("static", "prompt", "video_file", "seeds")
+ANIMATE_EXTERNALS = ("static_in", "prompt", "video_file", "seeds")
+
+
+def static_input_stage() -> Stage:
+    return Stage("static", ("static_in",), "body", lambda ctx, inputs, cfg: inputs["static_in"],
+                 "static HOI instances from files")
 
 
 def animate_stages(body_fn) -> list[Stage]:

@@ -91,8 +91,14 @@ def load_motion_body(kind: str, smplx_model: str | None = None, static: dict | N
     """The motion body for `kind` ('anny' or 'smplx'; SMPL-X sized for `static`'s betas/expression)."""
     if kind == "anny":
         return _anny_motion_body()
-    from anchorhoi_jax.track import _body_and_maps
+    from anchorhoi_jax.track import _body_and_maps, smplx_openpose_and_contacts
 
+    if static is None:  # no instance yet (generate): the file's default sizes (10 betas, 10 expressions)
+        from anchorhoi_jax.body.smplx import load_smplx
+
+        model = load_smplx(smplx_model)[0]
+        op, cand = smplx_openpose_and_contacts(model)
+        return MotionBody(model, model.num_vertices, onp.asarray(op), onp.asarray(cand), "smplx", smplx_model)
     model, _, op, cand = _body_and_maps(SimpleNamespace(body=None, smplx_model=smplx_model), static)
     return MotionBody(model, model.num_vertices, onp.asarray(op), onp.asarray(cand), "smplx", smplx_model)
 

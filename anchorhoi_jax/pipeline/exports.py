@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import json
+
 import jax.numpy as jnp
 import numpy as onp
 
@@ -47,8 +49,18 @@ def export_static(rd, prefix: str, body: MotionBody, st: dict, image=None) -> No
                                              "object_vertices", "object_faces", "object_rotation", "object_translation")}
     arrays["body_pose"] = arrays["body_pose"].reshape(-1).astype(onp.float32)
     arrays.update({k: onp.asarray(st[k]) for k in _OPTIONAL if k in st})
+    if "phenotype_values" in arrays:
+        from anchorhoi_jax.body.anny import PHENOTYPE_LABELS
+
+        arrays["phenotype_names"] = onp.asarray(PHENOTYPE_LABELS)
     write_static(rd.file(f"{d}/static.npz"), body_model=onp.asarray(body.kind), **arrays)
     names = ["human.obj", "human.ply", "object.obj", "hoi.glb", "static.npz"]
+    if "info" in st:  # the composition's per-seed record (mask sources, pose-fit policy, residuals)
+        from anchorhoi_jax.io.export import atomic_write_text
+        from anchorhoi_jax.pipeline.pack import unpack_json
+
+        atomic_write_text(rd.file(f"{d}/info.json"), json.dumps(unpack_json(st["info"]), indent=2, sort_keys=True) + "\n")
+        names.append("info.json")
     if image is not None:
         write_png(rd.file(f"{d}/render.png"), image)
         names.append("render.png")

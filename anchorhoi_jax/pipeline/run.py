@@ -64,7 +64,7 @@ def externals(*, static: dict | None, prompt: str, video_file: str | None, seed:
                           text_digest(f"seed={seed};seeds={num_seeds}")),
     }
     if static is not None:
-        ext["static"] = External(static, hash_pytree(static))
+        ext["static_in"] = External(static, hash_pytree(static))
     return ext
 
 

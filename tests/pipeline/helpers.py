@@ -8,6 +8,7 @@ import numpy as onp
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = REPO / "configs" / "smoke.yaml"
+SMOKE_ANIMATE = REPO / "configs" / "smoke_animate.yaml"
 
 
 def box_mesh(extents=(0.4, 0.4, 0.4)):
