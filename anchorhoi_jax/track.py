@@ -41,8 +41,17 @@ class TrackConfig:
     init_noise: float = 0.0
     global_steps: int = 200  # first stage: global motion from keypoints only (stages/motion.motion_phases)
     sigma_px: float = 100.0
+    sigma_anneal_steps: int = 400  # Eq. 5 σ from the image size down to sigma_px (0: constant σ)
+    init_translation: bool = True  # per-frame translation from the torso keypoints before step 0
+    init_smoothness: float = 1.0
+    object_follows_human: bool = True
+    pen_margin: float = 0.0
+    lbs: str = "dense"  # subset skinning ("dense" GEMM or "sparse" gathers; same values)
     num_object_points: int = 1024
     num_pen_vertices: int = 2048
+    pen_near_fraction: float = 0.5  # share of the L_pen vertices sampled near the object
+    pen_near_distance: float = 0.1  # metres
+    contact_target: str = "static"  # Eq. 6 target: "static" offsets or "surface" points
     sdf_resolution: int = 64
     tau_n: float = 0.5
     contact_distance: float = 0.02  # metres; τ_d = ρ(contact_distance)
@@ -89,17 +98,34 @@ def _load_frames(path: str):
 
 
 def _body_and_maps(args, static: dict):
-    """Body model, its OpenPose-18 ids into joints ++ extra points, its contact candidates, full static pose."""
+    """Body model, its OpenPose-18 source (indices or a keypoint regressor), contact candidates,
+    params of the static instance, and the joints the motion optimises."""
     import jax.numpy as jnp
-    import numpy as onp
 
     from anchorhoi_jax.cli import UsageError
 
-    if static["body_model"] == "anny" or args.body == "anny":
-        if static["body_model"] != "anny" or args.body != "anny":
-            raise UsageError(f"STATIC.npz body_model is {static['body_model']!r} but --body {args.body or 'smplx'} was asked")
-        raise UsageError("--body anny: the Anny OpenPose-18 map and contact regions (body/keypoints.py, "
-                         "body/contact_regions.py) are not available in this build; use --smplx-model")
+    body = "anny" if args.body == "anny" else "smplx"
+    if static["body_model"] != body:
+        raise UsageError(f"STATIC.npz body_model is {static['body_model']!r} but --body {args.body or 'smplx'} was asked")
+    if body == "anny":
+        from anchorhoi_jax.body.anny import load_anny
+        from anchorhoi_jax.body.model import BodyParams
+
+        try:
+            anny = load_anny()
+        except FileNotFoundError as e:
+            raise UsageError(f"--body anny: {' '.join(str(e).split())}") from None
+        model = anny.model
+        J = model.num_joints
+        if static["betas"].shape[0] != model.num_shape:
+            raise UsageError(f"STATIC.npz 'betas' has {static['betas'].shape[0]} Anny coefficients, the model has {model.num_shape}")
+        if static["body_pose"].shape[0] != 3 * (J - 1):
+            raise UsageError(f"STATIC.npz 'body_pose' must have {3 * (J - 1)} values for Anny (3·(J−1)), got {static['body_pose'].shape[0]}")
+        pose = jnp.concatenate([jnp.asarray(static["global_orient"]), jnp.asarray(static["body_pose"])]).reshape(J, 3)
+        params = BodyParams(betas=jnp.asarray(static["betas"], jnp.float32), pose=pose.astype(jnp.float32),
+                            transl=jnp.asarray(static["transl"], jnp.float32), scale=jnp.asarray(static["scale"], jnp.float32))
+        op, cand = body_openpose_and_contacts(anny)
+        return model, params, op, jnp.asarray(cand, jnp.int32), motion_pose_joints(model)
     if args.smplx_model is None:
         raise UsageError("STATIC.npz holds an SMPL-X body: pass --smplx-model PATH")
     from anchorhoi_jax.body.smplx import load_smplx, make_params
@@ -114,35 +140,50 @@ def _body_and_maps(args, static: dict):
     params = make_params(model, extras, betas=static["betas"], expression=static.get("expression"),
                          transl=static["transl"], scale=static["scale"], **blocks)
     op_ids, candidates = smplx_openpose_and_contacts(model)
-    return model, params, jnp.asarray(op_ids), jnp.asarray(candidates, jnp.int32)
+    return model, params, jnp.asarray(op_ids), jnp.asarray(candidates, jnp.int32), motion_pose_joints(model)
 
 
-def smplx_openpose_and_contacts(model):
-    """OpenPose-18 ids into `pose_joints` output and contact candidates for an SMPL-X-layout model.
+_ANNY_FIXED_PREFIXES = ("finger", "metacarpal", "toe", "eye.")  # stay at the static pose (no keypoint sees them)
 
-    OpenPose-18 from SMPL-X: neck/shoulders/elbows/wrists/hips/knees/ankles are the kinematic
-    joints (12, 17, 19, 21, 16, 18, 20, 2, 5, 8, 1, 4, 7); nose, eyes and ears are the vertex
-    joints named in `model.extra_names`. Contact candidates C(V_h): vertices whose dominant bone is
-    a hand, forearm, pelvis, thigh, foot or the lower spine (the PROX contact regions of Hassan
-    et al. 2019, approximated by skinning weights since the region files are not shipped).
+
+def motion_pose_joints(model) -> tuple[int, ...]:
+    """Joints whose local rotation the motion stage optimises per frame (the rest keep the static pose).
+
+    SMPL-X: body_pose, joints 1..21 (hands, jaw and eyes stay as composed). Anny: every bone but the
+    root, fingers, metacarpals, toes and eyes — the OpenPose-18 points constrain none of those.
+    """
+    if model.kind == "anny":
+        return tuple(j for j, n in enumerate(model.joint_names) if j > 0 and not n.startswith(_ANNY_FIXED_PREFIXES))
+    return tuple(range(1, 22))
+
+
+def body_openpose_and_contacts(body):
+    """OpenPose-18 source and Eq. 3 contact candidates C(V_h) of any body (SMPL-X `BodyModel` or `AnnyBody`).
+
+    The OpenPose map is body/keypoints.py's (`keypoint_regressor(body, "openpose18")`): for SMPL-X
+    one-hot rows over joints ++ extra points, returned as (18,) indices; for Anny the regressor
+    itself (COCO vertex averages), which `stages/motion.prepare_motion_data` accepts. Candidates:
+    the union of body/contact_regions.py's PROX-style regions (hands, soles, buttocks, back of
+    thighs, back, forearms).
     """
     import numpy as onp
 
-    names = list(model.extra_names)
-    J = model.num_joints
+    from anchorhoi_jax.body.contact_regions import contact_regions
+    from anchorhoi_jax.body.keypoints import keypoint_regressor
 
-    def extra(*cands):
-        for c in cands:
-            if c in names:
-                return J + names.index(c)
-        raise KeyError(cands)
+    reg = keypoint_regressor(body, "openpose18")
+    cand = contact_regions(body)["union"]
+    if reg.needs_vertices:
+        return reg, cand
+    W = onp.asarray(reg.point_weights)
+    if not onp.all((W == 0) | (W == 1)) or not onp.all(W.sum(1) == 1):
+        return reg, cand
+    return onp.argmax(W, axis=1).astype(onp.int32), cand
 
-    op = [extra("nose"), 12, 17, 19, 21, 16, 18, 20, 2, 5, 8, 1, 4, 7,
-          extra("right_eye", "reye"), extra("left_eye", "leye"), extra("right_ear", "rear"), extra("left_ear", "lear")]
-    owner = onp.argmax(onp.asarray(model.lbs_weights), axis=1)
-    regions = [0, 1, 2, 3, 7, 8, 10, 11, 18, 19, 20, 21] + list(range(25, min(55, J)))
-    cand = onp.flatnonzero(onp.isin(owner, regions))
-    return onp.asarray(op, onp.int32), cand
+
+def smplx_openpose_and_contacts(model):
+    """(18,) OpenPose-18 indices into joints ++ extra points and contact candidates of an SMPL-X-layout model."""
+    return body_openpose_and_contacts(model)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -167,14 +208,18 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--video has {frames.shape[0]} frames but {Path(args.keypoints).name} has "
                              f"{kp['keypoints'].shape[0]}; they must match")
     check_output_dir(args.out, overwrite=args.overwrite)
-    model, params, op_ids, candidates = _body_and_maps(args, static)
-    result = track(model, params, static, kp, cfg, op_ids, candidates, frames=frames)
+    model, params, op_ids, candidates, pose_joints = _body_and_maps(args, static)
+    result = track(model, params, static, kp, cfg, op_ids, candidates, frames=frames, pose_joints=pose_joints)
     _write(args, cfg, model, static, kp, result, cfg)
     return 0
 
 
-def track(model, params, static: dict, kp: dict, cfg: TrackConfig, op_ids, candidates, *, frames=None) -> dict:
-    """Run Eq. 3 + Eq. 4 optimisation; returns per-frame arrays, contacts and metrics (in memory)."""
+def track(model, params, static: dict, kp: dict, cfg: TrackConfig, op_ids, candidates, *, frames=None,
+          pose_joints: tuple[int, ...] | None = None) -> dict:
+    """Run Eq. 3 + Eq. 4 optimisation; returns per-frame arrays, contacts and metrics (in memory).
+
+    `op_ids`: (18,) indices into joints ++ extra points or a `KeypointRegressor` (Anny);
+    `pose_joints`: the optimised joints (default `motion_pose_joints(model)`)."""
     import jax
     import jax.numpy as jnp
 
@@ -193,19 +238,23 @@ def track(model, params, static: dict, kp: dict, cfg: TrackConfig, op_ids, candi
         contact_candidates=candidates, openpose_ids=op_ids, key=k_data, num_object_points=cfg.num_object_points,
         num_pen_vertices=cfg.num_pen_vertices, sdf_resolution=cfg.sdf_resolution,
         contact_thresholds=dict(tau_n=cfg.tau_n, tau_d=gm_distance_threshold(cfg.contact_distance, cfg.sigma_d), sigma_d=cfg.sigma_d),
-        frames=frames,
+        frames=frames, pen_near_fraction=cfg.pen_near_fraction, pen_near_distance=cfg.pen_near_distance,
+        contact_target=cfg.contact_target,
     )
     wd = dataclasses.asdict(cfg.weights)
     if frames is None:
         wd["render"] = 0.0  # no video: the rendered-frame MSE has nothing to compare with
     weights = MotionWeights.default(**wd)
-    mcfg = MotionConfig.for_model(model, steps_per_call=cfg.steps_per_call, learning_rate=cfg.learning_rate,
-                                  sigma_px=cfg.sigma_px, init_noise=cfg.init_noise,
-                                  global_steps=cfg.global_steps)
+    mcfg = MotionConfig.for_model(
+        model, pose_joints=tuple(pose_joints) if pose_joints is not None else motion_pose_joints(model),
+        steps_per_call=cfg.steps_per_call, learning_rate=cfg.learning_rate, sigma_px=cfg.sigma_px,
+        sigma_anneal_steps=cfg.sigma_anneal_steps, init_translation=cfg.init_translation,
+        init_smoothness=cfg.init_smoothness, object_follows_human=cfg.object_follows_human, pen_margin=cfg.pen_margin,
+        lbs=cfg.lbs, init_noise=cfg.init_noise, global_steps=cfg.global_steps)
     state, losses = run_motion(data, mcfg, weights, num_steps=cfg.steps, key=k_run, num_seeds=cfg.seeds)
     i = best_seed(losses)
     p = select_seed(state.params, i)
-    return {"data": data, "mcfg": mcfg, "params": p, "losses": losses[i], "seed_index": i}
+    return {"data": data, "mcfg": mcfg, "params": p, "losses": losses[i], "seed_index": i, "keypoint_source": op_ids}
 
 
 def sequence_geometry(model, data, mcfg, p):
@@ -225,6 +274,19 @@ def sequence_geometry(model, data, mcfg, p):
     return posed, P, R, p.object_translation
 
 
+def sequence_keypoints(posed, source):
+    """(L, 18, 3) OpenPose-18 points of posed frames from (18,) indices or a KeypointRegressor."""
+    import jax
+    import jax.numpy as jnp
+
+    from anchorhoi_jax.body.keypoints import regress_keypoints
+
+    allj = posed.all_joints
+    if hasattr(source, "point_weights"):
+        return jax.vmap(lambda a, v: regress_keypoints(source, a, v))(allj, posed.vertices)
+    return allj[:, jnp.asarray(source)]
+
+
 def _write(args, cfg, model, static, kp, result, cfg_dict) -> None:
     import numpy as onp
 
@@ -235,6 +297,7 @@ def _write(args, cfg, model, static, kp, result, cfg_dict) -> None:
 
     data, mcfg, p = result["data"], result["mcfg"], result["params"]
     posed, P, R, t = sequence_geometry(model, data, mcfg, p)
+    kps = sequence_keypoints(posed, result.get("keypoint_source", data.openpose))
     grid = sdf_grid_from_mesh(static["object_vertices"], static["object_faces"], resolution=96, padding=0.05)
     c = data.contacts
     used = onp.unique(onp.asarray(model.faces))
@@ -243,8 +306,8 @@ def _write(args, cfg, model, static, kp, result, cfg_dict) -> None:
         **M.penetration_metrics(verts, R, t, grid),
         **M.contact_metrics(posed.vertices, R, t, c.human_vertex, c.object_point, c.mask),
         **M.self_penetration_metrics(data.parts, posed.T_world_joint, data.static.scale),
-        **M.jitter(posed.joints[:, :22], kp["fps"]),
-        **M.foot_skating(posed.joints[:, [7, 8, 10, 11]]),
+        **M.jitter(kps, kp["fps"]),
+        **M.foot_skating(kps[:, [10, 13]]),  # OpenPose-18 ankles (any body model)
         "final_loss": float(result["losses"][-1]),
         "best_seed": int(result["seed_index"]),
     }
@@ -252,9 +315,10 @@ def _write(args, cfg, model, static, kp, result, cfg_dict) -> None:
     pairs = onp.concatenate([onp.asarray(c.human_vertex)[valid, None].astype(onp.float32), onp.asarray(c.object_point)[valid]], 1)
     with create_run_dir(args.out, overwrite=args.overwrite) as rd:
         rd.write_config(cfg_dict)
-        J = len(mcfg.pose_joints)
+        # body_pose in STATIC.npz's layout: SMPL-X joints 1..21 (63), Anny every non-root bone (3·(J−1)).
+        bp = onp.asarray(P)[:, 1:22] if static["body_model"] == "smplx" else onp.asarray(P)[:, 1:]
         write_motion(rd.file("motion.npz"), global_orient=onp.asarray(p.global_orient),
-                     body_pose=onp.asarray(p.body_pose).reshape(-1, 3 * J), transl=onp.asarray(p.transl),
+                     body_pose=bp.reshape(bp.shape[0], -1), transl=onp.asarray(p.transl),
                      object_rotation=onp.asarray(R), object_translation=onp.asarray(t), betas=static["betas"],
                      expression=static.get("expression"), scale=static["scale"], body_model=static["body_model"],
                      contact_pairs=pairs, fps=kp["fps"])

@@ -23,6 +23,7 @@ candidate vertex and must also pass the normal test.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import sys
@@ -67,9 +68,14 @@ def load_body(kind: str):
     return model, op, cand, str(path)
 
 
+@jax.jit
+def _posed_seq(model, betas, poses, transl):
+    return jax.vmap(lambda q, t: pose(model, BodyParams(betas=betas, pose=q, transl=t, scale=jnp.ones(()))))(poses, transl)
+
+
 def posed_seq(model, betas, poses, transl):
-    f = jax.jit(jax.vmap(lambda q, t: pose(model, BodyParams(betas=betas, pose=q, transl=t, scale=jnp.ones(())))))
-    return f(jnp.asarray(poses, jnp.float32), jnp.asarray(transl, jnp.float32))
+    """Full posed meshes of a sequence (one compile per model/length, reused by every evaluation)."""
+    return _posed_seq(model, jnp.asarray(betas, jnp.float32), jnp.asarray(poses, jnp.float32), jnp.asarray(transl, jnp.float32))
 
 
 def min_dist_to_faces(points, verts, faces, chunk=256):
@@ -83,6 +89,7 @@ def min_dist_to_faces(points, verts, faces, chunk=256):
 
 
 def build_case(name, model, op_ids, cand, L, key, args):
+    t0 = time.perf_counter()
     sc = SCENES[name](model, L)
     kp, conf, occ = observe(sc, model, op_ids, noise_px=2.0, seed=1)
     betas = jnp.zeros(model.num_shape)
@@ -92,7 +99,8 @@ def build_case(name, model, op_ids, cand, L, key, args):
     data = prepare_motion_data(model, st, sc.object_vertices, sc.object_faces, keypoints=kp, confidence=conf, K=sc.K,
                                T_cam_world=sc.T_cam_world, image_size=sc.image_size, contact_candidates=cand,
                                openpose_ids=op_ids, key=key, num_object_points=args.object_points,
-                               num_pen_vertices=args.pen_vertices)
+                               num_pen_vertices=args.pen_vertices, pen_near_fraction=args.pen_near_fraction,
+                               contact_target=args.contact_target)
     gt = posed_seq(model, betas, sc.pose, sc.transl)
     grid = sdf_grid_from_mesh(sc.object_vertices, sc.object_faces, resolution=128, padding=0.05)
     R_gt, t_gt = jnp.asarray(sc.R_obj, jnp.float32), jnp.asarray(sc.t_obj, jnp.float32)
@@ -109,6 +117,7 @@ def build_case(name, model, op_ids, cand, L, key, args):
     pred = onp.asarray(data.contacts.mask) > 0
     tp = float((truth & pred).sum())
     f1 = 2 * tp / max(truth.sum() + pred.sum(), 1)
+    print(f"case {name}: {time.perf_counter() - t0:.1f}s", flush=True)
     return dict(scene=sc, data=data, gt=gt, grid=grid, gt_contact=gt_contact, f1=f1, R_gt=R_gt, t_gt=t_gt,
                 occluded=float(occ.mean()), n_pairs=int(pred.sum()), n_truth=int(truth.sum()))
 
@@ -138,9 +147,14 @@ def evaluate(case, model, cfg, params):
     }
 
 
+_INIT_CACHE = {}
+
+
 def optimise(update, init, data, weights, steps, K, key, seeds=1, cfg=None):
     keys = jnp.stack([jax.random.fold_in(key, i) for i in range(seeds)])
-    state = jax.vmap(init, in_axes=(None, 0))(data, keys)
+    if init not in _INIT_CACHE:  # jitted seed-vmapped init (the keypoint solve runs inside it)
+        _INIT_CACHE[init] = jax.jit(jax.vmap(init, in_axes=(None, 0)))
+    state = _INIT_CACHE[init](data, keys)
     phases = motion_phases(weights, cfg, steps) if cfg is not None else [(steps // K, weights)]
     for n_calls, w in phases:
         for _ in range(n_calls):
@@ -184,6 +198,12 @@ def main():
     ap.add_argument("--global-steps", type=int, default=200, help="first-stage steps (stages/motion.motion_phases)")
     ap.add_argument("--sigma-anneal-steps", type=int, default=400, help="Eq. 5 σ annealing (0: constant σ)")
     ap.add_argument("--no-keypoint-init", action="store_true", help="every frame at the static instance (paper)")
+    ap.add_argument("--lbs", default="dense", choices=("dense", "sparse"), help="subset skinning (MotionConfig.lbs)")
+    ap.add_argument("--speed-sparse", action="store_true", help="also time 1 and 8 seeds with the sparse LBS")
+    ap.add_argument("--contact-target", default="static", choices=("static", "surface"))
+    ap.add_argument("--pen-near-fraction", type=float, default=0.5)
+    ap.add_argument("--ab-surface", action="store_true",
+                    help="also run the full variant with Eq. 6 surface targets (contact_target='surface')")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -194,7 +214,8 @@ def main():
              for i, n in enumerate(args.scenes.split(","))}
     print(f"setup {time.perf_counter() - t_all:.1f}s", {n: (c["n_pairs"], c["n_truth"], round(c["f1"], 3), round(c["occluded"], 3)) for n, c in cases.items()}, flush=True)
     cfg = MotionConfig.for_model(model, steps_per_call=args.steps_per_call, global_steps=args.global_steps,
-                                 sigma_anneal_steps=args.sigma_anneal_steps, init_translation=not args.no_keypoint_init)
+                                 sigma_anneal_steps=args.sigma_anneal_steps, init_translation=not args.no_keypoint_init,
+                                 lbs=args.lbs)
     init, update_1 = make_motion_step(cfg)
     traces = {"n": 0}
 
@@ -214,6 +235,11 @@ def main():
         "global_steps": args.global_steps,
         "sigma_anneal_steps": args.sigma_anneal_steps,
         "keypoint_init": not args.no_keypoint_init,
+        "lbs": args.lbs,
+        "contact_target": args.contact_target,
+        "pen_near_fraction": args.pen_near_fraction,
+        "object_points": args.object_points,
+        "pen_vertices": args.pen_vertices,
         "scenes": list(cases),
         "contact_f1": float(onp.mean([c["f1"] for c in cases.values()])),
         "contact_f1_per_scene": {n: c["f1"] for n, c in cases.items()},
@@ -233,6 +259,16 @@ def main():
                        speed_frames=args.frames)
         print("speed", t1, t8, flush=True)
         dump()
+        if args.speed_sparse:
+            cfg_s = dataclasses.replace(cfg, lbs="sparse")
+            init_s, upd_s = make_motion_step(cfg_s)
+            update_s = jax.jit(jax.vmap(upd_s, in_axes=(0, None, None)), donate_argnums=(0,))
+            s1 = time_run(update_s, init_s, c["data"], w, args.steps, args.steps_per_call, jax.random.key(2), 1)
+            s8 = time_run(update_s, init_s, c["data"], w, args.steps, args.steps_per_call, jax.random.key(2), 8)
+            summary.update(sparse_lbs_s_1000x120=s1 * 1000.0 / args.steps, sparse_lbs_seed8_s=s8 * 1000.0 / args.steps,
+                           sparse_lbs_seed8_over_seed1=s8 / s1)
+            print("speed sparse", s1, s8, flush=True)
+            dump()
     if args.torch:
         from motion_torch_baseline import time_torch_baseline
 
@@ -262,6 +298,16 @@ def main():
             r["final_loss"] = float(losses[0, -1])
             results.setdefault(vname, {})[n] = r
             print(vname, n, json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()}), flush=True)
+            summary["per_scene"] = results
+            dump()
+    if args.ab_surface:  # Eq. 6 as printed: pull each pair to the sampled surface point
+        for n, c in cases.items():
+            d_s = c["data"].replace(contact_target=None)
+            state, losses, terms = optimise(update, init, d_s, MotionWeights.default(), args.steps, args.steps_per_call,
+                                            jax.random.key(1), cfg=cfg)
+            r = evaluate(c, model, cfg, select_seed(state.params, 0))
+            results.setdefault("full_surface_target", {})[n] = r
+            print("full_surface_target", n, json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()}), flush=True)
             summary["per_scene"] = results
             dump()
     t_variants = time.perf_counter() - t0

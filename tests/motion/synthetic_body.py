@@ -181,7 +181,7 @@ def make_synthetic_body(*, n_around: int = 12, n_along: int = 6, n_cap: int = 3,
         j_shapedirs=j_shapedirs.astype(onp.float32), posedirs=posedirs, lbs_weights=weights, faces=faces,
         extra_vertex_ids=extra_ids, extra_bary=extra_bary, rest_orient_template=R0,
         rest_orient_dirs=onp.zeros((J, 3, 3, num_shape), onp.float32), parents=SMPLX_PARENTS,
-        joint_names=SMPLX_JOINTS, extra_names=("nose", "reye", "leye", "rear", "lear"), kind="smplx",
+        joint_names=SMPLX_JOINTS, extra_names=("nose", "right_eye", "left_eye", "right_ear", "left_ear"), kind="smplx",
     )
     region = onp.isin(part, [0, 1, 2, 7, 8, 18, 19, 20, 21]) | ((part == 3) & (v_template[:, 2] < 0))
     region[marker0:] = False

@@ -103,9 +103,12 @@ def _frames(L, fps):
     return onp.arange(L) / fps
 
 
+_pose_jit = jax.jit(pose)  # scenes pose the body per frame: one compile per model shape, not 120 eager calls
+
+
 def _posed(model, betas, pose_, transl):
-    return pose(model, BodyParams(betas=jnp.asarray(betas, jnp.float32), pose=jnp.asarray(pose_, jnp.float32),
-                                  transl=jnp.asarray(transl, jnp.float32), scale=jnp.ones((), jnp.float32)))
+    return _pose_jit(model, BodyParams(betas=jnp.asarray(betas, jnp.float32), pose=jnp.asarray(pose_, jnp.float32),
+                                       transl=jnp.asarray(transl, jnp.float32), scale=jnp.ones((), jnp.float32)))
 
 
 def _owned(model: BodyModel, joints) -> onp.ndarray:
@@ -230,6 +233,14 @@ def sit_chair(model: BodyModel, L: int = 120, fps: float = 24.0) -> Scene:
 SCENES = {"carry_box": carry_box, "push_box": push_box, "sit_chair": sit_chair}
 
 
+@jax.jit
+def _joints_seq(model, poses, transl):
+    def joints(p, tr):
+        return pose_joints(model, BodyParams(betas=jnp.zeros(model.num_shape), pose=p, transl=tr, scale=jnp.ones(())))
+
+    return jax.vmap(joints)(poses, transl)
+
+
 def observe(scene: Scene, model: BodyModel, openpose_ids, *, noise_px: float = 2.0, seed: int = 0, dropout: float = 0.03):
     """OpenPose-18 keypoints of the ground truth: projected, + N(0, noise_px²) pixel noise; confidence
     0 where the object blocks the line of sight (32 samples of its exact SDF along the ray) or by
@@ -237,10 +248,7 @@ def observe(scene: Scene, model: BodyModel, openpose_ids, *, noise_px: float = 2
     rng = onp.random.default_rng(seed)
     L = len(scene.pose)
 
-    def joints(p, tr):
-        return pose_joints(model, BodyParams(betas=jnp.zeros(model.num_shape), pose=p, transl=tr, scale=jnp.ones(())))
-
-    P = jax.vmap(joints)(jnp.asarray(scene.pose, jnp.float32), jnp.asarray(scene.transl, jnp.float32))
+    P = _joints_seq(model, jnp.asarray(scene.pose, jnp.float32), jnp.asarray(scene.transl, jnp.float32))
     op = onp.asarray(P)[:, onp.asarray(openpose_ids)]
     uv, _ = project(jnp.asarray(scene.K), jnp.asarray(scene.T_cam_world), jnp.asarray(op))
     uv = onp.asarray(uv) + noise_px * rng.standard_normal((L, 18, 2))

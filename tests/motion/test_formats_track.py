@@ -141,7 +141,7 @@ def test_track_refuses_existing_dir_and_runs(tmp_path, capsys, monkeypatch, body
 
     def fake_body(args, static):
         p = BodyParams.zeros(model).replace(transl=jnp.array([0.0, 0.0, 1.0]))
-        return model, p, jnp.asarray(ex["openpose18"]), jnp.asarray(ex["contact_candidates"])
+        return model, p, jnp.asarray(ex["openpose18"]), jnp.asarray(ex["contact_candidates"]), tuple(range(1, 22))
 
     monkeypatch.setattr(track, "_body_and_maps", fake_body)
     code, err = _cli(argv + ["--overwrite", "--meshes"], capsys)
