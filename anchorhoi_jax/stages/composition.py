@@ -526,6 +526,8 @@ def run_anchor(keys, coarse_params, renders: CanonicalRenders, cfg: ComposeConfi
         renders.rgb, renders.alpha, renders.human_mask)
     if state is None:
         state = jax.vmap(anchor_stage.init)(keys, coarse_params)
+    # Committed device arrays like the update's outputs (eager ones would compile a second variant).
+    state = jax.device_put(state, jax.devices()[0])
     update = _anchor_fn(cfg.coarse.field, _field_render_cfg(cfg), cfg.anchor)
     w = anchor_stage.AnchorWeights(lr=jnp.float32(cfg.anchor.lr))
     history = []
