@@ -134,10 +134,13 @@ class ExportConfig:
 
     meshes: bool = False  # per-frame OBJ meshes of human + object (motion/meshes/frame_XXXX.obj)
     video_height: int = 256  # height of motion/video.mp4 (driving video | 4D render, side by side)
+    metrics_sdf_resolution: int = 96  # object SDF grid of the penetration metrics (finer than the loss's)
 
     def __post_init__(self):
         if not 32 <= self.video_height <= 2048:
             raise ValueError(f"export.video_height must be in [32, 2048], got {self.video_height}")
+        if not 8 <= self.metrics_sdf_resolution <= 256:
+            raise ValueError(f"export.metrics_sdf_resolution must be in [8, 256], got {self.metrics_sdf_resolution}")
 
 
 @dataclasses.dataclass(frozen=True)

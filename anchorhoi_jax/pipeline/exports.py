@@ -83,7 +83,7 @@ def amass_arrays(st: dict, go, bp, transl, fps: float, gender: str) -> dict:
 
 
 def motion_metrics(body: MotionBody, st: dict, verts, joints, T_world_joint, R, t, contacts: dict, fps: float,
-                   losses) -> dict:
+                   losses, *, sdf_resolution: int = 96) -> dict:
     """Penetration, contact, self-penetration, jitter and foot skating of one seed's motion (metrics.py)."""
     from anchorhoi_jax import metrics as M
     from anchorhoi_jax.body.part_volumes import fit_part_volumes
@@ -94,7 +94,7 @@ def motion_metrics(body: MotionBody, st: dict, verts, joints, T_world_joint, R, 
 
     model = motion_model(body, st)
     betas = static_body_params(body, st).betas
-    grid = sdf_grid_from_mesh(jnp.asarray(st["object_vertices"]), jnp.asarray(st["object_faces"]), resolution=96,
+    grid = sdf_grid_from_mesh(jnp.asarray(st["object_vertices"]), jnp.asarray(st["object_faces"]), resolution=sdf_resolution,
                               padding=0.05)
     parts = fit_part_volumes(rest_vertices(model, betas), rest_joints(model, betas), rest_orientations(model, betas),
                              model.lbs_weights, model.faces, model.parents)
@@ -168,7 +168,8 @@ def export_motion(rd, prefix: str, body: MotionBody, st: dict, motion: dict, con
                       onp.concatenate([hc, oc]))
             names.append(name)
     rd.record(*[f"{d}/{n}" for n in names])
-    metrics = motion_metrics(body, st, verts, joints, Tj, R, t, contacts, fps, motion["losses"])
+    metrics = motion_metrics(body, st, verts, joints, Tj, R, t, contacts, fps, motion["losses"],
+                             sdf_resolution=cfg.export.metrics_sdf_resolution)
     rd.write_json(f"{prefix}/metrics.json", metrics)
     return metrics
 
