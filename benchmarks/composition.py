@@ -344,13 +344,17 @@ def stage_e2e(args) -> dict:
             continue
         r["full_chain_min_extrapolated"] = extrapolate(r, C.ComposeConfig())
         res[f"seed{S}"] = r
-        if S == args.seeds[0]:
-            t = time.perf_counter()
-            C.write_static(out_dir, hoi, 0, body, cfg=C.OutputConfig() if not args.tiny else cfg.output)
-            res["write_static_s"] = time.perf_counter() - t
-            res["static_files"] = sorted(p.name for p in (out_dir / "static").iterdir())
         print(json.dumps({k: v for k, v in r.items() if k != "policies"}), flush=True)
         dump()
+        if S == args.seeds[0]:
+            t = time.perf_counter()
+            try:
+                C.write_static(out_dir, hoi, 0, body, cfg=C.OutputConfig() if not args.tiny else cfg.output)
+                res["write_static_s"] = time.perf_counter() - t
+                res["static_files"] = sorted(p.name for p in (out_dir / "static").iterdir())
+            except Exception as e:  # noqa: BLE001 - recorded, the seed-4 run still goes ahead
+                res["write_static_error"] = repr(e)[:500]
+            dump()
     if "seed1" in res and "seed4" in res:
         a, b = res["seed1"], res["seed4"]
         res["seeds4_over_seed1"] = b["full_chain_min_extrapolated"] / a["full_chain_min_extrapolated"]

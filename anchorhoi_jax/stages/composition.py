@@ -82,6 +82,7 @@ __all__ = [
     "run_pose",
     "run_object",
     "assemble",
+    "clean_mesh",
     "compose",
     "write_static",
     "STATIC_FILES",
@@ -675,6 +676,28 @@ def run_object(keys, coarse_params, renders: CanonicalRenders, human_mesh, cfg: 
 # ---------------------------------------------------------------------------------------------------
 # Assembly and the whole chain.
 # ---------------------------------------------------------------------------------------------------
+def clean_mesh(vertices, faces, colors, *, rel_tol: float = 1e-7):
+    """Weld coincident vertices (within rel_tol of the extent) and drop the triangles that collapse.
+
+    Marching cubes emits zero-area triangles where the iso-surface passes exactly through grid points
+    (their corners coincide); STATIC.npz requires a non-degenerate watertight mesh (geometry.mesh.check_mesh),
+    and welding then dropping collapsed triangles keeps the surface closed.
+    """
+    v = onp.asarray(vertices, onp.float64)
+    f = onp.asarray(faces, onp.int64)
+    if f.shape[0] == 0:
+        return onp.asarray(vertices, onp.float32), onp.asarray(faces, onp.int32), onp.asarray(colors, onp.float32)
+    tol = rel_tol * max(float(onp.ptp(v, axis=0).max()), 1e-9)
+    _, first, inv = onp.unique(onp.round(v / tol).astype(onp.int64), axis=0, return_index=True, return_inverse=True)
+    f = inv.reshape(-1)[f]
+    keep = (f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 2] != f[:, 0])
+    f = f[keep]
+    used, f = onp.unique(f, return_inverse=True)
+    f = f.reshape(-1, 3)
+    src = first[used]
+    return (onp.asarray(vertices, onp.float32)[src], f.astype(onp.int32), onp.asarray(colors, onp.float32)[src])
+
+
 def assemble(body, avatar_params, pose: PoseResult, obj: ObjectResult, infos: Sequence[dict]) -> StaticHOI:
     """The StaticHOI of S seeds from the sub-stage results (object meshes centred in their own frame)."""
     verts, faces, colors = posed_avatars(avatar_params, body, pose.params)
@@ -685,6 +708,7 @@ def assemble(body, avatar_params, pose: PoseResult, obj: ObjectResult, infos: Se
         phen = jnp.zeros((S, 0), jnp.float32)
     ov, of, oc, R, t = [], [], [], [], []
     for v, f, c in obj.meshes:
+        v, f, c = clean_mesh(v, f, c)
         center = 0.5 * (v.min(0) + v.max(0))
         ov.append(onp.asarray(v - center, onp.float32))
         of.append(onp.asarray(f, onp.int32))
