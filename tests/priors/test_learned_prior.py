@@ -121,4 +121,4 @@ def test_detector_heatmap_decoding_recovers_peaks():
     logits = torch.logit(hm.clamp(1e-4, 1 - 1e-4))
     out, conf = tp.decode_heatmaps(torch.cat([logits, torch.zeros(1, 3, H, W)], 1))
     torch.testing.assert_close(out[0, :2], kp[0, :2], atol=0.35, rtol=0)
-    assert conf.min() > 0.85  # a peak on a pixel corner reads exp(-0.25^2 / 4.5 * 2) ~ 0.89
+    assert conf.min() > 0.85  # a peak on a pixel corner reads exp(-0.5 / 4.5) ~ 0.89

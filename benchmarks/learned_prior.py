@@ -1,0 +1,537 @@
+"""Issue 7 evaluation: does anchor-based distillation transfer the interaction class of a learned prior?
+
+    python benchmarks/learned_prior.py --prior .cache/prior/model --out DIR            # H100
+    python benchmarks/learned_prior.py --smoke --out DIR                                 # CPU plumbing check
+
+For each class prompt of benchmarks/learned_prior_data.py and `--seeds` seeds (all 16 runs vmapped in
+one program, their renders one torch batch split by class with `priors.guidance.StackedGuidance`):
+
+1. coarse HOI NeRF by SDS with the learned prior (stages/coarse.py, the production IF guidance built by
+   `priors.guidance.build_guidance(kind="real", if_dir=<the learned prior>)`);
+2. human masks of canonical renders from the keypoint/segmentation net (benchmarks/train_prior.py;
+   mediapipe is not installed on the GPU machine and is not made for 64 px renders) and the anchor NeRF
+   by masked feature alignment (stages/anchor.py);
+3. OpenPose-18 keypoints of the anchor's canonical renders (same net) and the Eq. 2 fit of the Anny body
+   (stages/pose_fit.py), keypoints and intrinsics scaled x8 to the 512 px frame its default weights are
+   tuned for (the same geometry);
+4. classification of the fitted pose by the nearest class mean of hip/knee/shoulder/elbow angles of the
+   training poses (`learned_prior_data.pose_features`), and the human-object relation on points of the
+   coarse NeRF that the net labels "object": sitting = object points under the pelvis with the pelvis
+   above their top; lifting = both wrists within `--contact-m` of object points.
+
+Ablation "direct" (paper Table 3 top, "w/o anchor NeRF"): the Anny body itself (scale, global rotation,
+translation, the same local joints the fit uses) rasterised softly (render/raster.py) and optimised by
+SDS with the same guidance, cameras, lights, backgrounds and number of steps, plus the anatomical
+joint-limit hinge; then the same classifier. No object exists there, so its accuracy is the pose class
+alone; the anchor pipeline is reported both ways (pose alone, pose and relation).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as onp  # noqa: E402
+import optax  # noqa: E402
+import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import learned_prior_data as lpd  # noqa: E402
+import train_prior as tp  # noqa: E402
+
+from anchorhoi_jax.body.skinning import pose, rest_joints  # noqa: E402
+from anchorhoi_jax.geometry.cameras import Camera  # noqa: E402
+from anchorhoi_jax.nerf.field import FieldConfig  # noqa: E402
+from anchorhoi_jax.priors.bridge import jax_to_torch, make_sds_step  # noqa: E402
+from anchorhoi_jax.priors.guidance import GuidanceConfig, StackedGuidance, build_guidance  # noqa: E402
+from anchorhoi_jax.priors.sds import SDSConfig  # noqa: E402
+from anchorhoi_jax.render.raster import rasterize  # noqa: E402
+from anchorhoi_jax.render.volume import RenderConfig, render_nerf_views  # noqa: E402
+from anchorhoi_jax.stages import anchor as anchor_stage  # noqa: E402
+from anchorhoi_jax.stages import coarse  # noqa: E402
+from anchorhoi_jax.stages import pose_fit as pf  # noqa: E402
+
+NC = len(lpd.CLASSES)
+FIT_FRAME = 512  # pose_fit's default weights are in pixels of a 512 px view
+
+
+# ------------------------------------------------------------------------------------------------
+# Classifier and relations
+# ------------------------------------------------------------------------------------------------
+def classify(features: onp.ndarray, means: onp.ndarray) -> onp.ndarray:
+    """Nearest class mean (Euclidean, radians) of (N, 8) joint-angle features."""
+    d = ((features[:, None, :] - means[None]) ** 2).sum(-1)
+    return d.argmin(-1)
+
+
+def confusion(true: onp.ndarray, pred: onp.ndarray, n: int = NC) -> onp.ndarray:
+    m = onp.zeros((n, n), onp.int64)
+    for t, p in zip(true, pred):
+        m[t, p] += 1
+    return m
+
+
+def relations(kp3d: onp.ndarray, points: onp.ndarray, valid: onp.ndarray, scale: onp.ndarray, *,
+              seat_radius: float = 0.25, seat_gap: float = 0.40, contact: float = 0.15, min_points: int = 5):
+    """Per run: (sitting relation holds, lifting relation holds), lengths scaled by the fitted human scale.
+
+    kp3d (N, 18, 3) fitted keypoints; points (N, P, 3) object points; valid (N, P).
+    sitting: >= min_points object points within seat_radius (horizontally) of the pelvis (mid-hip) and
+      below it (up to 5 cm above), the highest of them at most seat_gap under the pelvis;
+    lifting: both wrists within `contact` of some object point.
+    """
+    sit, lift = [], []
+    for k, p, v, s in zip(kp3d, points, valid, scale):
+        p = p[v]
+        pelvis = 0.5 * (k[8] + k[11])
+        if len(p) < min_points:
+            sit.append(False)
+            lift.append(False)
+            continue
+        # support: object points under the pelvis (a backrest behind it rises above and is ignored)
+        support = (onp.linalg.norm((p - pelvis)[:, [0, 2]], axis=-1) < seat_radius * s) & (p[:, 1] <= pelvis[1] + 0.05 * s)
+        top = p[support, 1].max() if support.sum() >= min_points else -onp.inf
+        sit.append(bool(support.sum() >= min_points and pelvis[1] - top <= seat_gap * s))
+        dl = onp.linalg.norm(p - k[7], axis=-1).min()
+        dr = onp.linalg.norm(p - k[4], axis=-1).min()
+        lift.append(bool(max(dl, dr) <= contact * s))
+    return onp.array(sit), onp.array(lift)
+
+
+def box_surface_points(centers, sizes, n: int = 600, seed: int = 0) -> tuple[onp.ndarray, onp.ndarray]:
+    """Random points on the (up to 2) boxes of each training scene (relation-check calibration)."""
+    rng = onp.random.default_rng(seed)
+    N = centers.shape[0]
+    u = rng.uniform(-0.5, 0.5, (N, 2, n, 3))
+    axis = rng.integers(0, 3, (N, 2, n))
+    sign = rng.choice([-0.5, 0.5], (N, 2, n))
+    onp.put_along_axis(u, axis[..., None], sign[..., None], -1)
+    pts = centers[:, :, None] + u * sizes[:, :, None]
+    valid = onp.broadcast_to((sizes.min(-1) > 1e-3)[:, :, None], (N, 2, n))
+    return pts.reshape(N, 2 * n, 3), valid.reshape(N, 2 * n)
+
+
+def backproject(depth, mask, cams: Camera) -> tuple[jax.Array, jax.Array]:
+    """World points of the pixels in `mask` from camera-z depth; (V*H*W, 3) and validity."""
+    V, H, W = depth.shape
+    u = jnp.arange(W, dtype=jnp.float32) + 0.5
+    v = jnp.arange(H, dtype=jnp.float32) + 0.5
+    uu, vv = jnp.meshgrid(u, v, indexing="xy")
+
+    def one(d, K, T):
+        x = (uu - K[0, 2]) / K[0, 0] * d
+        y = (vv - K[1, 2]) / K[1, 1] * d
+        pc = jnp.stack([x, y, d], -1)
+        R, t = T[:3, :3], T[:3, 3]
+        return jnp.einsum("ba,hwb->hwa", R, pc - t)
+
+    pts = jax.vmap(one)(depth, cams.K, cams.T_cam_world)
+    return pts.reshape(-1, 3), mask.reshape(-1)
+
+
+# ------------------------------------------------------------------------------------------------
+# Detector on JAX renders (torch, zero copy through the bridge)
+# ------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def detect(net, images: jax.Array):
+    """images (..., H, W, 3) in [0, 1] -> keypoints (..., 18, 2) px, confidence (..., 18), class probs (..., 3, H, W)."""
+    lead = images.shape[:-3]
+    x = jax_to_torch(jnp.asarray(images, jnp.float32)).reshape(-1, *images.shape[-3:]).permute(0, 3, 1, 2).contiguous()
+    out = tp.detector_forward(net, x).float()
+    kp, conf = tp.decode_heatmaps(out)
+    probs = torch.softmax(out[:, 18:], 1)
+    f = lambda t: onp.asarray(t.cpu()).reshape(*lead, *t.shape[1:])  # noqa: E731
+    return f(kp), f(conf), f(probs)
+
+
+# ------------------------------------------------------------------------------------------------
+# Direct ablation: the body under SDS
+# ------------------------------------------------------------------------------------------------
+def make_direct(fbody: pf.PoseFitBody, setup: pf.PoseFitSetup, betas, colors, cfg: coarse.CoarseConfig, *,
+                limits_weight: float, sigma: float = 1.0):
+    """render_fn(params, (batch, _)) of the rasterised, lit Anny body for seed-stacked PoseFitParams."""
+    faces = fbody.model.faces
+
+    def render_seed(params: pf.PoseFitParams, batch: coarse.StepBatch):
+        bp = pf.BodyParams(betas=betas, pose=jnp.zeros((setup.num_joints, 3)), transl=params.transl,
+                           scale=jnp.exp(params.log_scale))
+        verts = pose(fbody.model, bp, rotations=pf.fit_rotations(setup, params)).vertices
+
+        def view(cam, light, amb, bg):
+            out = rasterize(verts, faces, colors, cam, mode="soft", sigma=sigma, background=0.0, cull_backfaces=False)
+            n = out["normal"]
+            lum = amb + (1 - amb) * jnp.abs(jnp.einsum("hwc,c->hw", n, light))
+            rgb = out["rgb"] * lum[..., None]
+            a = out["alpha"][..., None]
+            return rgb + (1 - a) * bg
+
+        return jax.vmap(view)(batch.camera, batch.light_dir, batch.ambient, batch.background)
+
+    def render_fn(params, bw):
+        batch, _ = bw
+        return jax.vmap(render_seed)(params, batch)
+
+    def extra(params, bw):
+        def one(p):
+            v, _ = pf.pose_prior_term(fbody.prior, pf.full_pose(setup, p), jnp.float32(0.0), jnp.float32(limits_weight))
+            return v
+        return jnp.sum(jax.vmap(one)(params)), {}
+
+    return render_fn, extra
+
+
+# ------------------------------------------------------------------------------------------------
+def _grid(images: onp.ndarray) -> onp.ndarray:
+    """(R, C, H, W, 3) -> (R*H, C*W, 3)."""
+    R, C, H, W, _ = images.shape
+    return images.transpose(0, 2, 1, 3, 4).reshape(R * H, C * W, 3)
+
+
+def _draw_kp(img: onp.ndarray, kp: onp.ndarray, conf: onp.ndarray) -> onp.ndarray:
+    from anchorhoi_jax.demo import draw_skeleton
+
+    return draw_skeleton(img, kp, (conf > 0).astype(onp.float32), radius=1, width=1, alpha=0.9)
+
+
+def smoke_artifacts(tmp: Path, device) -> tuple[Path, Path, Path, Path]:
+    """CPU plumbing check: a tiny prior (a few steps on random data), a random detector, the frozen body."""
+    data = dict(image=onp.random.default_rng(0).integers(0, 255, (16, 16, 16, 3), dtype=onp.uint8),
+                cls=onp.arange(16) % NC, tag=onp.arange(16) % 4)
+    unet, te, tok, sched, _ = tp.train_prior(data, unet_config=tp.TINY_UNET_CONFIG, steps=2, batch=4, device=device,
+                                             log=lambda *_: None)
+    prior = tp.save_prior(tmp / "prior", unet, te, tok, sched, fp16=False)
+    det = tp.build_detector(dict(tp.DETECTOR_CONFIG, block_out_channels=(16, 16, 16, 16), norm_num_groups=8))
+    torch.save(dict(config=dict(tp.DETECTOR_CONFIG, block_out_channels=(16, 16, 16, 16), norm_num_groups=8),
+                    state_dict={k: v.half() for k, v in det.state_dict().items()}), tmp / "detector.pt")
+    from anchorhoi_jax.body.anny import CACHE_FORMAT, Phenotype, load_anny
+
+    anny = tmp / f"anny-frozen-f{CACHE_FORMAT}.npz"
+    onp.savez_compressed(anny, **lpd.frozen_anny_arrays(load_anny(), Phenotype()))
+    classes = tmp / "classes.json"
+    classes.write_text(json.dumps(dict(mean=onp.random.default_rng(1).uniform(0, 1.5, (NC, 8)).tolist())))
+    return prior, tmp / "detector.pt", anny, classes
+
+
+def calibrate(data_path: Path, classes_path: Path, contact_m: float) -> dict:
+    """Nearest-class-mean accuracy and relation pass rates on the training scenes (ground truth)."""
+    with onp.load(data_path) as f:
+        feats, cls, kp3d = f["features"], f["scene_cls"].astype(onp.int64), f["kp3d"]
+        centers, sizes = f["obj_centers"], f["obj_sizes"]
+    stats = json.loads(classes_path.read_text())
+    means = onp.asarray(stats["mean"], onp.float32)
+    pred = classify(feats, means)
+    pts, valid = box_surface_points(centers, sizes)
+    sit, lift = relations(kp3d, pts, valid, onp.ones(len(kp3d)), contact=contact_m)
+    calib = dict(
+        classifier_accuracy_train=float((pred == cls).mean()),
+        classifier_confusion_train=confusion(cls, pred).tolist(),
+        sitting_relation_rate={lpd.CLASSES[c]: float(sit[cls == c].mean()) for c in range(NC)},
+        lifting_relation_rate={lpd.CLASSES[c]: float(lift[cls == c].mean()) for c in range(NC)},
+        scenes=int(len(cls)),
+    )
+    stats["relation_calibration"] = calib
+    classes_path.write_text(json.dumps(stats, indent=1))
+    print(json.dumps(calib, indent=1))
+    return calib
+
+
+def markdown(r: dict) -> str:
+    """The results section (benchmarks/results/learned_prior.md)."""
+    cls = r["classes"]
+
+    def table(cm):
+        head = "| true \\ predicted | " + " | ".join(cls) + " |\n|---|" + "---|" * len(cls) + "\n"
+        return head + "".join(f"| {c} | " + " | ".join(str(x) for x in row) + " |\n" for c, row in zip(cls, cm))
+
+    sec = r["seconds"]
+    lines = [
+        "## Learned prior: anchor NeRF vs direct body SDS (issue 7, paper Table 3 top)",
+        "",
+        f"Device: {r['device']}; jax {r['versions']['jax']}, torch {r['versions']['torch']}. "
+        f"Command: `python benchmarks/learned_prior.py --out DIR --train-json DIR/train_prior.json` after "
+        "`python benchmarks/train_prior.py` (data: `python benchmarks/learned_prior_data.py`, CPU).",
+        "",
+        f"Prior: {r.get('params_million', float('nan')):.2f} M-parameter IF-layout UNet + 2-layer T5 text encoder, "
+        f"trained {r.get('train_minutes', float('nan')):.1f} min on renders of 4 interaction classes; "
+        f"{r['runs']} runs = {len(cls)} classes x {r['seeds']} seeds, vmapped.",
+        "",
+        "| | accuracy |",
+        "|---|---|",
+        f"| anchor NeRF -> keypoints -> Eq. 2 fit (pose class and relation) | **{r['accuracy_anchor']:.3f}** |",
+        f"| anchor NeRF, pose class only | {r['accuracy_anchor_pose_only']:.3f} |",
+        f"| direct: body under SDS (pose class; no object exists) | **{r['accuracy_direct']:.3f}** |",
+        "",
+        "Per class (anchor, pose+relation / pose only / direct): " + "; ".join(
+            f"{c}: {r['per_class_anchor'][c]:.2f} / {r['per_class_anchor_pose_only'][c]:.2f} / {r['per_class_direct'][c]:.2f}"
+            for c in cls),
+        "",
+        "Confusion, anchor pipeline (pose class):",
+        "",
+        table(r["confusion_anchor_pose"]),
+        "Confusion, direct:",
+        "",
+        table(r["confusion_direct"]),
+        f"Steps: coarse {r['steps']['coarse']} SDS, anchor {r['steps']['anchor']}, pose fit {r['steps']['pose_fit']}, "
+        f"direct {r['steps']['direct']} SDS. Seconds: coarse {sec['coarse']:.0f}, anchor+detection {sec['anchor_and_detect']:.0f}, "
+        f"fit {sec['pose_fit']:.0f}, direct {sec['direct']:.0f}, whole evaluation {sec['total']:.0f}"
+        + (f"; train + evaluation {r['eval_plus_train_minutes']:.1f} min." if "eval_plus_train_minutes" in r else "."),
+        "",
+        f"Anchor opacity vs predicted human mask IoU: {r['anchor_iou_vs_human_mask']:.3f}. "
+        f"Relation calibration on the training scenes (exact boxes): {json.dumps(r.get('calibration', {}))}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--prior", default=".cache/prior/model")
+    ap.add_argument("--detector", default=None, help="default: PRIOR/detector.pt")
+    ap.add_argument("--anny", default=".cache/prior/anny/anny-frozen-f1.npz")
+    ap.add_argument("--classes", default=".cache/prior/classes.json")
+    ap.add_argument("--train-json", default=None, help="train_prior.json to merge (train_minutes, params_million)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seeds", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=1200, help="SDS steps of the coarse stage and of the direct ablation")
+    ap.add_argument("--anchor-steps", type=int, default=300)
+    ap.add_argument("--views", type=int, default=4)
+    ap.add_argument("--if-scale", type=float, default=15.0)
+    ap.add_argument("--coarse-budget-s", type=float, default=260.0)
+    ap.add_argument("--direct-budget-s", type=float, default=150.0)
+    ap.add_argument("--contact-m", type=float, default=0.15)
+    ap.add_argument("--smoke", action="store_true", help="CPU plumbing check with tiny artifacts and sizes")
+    ap.add_argument("--calibrate", default=None, metavar="DATA_NPZ",
+                    help="only check the classifier and the relation tests on the training scenes (exact boxes, "
+                         "ground-truth keypoints) and store the rates in --classes")
+    args = ap.parse_args(argv)
+    if args.calibrate:
+        calibrate(Path(args.calibrate), Path(args.classes), args.contact_m)
+        return
+    t_start = time.perf_counter()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.float16 if device == "cuda" else torch.float32
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log_lines: list[str] = []
+
+    def log(msg):
+        line = f"[{time.perf_counter() - t_start:7.1f} s] {msg}"
+        print(line, flush=True)
+        log_lines.append(line)
+
+    res, field, rcfg, n_anchor_rays = 64, FieldConfig(log2_table_size=16, max_resolution=512), \
+        RenderConfig(n_coarse=48, n_fine=48, shading="lambertian"), 4096
+    if args.smoke:
+        prior_dir, det_path, anny_path, classes_path = smoke_artifacts(out / "smoke", device)
+        res, field, rcfg, n_anchor_rays = 16, FieldConfig(n_levels=4, log2_table_size=10, max_resolution=64, hidden=16), \
+            RenderConfig(n_coarse=8, n_fine=8, shading="lambertian"), 256
+    else:
+        prior_dir, anny_path, classes_path = Path(args.prior), Path(args.anny), Path(args.classes)
+        det_path = Path(args.detector or prior_dir / "detector.pt")
+    S = NC * args.seeds
+    means = onp.asarray(json.loads(classes_path.read_text())["mean"], onp.float32)
+
+    # ---- body, detector, guidance
+    body = lpd.load_frozen_anny(anny_path)
+    betas = jnp.zeros((1,), jnp.float32)
+    setup, fbody = pf.make_setup(body)
+    det = tp.load_detector(det_path, device)
+    sds = SDSConfig(t_range_start=(0.02, 0.98), t_range_end=(0.02, 0.50), anneal_steps=args.steps, anneal="linear")
+    gcfg = GuidanceConfig(kind="real", if_dir=str(prior_dir), mvdream_weight=0.0, if_scale=args.if_scale, sds=sds)
+    parts = []
+    for c in range(NC):
+        g = build_guidance(lpd.class_prompt(c), gcfg, device=device, dtype=dtype)
+        parts.append((g, 1.0))
+    guidance = StackedGuidance(parts)  # runs are class-major: chunk c = the seeds of class c
+    log(f"prior {prior_dir} loaded ({tp.count_params(parts[0][0].parts[0][0].inner.prior.unet) / 1e6:.2f} M UNet params)")
+
+    # ---- coarse HOI NeRF, 16 runs vmapped
+    ccfg = coarse.CoarseConfig(field=field, render=rcfg, resolution=res, steps=args.steps, views=args.views,
+                               log_every=50, shading=coarse.ShadingConfig(albedo_steps=args.steps // 5))
+    root = jax.random.key(7)
+    keys = jax.vmap(lambda i: jax.random.fold_in(root, i))(jnp.arange(S))
+    state = coarse.init_seeds(keys, ccfg)
+    weights = coarse.CoarseWeights.default()
+    t0 = time.perf_counter()
+    done = 0
+    hist = []
+    while done < args.steps:
+        state, h = coarse.fit(state, ccfg, weights, guidance, until=min(done + 50, args.steps))
+        jax.block_until_ready(state.params)
+        done = int(onp.asarray(state.step)[0])
+        hist += h
+        if done == 50:
+            t_first = time.perf_counter() - t0
+            log(f"coarse: first 50 steps (with compile) {t_first:.1f} s")
+        if time.perf_counter() - t0 > args.coarse_budget_s:
+            log(f"coarse: time budget reached at step {done}")
+            break
+    coarse_s = time.perf_counter() - t0
+    coarse_steps = done
+    log(f"coarse: {coarse_steps} steps in {coarse_s:.1f} s; last {hist[-1] if hist else {}}")
+
+    # ---- canonical views (8 azimuths) of the coarse fields: rgb, alpha, depth
+    views = pf.CanonicalViews(azimuths_deg=tuple(float(a) for a in range(0, 360, 45)), radius=3.0,
+                              elevation_deg=10.0, fov_y_deg=40.0, size=res)
+    cams = pf.canonical_cameras(views)
+    albedo = dataclasses.replace(rcfg, shading="albedo", normals=False)
+
+    @jax.jit
+    def render_all(params):
+        def one(p):
+            o = render_nerf_views(p, field, cams, None, render_cfg=albedo, background=0.0)
+            return o["rgb"], o["alpha"], o["depth"]
+        return jax.vmap(one)(params)
+
+    t0 = time.perf_counter()
+    c_rgb, c_alpha, c_depth = render_all(state.params)
+    kp_c, conf_c, probs_c = detect(det, c_rgb)
+    human = jnp.asarray(probs_c[:, :, 1]) * (c_alpha > 0.05)
+    obj_mask = (probs_c[:, :, 2] > 0.5) & (onp.asarray(c_alpha) > 0.5)
+
+    # ---- anchor NeRF: Φ_A from Φ̂ by masked feature alignment
+    acfg = anchor_stage.AnchorConfig(steps_per_call=max(1, min(100, args.anchor_steps)), n_rays=n_anchor_rays,
+                                     render=dataclasses.replace(rcfg, shading="albedo", normals=False))
+    rays = jax.vmap(lambda r, a, m: anchor_stage.alignment_rays(cams, r, a, m))(c_rgb, c_alpha, human)
+    a_state = jax.vmap(anchor_stage.init)(jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys), state.params)
+    a_update = jax.jit(jax.vmap(anchor_stage.make_update(field, acfg), in_axes=(0, 0, None)))
+    aw = anchor_stage.AnchorWeights.default()
+    for _ in range(max(1, args.anchor_steps // acfg.steps_per_call)):
+        a_state, a_aux = a_update(a_state, rays, aw)
+    a_rgb, a_alpha, _ = render_all(a_state.params)
+    kp_a, conf_a, _ = detect(det, a_rgb)
+    conf_a = onp.where(conf_a > 0.25, conf_a, 0.0)
+    anchor_iou = float(anchor_stage.mask_iou(a_alpha, human))
+    anchor_s = time.perf_counter() - t0
+    log(f"anchor: {args.anchor_steps} steps, alpha-vs-human-mask IoU {anchor_iou:.3f}, {anchor_s:.1f} s")
+
+    # ---- Eq. 2 fit of the body to the anchor's keypoints (x8 to the 512 px frame)
+    t0 = time.perf_counter()
+    sc = FIT_FRAME / res
+    Ks = jnp.diag(jnp.array([sc, sc, 1.0])) @ cams.K
+    data = pf.MultiViewKeypoints(keypoints=jnp.asarray(kp_a * sc), confidence=jnp.asarray(conf_a, jnp.float32),
+                                 K=jnp.broadcast_to(Ks, (S,) + Ks.shape), T_cam_world=jnp.broadcast_to(cams.T_cam_world, (S,) + cams.T_cam_world.shape))
+    fcfg = pf.PoseFitConfig(global_steps=2, pose_steps=2, num_hypotheses=1) if args.smoke else pf.PoseFitConfig()
+    fit = pf.make_fit(setup, fcfg)
+    fitted, kp3d_a, fit_aux = jax.jit(jax.vmap(fit, in_axes=(None, None, 0, None, None)))(
+        fbody, betas, data, jnp.zeros(3), pf.PoseFitWeights.default())
+    kp3d_a = onp.asarray(kp3d_a)
+    fit_s = time.perf_counter() - t0
+    log(f"pose fit: {fit_s:.1f} s, reprojection rms {onp.asarray(fit_aux['reproj_rms_px']).round(1).tolist()} px@512")
+
+    # ---- classify + relations
+    true = onp.repeat(onp.arange(NC), args.seeds)
+    feat_a = onp.asarray(lpd.pose_features(jnp.asarray(kp3d_a)))
+    pred_a = classify(feat_a, means)
+    pts, valid = jax.vmap(lambda d, m: backproject(d, m, cams))(c_depth, jnp.asarray(obj_mask))
+    sit, lift = relations(kp3d_a, onp.asarray(pts), onp.asarray(valid), onp.asarray(fitted.scale), contact=args.contact_m)
+    rel_ok = onp.where(true == 0, sit, onp.where(true == 1, lift, True))
+    correct_pose = pred_a == true
+    correct_full = correct_pose & rel_ok
+
+    # ---- direct ablation: the body under SDS, same guidance / cameras / steps
+    t0 = time.perf_counter()
+    colors = jnp.asarray(lpd.random_colors(jax.random.key(3), jnp.asarray(lpd.part_ids(body.model))))
+    dcfg = dataclasses.replace(ccfg, steps=coarse_steps)
+    render_fn, extra = make_direct(fbody, setup, betas, colors, dcfg, limits_weight=10.0)
+    root_rest = rest_joints(body.model, betas)[0]
+    P = len(setup.fit_joints)
+    p0 = pf.PoseFitParams(log_scale=jnp.zeros((S,)), global_rot6d=jnp.broadcast_to(jnp.array([1.0, 0, 0, 0, 1.0, 0]), (S, 6)),
+                          transl=jnp.broadcast_to(-root_rest, (S, 3)), body_pose=jnp.zeros((S, P, 3)))
+    opt = optax.adam(1e-2)
+    d_init, d_step = make_sds_step(render_fn, opt, guidance, extra_loss_fn=extra)
+    d_state = d_init(p0, jax.random.key(11))
+
+    @jax.jit
+    def sample(i):
+        return jax.vmap(lambda k: coarse.sample_step_batch(jax.random.fold_in(jax.random.fold_in(k, 2), i), i,
+                                                           n_views=args.views, resolution=res, camera=ccfg.camera,
+                                                           shading=ccfg.shading))(keys)
+
+    d_done = 0
+    for i in range(coarse_steps):
+        batch = sample(jnp.int32(i))
+        d_state, info = d_step(d_state, (batch, None), coarse.views_info(batch, 1))
+        d_done = i + 1
+        if time.perf_counter() - t0 > args.direct_budget_s:
+            log(f"direct: time budget reached at step {d_done}")
+            break
+    jax.block_until_ready(d_state.params)
+    direct_s = time.perf_counter() - t0
+    kp3d_d = onp.asarray(jax.vmap(lambda p: pf.keypoints3d(fbody, setup, p, betas))(d_state.params))
+    feat_d = onp.asarray(lpd.pose_features(jnp.asarray(kp3d_d)))
+    pred_d = classify(feat_d, means)
+    log(f"direct: {d_done} steps in {direct_s:.1f} s")
+
+    # ---- pictures: coarse / anchor with keypoints / direct, one row per run
+    cam4 = slice(0, 8, 2)
+    crgb = onp.asarray(c_rgb)[:, cam4]
+    argb = onp.asarray(a_rgb)[:, cam4]
+    akp = onp.stack([[_draw_kp(argb[s, v], kp_a[s, 2 * v], conf_a[s, 2 * v]) for v in range(4)] for s in range(S)])
+    dbatch = jax.vmap(lambda k: coarse.sample_step_batch(k, jnp.int32(10**6), n_views=4, resolution=res,
+                                                         camera=dataclasses.replace(ccfg.camera, mvdream_group=True),
+                                                         shading=coarse.ShadingConfig(albedo_steps=10**7, background="white")))(keys)
+    drgb = onp.asarray(jax.jit(render_fn)(d_state.params, (dbatch, None)))
+    from anchorhoi_jax.io.export import write_png
+
+    write_png(out / "learned_prior_runs.png", onp.clip(_grid(onp.concatenate([crgb, akp, drgb], 1)), 0, 1))
+
+    # ---- results
+    cm_pose = confusion(true, pred_a)
+    cm_direct = confusion(true, pred_d)
+    per_class = lambda ok: {lpd.CLASSES[c]: float(ok[true == c].mean()) for c in range(NC)}  # noqa: E731
+    # relation check on the training geometry (exact boxes, learned_prior_data): how often it holds
+    calib = json.loads(classes_path.read_text()).get("relation_calibration", {})
+    tj = Path(args.train_json) if args.train_json else None
+    dev = jax.devices()[0]
+    result = dict(
+        device=dev.device_kind if dev.platform == "gpu" else f"cpu ({dev.device_kind})",
+        smoke=bool(args.smoke),
+        accuracy_anchor=float(correct_full.mean()),
+        accuracy_anchor_pose_only=float(correct_pose.mean()),
+        accuracy_direct=float((pred_d == true).mean()),
+        per_class_anchor=per_class(correct_full), per_class_anchor_pose_only=per_class(correct_pose),
+        per_class_direct=per_class(pred_d == true),
+        confusion_anchor_pose=cm_pose.tolist(), confusion_direct=cm_direct.tolist(),
+        relation_sitting_holds=[bool(x) for x in sit[true == 0]], relation_lifting_holds=[bool(x) for x in lift[true == 1]],
+        classes=list(lpd.CLASSES), seeds=args.seeds, runs=int(S),
+        pred_anchor=pred_a.tolist(), pred_direct=pred_d.tolist(), true=true.tolist(),
+        features_anchor=feat_a.round(3).tolist(), features_direct=feat_d.round(3).tolist(),
+        class_means=means.round(3).tolist(), feature_names=list(lpd.FEATURE_NAMES),
+        anchor_iou_vs_human_mask=anchor_iou,
+        steps=dict(coarse=coarse_steps, direct=d_done, anchor=args.anchor_steps, pose_fit=fcfg.global_steps + fcfg.pose_steps),
+        seconds=dict(coarse=coarse_s, anchor_and_detect=anchor_s, pose_fit=fit_s, direct=direct_s,
+                     total=time.perf_counter() - t_start),
+        settings=dict(resolution=res, views=args.views, if_scale=args.if_scale, field=dataclasses.asdict(field),
+                      render=dataclasses.asdict(rcfg), canonical_views=dataclasses.asdict(views),
+                      contact_m=args.contact_m, detector="heatmap UNet trained on the same renders (train_prior.py)"),
+        coarse_history=hist[-3:], log=log_lines, calibration=calib,
+        versions=dict(jax=jax.__version__, torch=torch.__version__),
+    )
+    if tj is not None and tj.exists():
+        t = json.loads(tj.read_text())
+        result.update(train_minutes=t["train_minutes"], params_million=t["params_million"], train=t)
+        result["eval_plus_train_minutes"] = result["seconds"]["total"] / 60 + t["train_minutes"] + \
+            t.get("detector", {}).get("train_minutes", 0.0)
+    (out / "learned_prior.json").write_text(json.dumps(result, indent=1))
+    (out / "learned_prior.md").write_text(markdown(result))
+    print(json.dumps({k: result[k] for k in ("device", "accuracy_anchor", "accuracy_anchor_pose_only", "accuracy_direct",
+                                            "per_class_anchor", "per_class_direct", "confusion_anchor_pose",
+                                            "confusion_direct", "seconds")}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
