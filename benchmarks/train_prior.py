@@ -206,17 +206,28 @@ def train_prior(data, *, unet_config=UNET_CONFIG, steps: int, batch: int, lr: fl
     ids, mask = tok.input_ids.to(device), tok.attention_mask.to(device)
     params = list(unet.parameters()) + list(te.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.99))
+    # max_minutes: the step count is fixed after timing the first `probe` steps so that the cosine decay
+    # ends inside the budget (the chosen count is reported; pass it as `steps` to reproduce the run).
+    probe = 200
+    total = [steps]
     warm = min(200, steps // 10 + 1)
-    sch = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))))
+    sch = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s / total[0], 1.0))))
     ema_unet, ema_te = copy.deepcopy(unet).requires_grad_(False), copy.deepcopy(te).requires_grad_(False)
     abar = sched.alphas_cumprod.to(device)
     gen = torch.Generator(device=device).manual_seed(seed)
     N = images.shape[0]
     use_amp = device.type == "cuda"
     history, t0 = [], time.perf_counter()
-    run_loss = 0.0
     done = 0
-    for step in range(steps):
+    step = 0
+    while step < total[0]:
+        if max_minutes is not None and step == probe:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            per_step = (time.perf_counter() - t0) / probe
+            total[0] = min(steps, max(probe + 1, int(60 * max_minutes / per_step) // 100 * 100))
+            log(f"prior: {1e3 * per_step:.1f} ms/step over the first {probe} steps -> {total[0]} steps")
         idx = torch.randint(0, N, (batch,), generator=gen, device=device)
         x0 = images[idx].permute(0, 3, 1, 2).float() / 127.5 - 1.0
         if x0.shape[-1] != res:
@@ -242,14 +253,14 @@ def train_prior(data, *, unet_config=UNET_CONFIG, steps: int, batch: int, lr: fl
         with torch.no_grad():
             for src, dst in ((unet, ema_unet), (te, ema_te)):
                 torch._foreach_lerp_(list(dst.parameters()), list(src.parameters()), 1 - d)
-        run_loss += float(loss.detach()) if (step + 1) % 50 == 0 else 0.0
         done = step + 1
-        if (step + 1) % log_every == 0 or step + 1 == steps:
+        if (step + 1) % log_every == 0 or step + 1 == total[0]:
             el = time.perf_counter() - t0
             history.append(dict(step=step + 1, loss=float(loss.detach()), seconds=el))
-            log(f"prior step {step + 1}/{steps} loss {float(loss.detach()):.4f} {el:.0f} s")
-        if max_minutes is not None and time.perf_counter() - t0 > 60 * max_minutes:
-            log(f"prior: time budget of {max_minutes} min reached at step {step + 1}")
+            log(f"prior step {step + 1}/{total[0]} loss {float(loss.detach()):.4f} {el:.0f} s")
+        step += 1
+        if max_minutes is not None and time.perf_counter() - t0 > 60 * max_minutes * 1.15:
+            log(f"prior: 1.15 x the time budget of {max_minutes} min reached at step {step}")
             break
     if device.type == "cuda":
         torch.cuda.synchronize()
