@@ -85,8 +85,11 @@ def run(args: argparse.Namespace) -> int:
     return 1
 
 
-def execute(cfg, *, out, overwrite: bool = False, from_stage=None, profile=False):
-    """Run the whole graph for `cfg` (GenerateConfig, prompt set) into `out`. Returns the RunResult."""
+def execute(cfg, *, out, overwrite: bool = False, from_stage=None, profile=False, priors_fn=None, export=True):
+    """Run the whole graph for `cfg` (GenerateConfig, prompt set) into `out`. Returns the RunResult.
+
+    `priors_fn() -> ComposePriors` replaces the priors `cfg.compose` names (benchmarks inject
+    real-size random-init models this way)."""
     from anchorhoi_jax.animate import _cached
     from anchorhoi_jax.io.run_dir import create_run_dir
     from anchorhoi_jax.pipeline.animate_graph import animate_stages
@@ -113,8 +116,8 @@ def execute(cfg, *, out, overwrite: bool = False, from_stage=None, profile=False
         return build_priors(" | ".join(split_prompt(cfg.prompt)), cfg.compose, device=device)
 
     motion_body = _cached(lambda: load_motion_body(cfg.body.model, cfg.body.smplx_model))
-    stages = compose_stages(_cached(compose_body), _cached(priors)) + animate_stages(motion_body)
+    stages = compose_stages(_cached(compose_body), _cached(priors_fn or priors)) + animate_stages(motion_body)
     with create_run_dir(out, overwrite=overwrite) as rd:
         ext = externals(static=None, prompt=cfg.prompt, video_file=None, seed=cfg.seed, num_seeds=cfg.seeds)
         return run_pipeline(rd, stages, cfg, ext, motion_body, num_seeds=cfg.seeds, from_stage=from_stage,
-                            profile=profile)
+                            profile=profile, export=export)

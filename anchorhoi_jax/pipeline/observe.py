@@ -82,6 +82,7 @@ class Observer:
         self._bar = None
         self._stage = None
         self._t0 = 0.0
+        self.events: list[tuple[str, int, float]] = []  # (stage, step, perf_counter): steady-state step rates
 
     # -- stage lifecycle ---------------------------------------------------------------------------
     def stage_start(self, name: str, total: int | None = None, initial: int = 0) -> None:
@@ -92,10 +93,12 @@ class Observer:
 
             self._bar = tqdm(total=total, initial=initial, desc=name, unit="step", file=sys.stderr,
                              dynamic_ncols=True, leave=True)
+        self.events.append((name, initial, self._t0))
         log.info("stage %s: start (step %d of %s)", name, initial, total)
         self._maybe_trace(initial)
 
     def step(self, name: str, step: int, info: dict[str, Any]) -> None:
+        self.events.append((name, step, time.perf_counter()))
         if self._bar is not None:
             self._bar.update(max(0, step - self._bar.n))
             loss = info.get("loss")

@@ -57,7 +57,8 @@ def render_scene(vertices: Float[Array, "V 3"], faces: Int[Array, "F 3"], colors
         cam = Camera(K=K, T_cam_world=T_cam_world, height=height, width=width)
         out = rasterize(vertices, faces, colors, cam, mode="hard", background=1.0, cull_backfaces=False)
         # Normals are world-frame; two-sided Lambert (object meshes from marching cubes may be open).
-        shade = 0.35 + 0.65 * jnp.abs(jnp.sum(out["normal"] * jnp.asarray(_LIGHT, jnp.float32), -1, keepdims=True))
+        light = jnp.asarray(_LIGHT, jnp.float32).reshape(1, 1, 3)
+        shade = 0.35 + 0.65 * jnp.abs(jnp.sum(out["normal"] * light, -1, keepdims=True))
         a = out["alpha"][..., None]
         return jnp.clip(a * out["rgb"] * shade + (1.0 - a) * 1.0, 0.0, 1.0)
 

@@ -31,6 +31,7 @@ class RunResult:
     outputs: dict[str, Any]
     timings: list[StageTiming]
     metrics: dict[str, Any]
+    events: list = dataclasses.field(default_factory=list)  # observer (stage, step, time) records
 
 
 def enable_compilation_cache() -> None:
@@ -96,4 +97,4 @@ def run_pipeline(rd, stages, cfg, external: dict, body_fn, *, num_seeds: int, fr
     # Timings vary run to run: they go to the log and timings.json, never into the manifest.
     (rd.path / "timings.json").write_text(json.dumps(
         {"total_s": time.perf_counter() - t0, "stages": [dataclasses.asdict(t) for t in timings]}, indent=2) + "\n")
-    return RunResult(rd.path, outputs, timings, metrics)
+    return RunResult(rd.path, outputs, timings, metrics, observer.events)

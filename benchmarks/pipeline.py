@@ -1,0 +1,208 @@
+"""End-to-end pipeline benchmark (issue 8): `anchorhoi generate` stage by stage.
+
+    python benchmarks/pipeline.py gpu --out DIR   # H100: real-size random-init IF-I-XL + MVDream UNets, tiny
+                                                  # FramePack, Anny; 1 seed then 4 seeds; reduced step counts
+    python benchmarks/pipeline.py demo --out DIR  # CPU: wall and CPU time of the README smoke `generate`
+    python benchmarks/pipeline.py merge --out DIR # -> benchmarks/results/pipeline.json + .md inputs
+
+Real weights are not shipped, so the image priors are randomly initialised at their real sizes
+(benchmarks/priors.py build_real_size: same architecture, same FLOPs; text embeddings random of the
+real shape). The segmenter and skeleton detector see noise from random priors, so the benchmark
+uses the smoke policies (empty masks -> foreground, no skeleton -> rest pose; recorded per seed) and
+the motion half anchors on projected static keypoints (detect.kind=static). Optimisation step counts
+are reduced (stated in the result); per-stage steady-state seconds per step are measured from the
+progress callbacks and the paper-count time is projected from them. As a CLI entry point this script
+(not the library) turns XLA preallocation off so torch and JAX share the GPU.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import resource  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+# Reduced step counts of the GPU run (paper / default counts in PAPER_STEPS).
+GPU_OVERRIDES = [
+    "compose.coarse.steps=60", "compose.coarse.log_every=20",
+    "compose.avatar.steps=60", "compose.avatar.log_every=20",
+    "compose.object.steps=60", "compose.object.log_every=20",
+    "compose.anchor.steps=200", "compose.anchor.steps_per_call=100",
+    "compose.segmentation.on_empty=foreground", "compose.detection.on_missing=rest_pose",
+    "video.kind=tiny", "video.seconds=5.0", "video.num_inference_steps=4", "detect.kind=static",
+    "motion.steps=1000", "motion.log_every=100", "observe.progress=false",
+]
+PROMPT = "A man with sideburns sitting on a sofa"
+
+
+def paper_steps(cfg) -> dict:
+    """Default (paper) optimisation steps per stage, from the schema defaults."""
+    from anchorhoi_jax.pipeline.generate_config import GenerateConfig
+
+    d = GenerateConfig()
+    return {"coarse": d.compose.coarse.steps, "avatar": d.compose.avatar.steps, "object": d.compose.object.steps,
+            "anchor": d.compose.anchor.steps, "motion": d.motion.steps}
+
+
+def stage_rates(events) -> dict:
+    """Per stage: first callback time after start (compile + first block) and steady s/step after it."""
+    out = {}
+    by: dict[str, list] = {}
+    for name, step, t in events:
+        by.setdefault(name, []).append((step, t))
+    for name, ev in by.items():
+        if len(ev) < 3:
+            continue
+        (s0, t0), (s1, t1), (sl, tl) = ev[0], ev[1], ev[-1]
+        if sl > s1:
+            out[name] = {"first_block_s": t1 - t0, "first_block_steps": s1 - s0, "s_per_step": (tl - t1) / (sl - s1)}
+    return out
+
+
+def _peak(torch) -> dict:
+    import jax
+
+    out = {"torch_peak_gb": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0}
+    try:
+        out["jax_peak_gb"] = (jax.devices()[0].memory_stats() or {}).get("peak_bytes_in_use", 0) / 2**30
+    except Exception:  # noqa: BLE001
+        out["jax_peak_gb"] = 0.0
+    out["peak_gb"] = out["torch_peak_gb"] + out["jax_peak_gb"]
+    return out
+
+
+def real_size_priors(cfg, device, dtype):
+    """ComposePriors over real-size random IF-I-XL and MVDream; stand-in segmenter/detector (see docstring)."""
+    import numpy as onp
+
+    from anchorhoi_jax.priors import guidance as G
+    from anchorhoi_jax.priors.sds import SDSGuidance
+    from anchorhoi_jax.stages.composition import ComposePriors
+    from priors import build_real_size
+
+    g = cfg.compose.guidance
+    p_if = build_real_size("if", device, dtype)
+    p_mv = build_real_size("mvdream", device, dtype)
+
+    def guid(text):
+        a = G.IndependentViews(SDSGuidance(p_if, text, dataclasses.replace(g.sds, guidance_scale=g.if_scale),
+                                           g.negative_prompt))
+        a.name = "if"
+        b = SDSGuidance(p_mv, text, dataclasses.replace(g.sds, guidance_scale=g.mvdream_scale,
+                                                         view_dependent_prompts=False), g.negative_prompt)
+        b.name = "mvdream"
+        return G.CombinedGuidance([(a, g.if_weight), (b, g.mvdream_weight)])
+
+    def segmenter(rgb, alpha=None):
+        fg = onp.asarray(alpha) > 0.5
+        z = onp.zeros_like(fg)
+        return {"person": z, "foreground": fg, "object": z}
+
+    def detector(images):
+        lead = onp.shape(images)[:-3]
+        return onp.zeros((*lead, 18, 2), onp.float32), onp.zeros((*lead, 18), onp.float32)
+
+    return ComposePriors(inter=guid("a man with sideburns sitting on a sofa"), human=guid("a man with sideburns"),
+                         object=guid("a sofa"), segmenter=segmenter, detector=detector)
+
+
+def run_gpu(args) -> dict:
+    import jax
+    import torch
+
+    from anchorhoi_jax.generate import execute
+    from anchorhoi_jax.io.config import load_config
+    from anchorhoi_jax.pipeline.generate_config import GenerateConfig
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.float16 if device == "cuda" else torch.float32
+    res = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "jax": jax.__version__,
+           "torch": torch.__version__, "overrides": GPU_OVERRIDES, "prompt": PROMPT}
+    cfg1 = load_config(GenerateConfig, REPO / "configs" / "anchorhoi.yaml", GPU_OVERRIDES + args.extra)
+    cfg1 = dataclasses.replace(cfg1, prompt=PROMPT)
+    t0 = time.perf_counter()
+    priors = real_size_priors(cfg1, device, dtype)
+    res["priors_build_s"] = time.perf_counter() - t0
+    res["paper_steps"] = paper_steps(cfg1)
+    import importlib.util
+
+    # The GPU machine ships imageio without its ffmpeg binary: then the exports (MP4) are skipped there.
+    has_ffmpeg = importlib.util.find_spec("imageio_ffmpeg") is not None
+    res["exports_timed"] = has_ffmpeg
+    for seeds in args.seeds:
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        cfg = dataclasses.replace(cfg1, seeds=seeds)
+        t0 = time.perf_counter()
+        r = execute(cfg, out=Path(args.out) / f"run_s{seeds}", overwrite=True, priors_fn=lambda: priors,
+                    export=has_ffmpeg)
+        wall = time.perf_counter() - t0
+        rates = stage_rates(r.events)
+        stages = {t.name: {"status": t.status, "seconds": t.seconds, "steps": t.steps} for t in r.timings}
+        proj = {}
+        for name, st in stages.items():
+            rate = rates.get(name)
+            if rate and name in res["paper_steps"]:
+                proj[name] = st["seconds"] + rate["s_per_step"] * (res["paper_steps"][name] - st["steps"])
+            else:
+                proj[name] = st["seconds"]
+        out = {"wall_s": wall, "stages": stages, "rates": rates, **_peak(torch),
+               "projected_paper_steps_s": proj,
+               "projected_total_excl_video_s": sum(v for k, v in proj.items() if k != "video")}
+        res[f"s{seeds}"] = out
+        print(json.dumps({f"s{seeds}": out}), flush=True)
+    Path(args.out, "pipeline_gpu.json").write_text(json.dumps(res, indent=2))
+    return res
+
+
+def run_demo(args) -> dict:
+    """The README's smoke `generate`, fresh process, cold XLA cache: wall and CPU minutes."""
+    import tempfile
+
+    out = Path(args.out) / "demo"
+    cache = tempfile.mkdtemp(prefix="xla_")
+    cmd = [sys.executable, "-m", "anchorhoi_jax", "generate", "a man sitting on a sofa", "--config",
+           str(REPO / "configs" / "smoke.yaml"), "--out", str(out), "--overwrite"]
+    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=cache, PYTHONPATH=str(REPO))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    res = {"demo_cpu_min": wall / 60, "demo_cpu_time_min": cpu / 60, "cores": os.cpu_count(),
+           "command": " ".join(cmd[2:]), "timings": json.loads((out / "timings.json").read_text())}
+    Path(args.out, "pipeline_demo.json").write_text(json.dumps(res, indent=2))
+    print(json.dumps(res, indent=1))
+    return res
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("mode", choices=("gpu", "demo"))
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 4])
+    ap.add_argument("extra", nargs="*", help="extra config overrides")
+    args = ap.parse_args(argv)
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    {"gpu": run_gpu, "demo": run_demo}[args.mode](args)
+
+
+if __name__ == "__main__":
+    main()
