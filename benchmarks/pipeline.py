@@ -147,7 +147,7 @@ def run_gpu(args) -> dict:
             torch.cuda.reset_peak_memory_stats()
         cfg = dataclasses.replace(cfg1, seeds=seeds)
         t0 = time.perf_counter()
-        r = execute(cfg, out=Path(args.out) / f"run_s{seeds}", overwrite=True, priors_fn=lambda: priors,
+        r = execute(cfg, out=Path(args.runs) / f"run_s{seeds}", overwrite=True, priors_fn=lambda: priors,
                     export=has_ffmpeg)
         wall = time.perf_counter() - t0
         rates = stage_rates(r.events)
@@ -164,7 +164,7 @@ def run_gpu(args) -> dict:
                "projected_total_excl_video_s": sum(v for k, v in proj.items() if k != "video")}
         res[f"s{seeds}"] = out
         print(json.dumps({f"s{seeds}": out}), flush=True)
-    Path(args.out, "pipeline_gpu.json").write_text(json.dumps(res, indent=2))
+        Path(args.out, "pipeline_gpu.json").write_text(json.dumps(res, indent=2))  # after every seed count
     return res
 
 
@@ -195,6 +195,7 @@ def main(argv=None):
     ap.add_argument("mode", choices=("gpu", "demo"))
     ap.add_argument("--out", required=True)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 4])
+    ap.add_argument("--runs", default="/tmp/anchorhoi_bench", help="run directories (checkpoints) of the gpu mode")
     ap.add_argument("extra", nargs="*", help="extra config overrides")
     args = ap.parse_args(argv)
     import logging
