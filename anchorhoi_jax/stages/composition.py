@@ -676,26 +676,54 @@ def run_object(keys, coarse_params, renders: CanonicalRenders, human_mesh, cfg: 
 # ---------------------------------------------------------------------------------------------------
 # Assembly and the whole chain.
 # ---------------------------------------------------------------------------------------------------
-def clean_mesh(vertices, faces, colors, *, rel_tol: float = 1e-7):
-    """Weld coincident vertices (within rel_tol of the extent) and drop the triangles that collapse.
+def clean_mesh(vertices, faces, colors, *, rel_tol: float = 1e-6, min_area: float = 1e-12, max_rounds: int = 8):
+    """Weld coincident vertices and collapse sliver triangles so the mesh is non-degenerate and closed.
 
-    Marching cubes emits zero-area triangles where the iso-surface passes exactly through grid points
-    (their corners coincide); STATIC.npz requires a non-degenerate watertight mesh (geometry.mesh.check_mesh),
-    and welding then dropping collapsed triangles keeps the surface closed.
+    Marching cubes emits zero-area triangles where the iso-surface passes through or next to grid points
+    (coincident corners, or three almost collinear ones); STATIC.npz requires a non-degenerate
+    watertight mesh (geometry.mesh.check_mesh, zero area = below min_area·extent²). Vertices within
+    rel_tol·extent are welded; then, while zero-area triangles remain, each one's shortest edge is
+    collapsed (its neighbour across that edge collapses with it, so the surface stays closed) and the
+    triangles that lost a corner are dropped.
     """
     v = onp.asarray(vertices, onp.float64)
     f = onp.asarray(faces, onp.int64)
+    c = onp.asarray(colors, onp.float32)
     if f.shape[0] == 0:
-        return onp.asarray(vertices, onp.float32), onp.asarray(faces, onp.int32), onp.asarray(colors, onp.float32)
-    tol = rel_tol * max(float(onp.ptp(v, axis=0).max()), 1e-9)
-    _, first, inv = onp.unique(onp.round(v / tol).astype(onp.int64), axis=0, return_index=True, return_inverse=True)
-    f = inv.reshape(-1)[f]
-    keep = (f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 2] != f[:, 0])
-    f = f[keep]
+        return v.astype(onp.float32), f.astype(onp.int32), c
+    extent = max(float(onp.ptp(v, axis=0).max()), 1e-9)
+    _, first, inv = onp.unique(onp.round(v / (rel_tol * extent)).astype(onp.int64), axis=0, return_index=True,
+                               return_inverse=True)
+    rep = first[inv.reshape(-1)]  # every vertex -> its representative
+    for _ in range(max_rounds):
+        f = rep[f]
+        f = f[(f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 2] != f[:, 0])]
+        # A collapse can fold two triangles onto the same three vertices (a zero-volume fin): drop both.
+        _, inv_f, cnt = onp.unique(onp.sort(f, 1), axis=0, return_inverse=True, return_counts=True)
+        f = f[cnt[inv_f.reshape(-1)] == 1]
+        tri = v[f]
+        area = 0.5 * onp.linalg.norm(onp.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=-1)
+        bad = onp.flatnonzero(area <= min_area * extent**2 * 10.0)
+        if bad.size == 0:
+            break
+        rep = onp.arange(v.shape[0])
+        for i in bad:
+            e = [(f[i, k], f[i, (k + 1) % 3]) for k in range(3)]
+            a, b = min(e, key=lambda ab: onp.sum((v[ab[0]] - v[ab[1]]) ** 2))
+            ra, rb = rep[a], rep[b]
+            while rep[ra] != ra:
+                ra = rep[ra]
+            while rep[rb] != rb:
+                rb = rep[rb]
+            if ra != rb:
+                rep[rb] = ra
+        for i in range(rep.shape[0]):  # resolve chains
+            r = i
+            while rep[r] != r:
+                r = rep[r]
+            rep[i] = r
     used, f = onp.unique(f, return_inverse=True)
-    f = f.reshape(-1, 3)
-    src = first[used]
-    return (onp.asarray(vertices, onp.float32)[src], f.astype(onp.int32), onp.asarray(colors, onp.float32)[src])
+    return v[used].astype(onp.float32), f.reshape(-1, 3).astype(onp.int32), c[used]
 
 
 def assemble(body, avatar_params, pose: PoseResult, obj: ObjectResult, infos: Sequence[dict]) -> StaticHOI:
