@@ -152,3 +152,43 @@ def test_corrupt_mid_stage_state_is_reported(tmp_path):
     with pytest.raises(CheckpointError, match="checkpoint step 4 .* is corrupt"):
         run(tmp_path, make_stages({}))
     assert step4.is_dir()
+
+
+def test_tensorboard_scalars_and_profiler_window(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    written = []
+
+    class Writer:
+        def __init__(self, logdir):
+            self.logdir = logdir
+
+        def add_scalar(self, tag, value, step):
+            written.append((tag, value, step))
+
+        def flush(self):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setitem(sys.modules, "tensorboardX", types.SimpleNamespace(SummaryWriter=Writer))
+    obs = Observer(progress=False, tensorboard_dir=tmp_path / "tb", profile_dir=tmp_path / "prof", profile_stage="b",
+                   profile_start=2, profile_steps=2)
+    run_graph(make_stages({}), Cfg(), ext(), tmp_path / "ck", obs, key=jax.random.key(0), num_seeds=1)
+    obs.close()
+    assert [(t, s) for t, _, s in written] == [("b/loss", 2), ("b/loss", 4), ("b/loss", 6)]
+    assert obs.profiled and any(p.is_file() for p in (tmp_path / "prof").rglob("*"))
+
+
+def test_tensorboard_missing_is_one_line(monkeypatch, tmp_path):
+    import sys
+
+    from anchorhoi_jax.pipeline.observe import tensorboard_writer
+
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
+    with pytest.raises(ImportError, match=r"^observe.tensorboard=true needs tensorboardX or tensorboard: pip install "
+                                          r"tensorboardX \(or set observe.tensorboard=false\)$"):
+        tensorboard_writer(tmp_path)
