@@ -85,6 +85,7 @@ __all__ = [
     "clean_mesh",
     "compose",
     "write_static",
+    "static_arrays",
     "STATIC_FILES",
 ]
 
@@ -801,7 +802,8 @@ def _shaded_joint_render(verts, faces, colors, camera: Camera):
 _render_views = jax.jit(jax.vmap(_shaded_joint_render, in_axes=(None, None, None, 0)))
 
 
-def _static_arrays(hoi: StaticHOI, s: int) -> dict:
+def static_arrays(hoi: StaticHOI, s: int) -> dict:
+    """Seed s of a StaticHOI as the arrays of STATIC.npz (io/formats.py layout) plus the pipeline's extras."""
     pose = onp.asarray(hoi.pose[s], onp.float32)
     if hoi.body_model == "smplx":
         # STATIC layout: body joints 1..21; the 55-joint SMPL-X adds jaw, eyes and hands (a reduced
@@ -866,7 +868,7 @@ def write_static(out_dir, static_hoi: StaticHOI, seed_index: int, body, *, cfg: 
         export.write_obj(tmp / "object.obj", ow, of, oc)
         export.write_glb(tmp / "hoi.glb", [export.SceneMesh("human", hf, hv, hc),
                                            export.SceneMesh("object", of, ov, oc, rotation=R, translation=t)])
-        export.write_npz(tmp / "static.npz", _static_arrays(static_hoi, s))
+        export.write_npz(tmp / "static.npz", static_arrays(static_hoi, s))
         try:
             read_static(tmp / "static.npz")
         except FormatError as e:
