@@ -37,9 +37,12 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 # Reduced step counts of the GPU run (paper / default counts in PAPER_STEPS).
 GPU_OVERRIDES = [
-    "compose.coarse.steps=60", "compose.coarse.log_every=20",
-    "compose.avatar.steps=60", "compose.avatar.log_every=20",
-    "compose.object.steps=60", "compose.object.log_every=20",
+    "compose.coarse.steps=40", "compose.coarse.log_every=20",
+    "compose.avatar.steps=40", "compose.avatar.log_every=20",
+    "compose.object.steps=40", "compose.object.log_every=20",
+    # Rematerialised NeRF renders: 4 seeds of the default coarse forward need ~123 GB without it
+    # (benchmarks/results/composition.md); both seed counts run with it, so the ratio compares like with like.
+    "compose.coarse.render.remat=true", "compose.object.render.remat=true",
     "compose.anchor.steps=200", "compose.anchor.steps_per_call=100",
     "compose.segmentation.on_empty=foreground", "compose.detection.on_missing=rest_pose",
     "video.kind=tiny", "video.seconds=5.0", "video.num_inference_steps=4", "detect.kind=static",
@@ -190,9 +193,45 @@ def run_demo(args) -> dict:
     return res
 
 
+def merge(args) -> dict:
+    """benchmarks/results/pipeline.json from DIR/pipeline_gpu.json and DIR/pipeline_demo.json."""
+    gpu = json.loads(Path(args.out, "pipeline_gpu.json").read_text())
+    demo = json.loads(Path(args.out, "pipeline_demo.json").read_text()) if Path(args.out, "pipeline_demo.json").is_file() \
+        else None
+    s1, s4 = gpu.get("s1"), gpu.get("s4")
+    table = {name: {"s1_s": s1["stages"][name]["seconds"], "s4_s": (s4 or {}).get("stages", {}).get(name, {}).get("seconds"),
+                    "steps": s1["stages"][name]["steps"],
+                    "s_per_step_s1": s1["rates"].get(name, {}).get("s_per_step"),
+                    "s_per_step_s4": (s4 or {}).get("rates", {}).get(name, {}).get("s_per_step"),
+                    "projected_paper_steps_s1_s": s1["projected_paper_steps_s"].get(name)}
+             for name in s1["stages"]}
+    excl = lambda r: sum(v["seconds"] for k, v in r["stages"].items() if k != "video")  # noqa: E731
+    res = {
+        "device": gpu["device"],
+        "demo_cpu_min": None if demo is None else demo["demo_cpu_min"],
+        "demo_cpu_time_min": None if demo is None else demo["demo_cpu_time_min"],
+        "gpu_one_seed_min": excl(s1) / 60,
+        "gpu_one_seed_projected_paper_steps_min": s1["projected_total_excl_video_s"] / 60,
+        "gpu_four_over_one": None if s4 is None else excl(s4) / excl(s1),
+        "gpu_four_over_one_projected_paper_steps": None if s4 is None else
+        s4["projected_total_excl_video_s"] / s1["projected_total_excl_video_s"],
+        "peak_gb_s1": s1["peak_gb"], "peak_gb_s4": None if s4 is None else s4["peak_gb"],
+        "per_stage": table,
+        "reduced_steps": gpu["overrides"], "paper_steps": gpu["paper_steps"],
+        "command": "python benchmarks/pipeline.py gpu --out DIR (H100); python benchmarks/pipeline.py demo --out DIR "
+                   "(CPU); python benchmarks/pipeline.py merge --out DIR",
+        "versions": {"jax": gpu["jax"], "torch": gpu["torch"]},
+        "exports_timed_on_gpu": gpu.get("exports_timed"),
+    }
+    dst = REPO / "benchmarks" / "results" / "pipeline.json"
+    dst.write_text(json.dumps(res, indent=2) + "\n")
+    print(json.dumps(res, indent=1))
+    return res
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("mode", choices=("gpu", "demo"))
+    ap.add_argument("mode", choices=("gpu", "demo", "merge"))
     ap.add_argument("--out", required=True)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--runs", default="/tmp/anchorhoi_bench", help="run directories (checkpoints) of the gpu mode")
@@ -202,7 +241,7 @@ def main(argv=None):
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    {"gpu": run_gpu, "demo": run_demo}[args.mode](args)
+    {"gpu": run_gpu, "demo": run_demo, "merge": merge}[args.mode](args)
 
 
 if __name__ == "__main__":
