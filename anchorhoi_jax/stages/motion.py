@@ -178,11 +178,12 @@ class MotionConfig:
     pen_margin: float = 0.0
     init_noise: float = 0.0  # radians of body-pose jitter per seed (0: all seeds start identical)
     global_steps: int = 200  # first stage of `motion_phases`: human global motion from L_J only
-    # Skinning of the vertex subset: "dense" = (S×J)·(J×12) product per frame, whose backward is a
-    # GEMM too; "sparse" = each vertex's K non-zero weights gathered from the joint transforms, whose
-    # backward is a scatter-add of S·K rows into J rows per frame (atomics on 55 addresses: it made
-    # 8 vmapped seeds cost 4.6-6× one seed on the H100). Same values up to float rounding.
-    lbs: str = "dense"
+    # Skinning of the vertex subset: "sparse" = each vertex's K non-zero weights gathered from the
+    # joint transforms (backward: a scatter-add of S·K rows into J rows per frame); "dense" =
+    # (S×J)·(J×12) product per frame (backward: a GEMM). Same values (tests). The scatter-add was
+    # suspected of making 8 vmapped seeds cost 6× one seed; measured on the H100 it is not: dense
+    # 1.34 s / 9.26 s (1 / 8 seeds), sparse 1.38 s / 8.03 s (benchmarks/results/motion.md).
+    lbs: str = "sparse"
     pose_prior: PosePrior = pose_prior_l2
     render_fn: Callable | None = None  # (vertices (V,3), R_obj, t_obj, frame_index) -> (image, mask)
     render_model: Any = None  # BodyModel for full-mesh skinning when render_fn is set

@@ -186,3 +186,48 @@ def test_sigma_schedule_anneals_from_image_size(setup):
     assert s(cfg.sigma_anneal_steps) == pytest.approx(cfg.sigma_px, rel=1e-6)
     assert s(10 * cfg.sigma_anneal_steps) == pytest.approx(cfg.sigma_px, rel=1e-6)
     assert s(0, dataclasses.replace(cfg, sigma_anneal_steps=0)) == pytest.approx(cfg.sigma_px)
+
+
+def test_dense_and_sparse_subset_skinning_agree_and_contact_targets(setup):
+    """MotionConfig.lbs: the dense (S×J)·(J×12) and the sparse K-weight skinning give the same loss
+    and gradient; `contact_target="static"` targets are where the pair vertices sat in the static
+    instance (L_C = 0 there), the surface targets are the sampled object points; bad `lbs` fails."""
+    from anchorhoi_jax.stages.motion import frame_forward
+
+    model, sc, data, cfg = setup
+    p = initial_params(data, cfg)
+    p = p.replace(body_pose=p.body_pose + 0.2 * jax.random.normal(jax.random.key(5), p.body_pose.shape))
+    w = MotionWeights.default()
+    vg = {lbs: jax.jit(jax.value_and_grad(lambda q, c=dataclasses.replace(cfg, lbs=lbs): motion_loss(q, data, w, c)[0]))(p)
+          for lbs in ("dense", "sparse")}
+    assert float(vg["dense"][0]) == pytest.approx(float(vg["sparse"][0]), rel=1e-5)
+    for a, b in zip(jax.tree.leaves(vg["dense"][1]), jax.tree.leaves(vg["sparse"][1])):
+        onp.testing.assert_allclose(onp.asarray(a), onp.asarray(b), rtol=1e-4, atol=1e-7)
+    with pytest.raises(ValueError, match="MotionConfig.lbs must be 'dense' or 'sparse', got 'csr'"):
+        dataclasses.replace(cfg, lbs="csr")
+    # Static targets: zero contact loss at the static instance; the surface targets are not.
+    st = data.static
+    out = frame_forward(data, cfg, st.pose[0], st.pose[1:22], st.transl, jnp.zeros(3), st.t_world_obj)
+    assert float(data.contacts.num_valid) > 0
+    from anchorhoi_jax.losses.contact import contact_loss
+
+    def lc(target):
+        return float(contact_loss(out.contact_points, target @ st.R_world_obj.T + st.t_world_obj, data.contacts.mask)[0])
+
+    assert lc(data.contact_target) < 1e-10 < lc(data.contacts.object_point)
+
+
+def test_pen_vertices_are_dense_near_the_object(setup):
+    """Half of the L_pen vertices lie within 10 cm of the object in the static instance (hands on the
+    box), so a finger cannot sink between sparse whole-body samples."""
+    from anchorhoi_jax.body.model import BodyParams
+    from anchorhoi_jax.body.skinning import pose
+    from anchorhoi_jax.geometry.sdf import sample_sdf
+
+    model, sc, data, cfg = setup
+    st = data.static
+    v = pose(model, BodyParams(betas=st.betas, pose=st.pose, transl=st.transl, scale=st.scale)).vertices
+    ids = onp.asarray(data.pen_vertex_ids)
+    d = onp.asarray(sample_sdf(data.sdf, (v[ids] - st.t_world_obj[None]) @ st.R_world_obj))
+    n = len(ids)
+    assert (d[: n // 2] < 0.1).all() and (d[n // 2 :] < 0.1).mean() < 0.5
