@@ -213,7 +213,8 @@ def load_if_prior(if_dir: str | None = None, *, device="cuda", dtype=torch.float
         root = Path(if_dir)
         missing = [p for p in ("unet/config.json", "scheduler/scheduler_config.json") if not (root / p).exists()]
         if missing:
-            raise MissingWeightsError(f"if_dir {root} is not an IF stage-I layout directory: missing {', '.join(missing)}")
+            raise MissingWeightsError(
+                f"if_dir {root} is not an IF stage-I layout directory: missing {', '.join(missing)}")
     text_root = root
     if not ((root / "text_encoder" / "config.json").exists() and (root / "tokenizer").is_dir()):
         text_root = resolve_weights("if-i-xl", None, allow_download=allow_download)
@@ -222,7 +223,8 @@ def load_if_prior(if_dir: str | None = None, *, device="cuda", dtype=torch.float
         return "fp16" if dtype == torch.float16 and any(sub.glob(f"{stem}*.fp16*")) else None
 
     kw = dict(torch_dtype=dtype, local_files_only=True)
-    unet = UNet2DConditionModel.from_pretrained(root, subfolder="unet", variant=variant(root / "unet", "diffusion_pytorch_model"), **kw)
+    unet = UNet2DConditionModel.from_pretrained(
+        root, subfolder="unet", variant=variant(root / "unet", "diffusion_pytorch_model"), **kw)
     sched = DDPMScheduler.from_pretrained(root, subfolder="scheduler", local_files_only=True)
     te = T5EncoderModel.from_pretrained(text_root, subfolder="text_encoder",
                                         variant=variant(text_root / "text_encoder", "model"), **kw)

@@ -39,7 +39,6 @@ from anchorhoi_jax.geometry.cameras import (
     orbit_cameras,
     ray_z_scale,
     sample_views,
-    view_tags,
 )
 from anchorhoi_jax.nerf import field as nerf_field
 from anchorhoi_jax.nerf.shading import sample_light
@@ -338,11 +337,13 @@ def num_seed_axes(params, field_cfg: nerf_field.FieldConfig) -> int:
     ref = jax.tree.leaves(jax.eval_shape(lambda k: nerf_field.init(k, field_cfg), jax.random.key(0)))
     got = jax.tree.leaves(params)
     n = got[0].ndim - ref[0].ndim if got else -1
-    if len(got) != len(ref) or n < 0 or any(
-            a.ndim - b.ndim != n or tuple(a.shape[n:]) != tuple(b.shape) or tuple(a.shape[:n]) != tuple(got[0].shape[:n])
-            for a, b in zip(got, ref)):
-        shapes = [tuple(a.shape) for a in got][:4]
-        raise ValueError(f"params do not match the field config: leaves {shapes}... vs {[tuple(b.shape) for b in ref][:4]}...")
+
+    def bad(a, b):
+        return a.ndim - b.ndim != n or a.shape[n:] != b.shape or a.shape[:n] != got[0].shape[:n]
+
+    if len(got) != len(ref) or n < 0 or any(bad(a, b) for a, b in zip(got, ref)):
+        shapes, want = [tuple(a.shape) for a in got][:4], [tuple(b.shape) for b in ref][:4]
+        raise ValueError(f"params do not match the field config: leaves {shapes}... vs {want}...")
     return n
 
 

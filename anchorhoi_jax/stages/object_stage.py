@@ -299,8 +299,8 @@ def fit(
     seeded = n_axes == 1
     verts, faces, colors = (jnp.asarray(a) for a in human_mesh)
     if faces.ndim != 2 or faces.shape[-1] != 3 or verts.shape[-1] != 3 or colors.shape[-1] != 3:
-        raise ValueError(f"object_stage.fit: human_mesh must be (vertices (..., N, 3), faces (F, 3), colors (..., N, 3)), "
-                         f"got {tuple(verts.shape)}, {tuple(faces.shape)}, {tuple(colors.shape)}")
+        raise ValueError("object_stage.fit: human_mesh must be (vertices (..., N, 3), faces (F, 3), colors (..., N, 3)),"
+                         f" got {tuple(verts.shape)}, {tuple(faces.shape)}, {tuple(colors.shape)}")
     center = object_center(state.params, cfg.field)
     if seeded:
         S = jax.tree.leaves(state.params)[0].shape[0]

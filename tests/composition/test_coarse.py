@@ -77,7 +77,8 @@ def test_resume_is_bitwise_identical(guidance):
     half, _ = co.fit(s0, CFG, w, guidance, until=3)
     assert int(half.step) == 3
     resumed, _ = co.fit(half, CFG, w, guidance, until=6)
-    for a, b in zip(jax.tree.leaves((straight.params, straight.opt_state)), jax.tree.leaves((resumed.params, resumed.opt_state))):
+    leaves = lambda s: jax.tree.leaves((s.params, s.opt_state))  # noqa: E731
+    for a, b in zip(leaves(straight), leaves(resumed)):
         onp.testing.assert_array_equal(onp.asarray(a), onp.asarray(b))
     # A weight sweep does not recompile the step (weights and lr are traced leaves).
     prog = co._coarse_program(CFG, False)
@@ -124,7 +125,8 @@ def test_lambertian_views_with_regularisers(guidance):
     assert onp.ptp(onp.asarray(b0.elevation_deg)) == 0.0
     onp.testing.assert_allclose(onp.asarray(b0.ambient), 1.0)
     onp.testing.assert_allclose(onp.asarray(b1.ambient), cfg.shading.ambient)
-    onp.testing.assert_allclose(onp.asarray(b0.camera_to_world) @ onp.asarray(b0.camera.T_cam_world), onp.eye(4)[None].repeat(4, 0), atol=1e-5)
+    eye = onp.asarray(b0.camera_to_world) @ onp.asarray(b0.camera.T_cam_world)
+    onp.testing.assert_allclose(eye, onp.eye(4)[None].repeat(4, 0), atol=1e-5)
 
 
 def test_regularisers_against_numpy():

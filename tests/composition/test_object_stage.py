@@ -54,7 +54,8 @@ def scene():
     rgb = ras["rgb"][..., :3] * ras["alpha"][..., None]
     opt = nfit.default_optimizer(2e-2, 100)
     run = jax.jit(nfit.make_fit_step(FIELD, CFG.render, opt, n_rays=512, steps_per_call=100))
-    coarse, _ = run(nfit.init_fit(jax.random.key(0), FIELD, opt), nfit.rays_from_views(train, rgb[:8], ras["alpha"][:8]))
+    rays = nfit.rays_from_views(train, rgb[:8], ras["alpha"][:8])
+    coarse, _ = run(nfit.init_fit(jax.random.key(0), FIELD, opt), rays)
     c_rgb, c_alpha = co.render_canonical(coarse.params, CFG, canon)
     visible_obj = (ras["rgb"][8:14, ..., 3] > 0.5).astype(jnp.float32)
     human = (sc["vertices"][:nh], sc["faces"][: sc["num_human_faces"]], sc["colors"][:nh])
@@ -64,7 +65,8 @@ def scene():
 
 @pytest.fixture(scope="module")
 def obj_state(scene):
-    return ob.init(jax.random.key(1), scene["coarse"], scene["canon"], scene["c_rgb"], scene["c_alpha"], scene["mask"], CFG)
+    return ob.init(jax.random.key(1), scene["coarse"], scene["canon"], scene["c_rgb"], scene["c_alpha"], scene["mask"],
+                   CFG)
 
 
 def test_init_keeps_the_object_and_removes_the_human(scene, obj_state):

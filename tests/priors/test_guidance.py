@@ -69,13 +69,13 @@ def test_stacked_guidance_scores_each_chunk_with_its_own_part():
 
 def test_tiny_if_plus_mvdream_equals_weighted_parts():
     """The built guidance = w_IF·IF(every view) + w_MV·MVDream(groups of 4), each with its own noise stream."""
-    cfg = GuidanceConfig(kind="tiny", if_weight=0.7, mvdream_weight=1.3)
+    cfg = GuidanceConfig(kind="tiny", if_weight=0.7, mvdream_weight=1.3, tiny_mvdream_resolution=16)
     comb = build_guidance("a person sitting on a chair", cfg)
     assert [getattr(g, "name") for g, _ in comb.parts] == ["if", "mvdream"]
     assert all(g.inner.prior.text_encoder is None if hasattr(g, "inner") else g.prior.text_encoder is None
                for g, _ in comb.parts)  # text encoders freed after embedding
-    x = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(3)) * 2 - 1
-    v = _views(8)
+    x = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    v = _views(4)
     g, info = comb(x, views=v, step=5, generator=torch.Generator().manual_seed(11))
     assert g.shape == x.shape and torch.isfinite(g).all() and g.abs().sum() > 0
     # Oracle: replay the parts with the sub-generators CombinedGuidance draws from the step's generator.
@@ -108,7 +108,8 @@ def test_real_guidance_without_weights_is_one_line_naming_every_download(empty_w
     for name, repo in (("if-i-xl", "DeepFloyd/IF-I-XL-v1.0"), ("mvdream-sd21", "MVDream/MVDream"),
                        ("sd-2.1-base", "stabilityai/stable-diffusion-2-1-base")):
         assert f"missing weights for '{name}'" in msg and repo in msg
-    with pytest.raises(manifest.MissingWeightsError, match="is not an IF stage-I layout directory: missing unet/config.json"):
+    with pytest.raises(manifest.MissingWeightsError,
+                       match="is not an IF stage-I layout directory: missing unet/config.json"):
         build_guidance("a chair", GuidanceConfig(kind="real", if_dir=str(empty_weights), mvdream_weight=0.0))
 
 
