@@ -87,46 +87,50 @@ def test_resume_is_bitwise_identical(guidance):
     assert (prog.step.forward._cache_size(), prog.step.update._cache_size()) == (n_fwd, n_upd) == (1, 1)
 
 
-def test_seed_axis_fits_together_and_seeds_differ(guidance):
+def test_seed_axis_lambertian_views_and_regularisers(guidance):
+    """Two seeds in one program with lit (lambertian) views: seeds differ, regularisers logged, render vmap == loop."""
+    cfg = dataclasses.replace(CFG, render=RenderConfig(n_coarse=16, n_fine=8, shading="lambertian"), steps=3,
+                              log_every=1, shading=co.ShadingConfig(albedo_steps=1, albedo_prob=0.0))
     keys = jax.random.split(jax.random.key(2), 2)
-    state = co.init_seeds(keys, CFG)
+    state = co.init_seeds(keys, cfg)
     assert state.step.shape == (2,) and jax.tree.leaves(state.params)[0].shape[0] == 2
-    state, hist = co.fit(state, CFG, co.CoarseWeights.default(lr=0.05), guidance, until=4)
-    onp.testing.assert_array_equal(onp.asarray(state.step), [4, 4])
+    state, hist = co.fit(state, cfg, co.CoarseWeights.default(lr=0.05, opaque=1.0), guidance)
+    onp.testing.assert_array_equal(onp.asarray(state.step), [3, 3])
+    assert [h["step"] for h in hist] == [1, 2, 3]
+    for h in hist:
+        assert all(onp.isfinite(v) for v in h.values())
+        assert h["reg_total"] == pytest.approx(h["sparsity"] + h["opaque"] + 100.0 * h["orient"], rel=1e-4)
+    assert hist[-1]["orient"] > 0.0  # normals exist; some face away from the camera
     table = onp.asarray(jax.tree.leaves(state.params)[0])
     assert not onp.allclose(table[0], table[1])
     rgb, alpha = co.render_canonical(state.params, CFG, EVAL)
     assert rgb.shape == (2, 4, S, S, 3) and alpha.shape == (2, 4, S, S)
     assert float(jnp.max(rgb - alpha[..., None])) <= 1e-5  # premultiplied: colour <= opacity
-    # vmapped over seeds == one seed at a time
-    for s in range(2):
+    for s in range(2):  # vmapped over seeds == one seed at a time
         r1, a1 = co.render_canonical(jax.tree.map(lambda x: x[s], state.params), CFG, EVAL)
         onp.testing.assert_allclose(rgb[s], r1, atol=1e-5)
         onp.testing.assert_allclose(alpha[s], a1, atol=1e-5)
     assert not onp.allclose(alpha[0], alpha[1], atol=1e-4)
     with pytest.raises(ValueError, match="all seeds must be at the same step"):
-        co.fit(state.replace(step=jnp.array([4, 5], jnp.int32)), CFG, co.CoarseWeights.default(), guidance)
+        co.fit(state.replace(step=jnp.array([2, 3], jnp.int32)), cfg, co.CoarseWeights.default(), guidance)
 
 
-def test_lambertian_views_with_regularisers(guidance):
-    cfg = dataclasses.replace(CFG, render=RenderConfig(n_coarse=16, n_fine=8, shading="lambertian"), steps=3,
-                              log_every=1, shading=co.ShadingConfig(albedo_steps=1, albedo_prob=0.0))
-    state, hist = co.fit(co.init(jax.random.key(3), cfg), cfg, co.CoarseWeights.default(opaque=1.0), guidance)
-    assert [h["step"] for h in hist] == [1, 2, 3]
-    for h in hist:
-        assert all(onp.isfinite(v) for v in h.values())
-        assert h["reg_total"] == pytest.approx(h["sparsity"] + h["opaque"] + 100.0 * h["orient"], rel=1e-4)
-    assert hist[-1]["orient"] > 0.0  # normals exist, some face the camera away from it
-    # The step batch: one MVDream group (common elevation/distance, azimuths 90 degrees apart), albedo
-    # during the warm-up, lit afterwards.
-    b0 = co.sample_step_batch(jax.random.key(0), 0, n_views=4, resolution=S, camera=cfg.camera, shading=cfg.shading)
-    b1 = co.sample_step_batch(jax.random.key(0), 1, n_views=4, resolution=S, camera=cfg.camera, shading=cfg.shading)
+def test_step_batch_is_one_mvdream_group_with_albedo_warmup():
+    """One MVDream group (common elevation/distance, azimuths 90 degrees apart); albedo in the warm-up, lit after."""
+    cam, shading = CFG.camera, co.ShadingConfig(albedo_steps=1, albedo_prob=0.0)
+    sample = jax.jit(co.sample_step_batch, static_argnames=("n_views", "resolution", "camera", "shading"))
+    b0 = sample(jax.random.key(0), 0, n_views=4, resolution=S, camera=cam, shading=shading)
+    b1 = sample(jax.random.key(0), 1, n_views=4, resolution=S, camera=cam, shading=shading)
     onp.testing.assert_allclose(onp.diff(onp.unwrap(onp.deg2rad(onp.asarray(b0.azimuth_deg)))), onp.pi / 2, atol=1e-5)
     assert onp.ptp(onp.asarray(b0.elevation_deg)) == 0.0
     onp.testing.assert_allclose(onp.asarray(b0.ambient), 1.0)
-    onp.testing.assert_allclose(onp.asarray(b1.ambient), cfg.shading.ambient)
+    onp.testing.assert_allclose(onp.asarray(b1.ambient), shading.ambient)
     eye = onp.asarray(b0.camera_to_world) @ onp.asarray(b0.camera.T_cam_world)
     onp.testing.assert_allclose(eye, onp.eye(4)[None].repeat(4, 0), atol=1e-5)
+    # The ViewInfo the guidance sees matches the cameras (azimuth 0 = in front, on +z).
+    c = onp.asarray(b0.camera.center_world)
+    az = onp.rad2deg(onp.arctan2(c[:, 0], c[:, 2]))
+    onp.testing.assert_allclose(onp.mod(az - onp.asarray(b0.azimuth_deg) + 180, 360) - 180, 0.0, atol=1e-3)
 
 
 def test_regularisers_against_numpy():
