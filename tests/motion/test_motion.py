@@ -212,7 +212,7 @@ def test_dense_and_sparse_subset_skinning_agree_and_contact_targets(setup):
     from anchorhoi_jax.losses.contact import contact_loss
 
     def lc(target):
-        return float(contact_loss(out.contact_points, target @ st.R_world_obj.T + st.t_world_obj, data.contacts.mask)[0])
+        return float(contact_loss(out.contact_points, target @ st.R_world_obj.T + st.t_world_obj[None], data.contacts.mask)[0])
 
     assert lc(data.contact_target) < 1e-10 < lc(data.contacts.object_point)
 
