@@ -332,8 +332,9 @@ def main(argv=None) -> None:
         print(line, flush=True)
         log_lines.append(line)
 
+    # remat: 16 runs x 4 views x 64^2 rays would otherwise keep every field activation as vjp residuals
     res, field, rcfg, n_anchor_rays = 64, FieldConfig(log2_table_size=16, max_resolution=512), \
-        RenderConfig(n_coarse=48, n_fine=48, shading="lambertian"), 4096
+        RenderConfig(n_coarse=32, n_fine=48, shading="lambertian", remat=True), 4096
     if args.smoke:
         prior_dir, det_path, anny_path, classes_path = smoke_artifacts(out / "smoke", device)
         res, field, rcfg, n_anchor_rays = 16, FieldConfig(n_levels=4, log2_table_size=10, max_resolution=64, hidden=16), \

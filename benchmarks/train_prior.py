@@ -422,7 +422,7 @@ def train_detector(data, *, steps: int, batch: int = 128, lr: float = 1e-3, seed
         opt.step()
         sch.step()
         if (step + 1) % log_every == 0 or step + 1 == steps:
-            history.append(dict(step=step + 1, loss=float(loss), heatmap=float(l_hm), seg=float(l_seg)))
+            history.append(dict(step=step + 1, loss=float(loss.detach()), heatmap=float(l_hm.detach()), seg=float(l_seg.detach())))
             log(f"detector step {step + 1}/{steps} heatmap {float(l_hm):.4f} seg {float(l_seg):.4f} "
                 f"{time.perf_counter() - t0:.0f} s")
     return net.eval(), dict(history=history, train_seconds=time.perf_counter() - t0)
@@ -475,6 +475,7 @@ def main(argv=None) -> None:
     ap.add_argument("--max-minutes", type=float, default=6.0)
     ap.add_argument("--detector-steps", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-samples", action="store_true", help="skip the per-class sample grids")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args(argv)
     from anchorhoi_jax.io.export import write_png
@@ -500,7 +501,7 @@ def main(argv=None) -> None:
                    params_million=count_params(unet) / 1e6, text_encoder_params_million=count_params(te) / 1e6,
                    images=int(len(data["image"])), history=info["history"],
                    unet_fp16_mb=sum(p.stat().st_size for p in (out / "unet").glob("*.safetensors")) / 2**20)
-    if prior is not None:
+    if prior is not None and not args.no_samples:
         grids = {}
         for c in range(len(CLASSES)):
             prompts = [f"{class_prompt(c)}, {t} view" for t in VIEW_TAGS for _ in range(4)]
