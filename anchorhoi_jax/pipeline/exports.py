@@ -59,12 +59,24 @@ def export_static(rd, prefix: str, body: MotionBody, st: dict, image=None) -> No
         from anchorhoi_jax.io.export import atomic_write_text
         from anchorhoi_jax.pipeline.pack import unpack_json
 
-        atomic_write_text(rd.file(f"{d}/info.json"), json.dumps(unpack_json(st["info"]), indent=2, sort_keys=True) + "\n")
+        info = _json_safe(unpack_json(st["info"]))
+        atomic_write_text(rd.file(f"{d}/info.json"), json.dumps(info, indent=2, sort_keys=True, allow_nan=False) + "\n")
         names.append("info.json")
     if image is not None:
         write_png(rd.file(f"{d}/render.png"), image)
         names.append("render.png")
     rd.record(*[f"{d}/{n}" for n in names])
+
+
+def _json_safe(x):
+    """NaN/inf (e.g. the reprojection RMS of a seed that kept the rest pose) become null: strict JSON."""
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, float) and not onp.isfinite(x):
+        return None
+    return x
 
 
 def amass_arrays(st: dict, go, bp, transl, fps: float, gender: str) -> dict:
