@@ -43,7 +43,7 @@ from anchorhoi_jax.geometry.cameras import (
 from anchorhoi_jax.nerf import field as nerf_field
 from anchorhoi_jax.nerf.shading import sample_light
 from anchorhoi_jax.priors.bridge import SDSState, ViewInfo, make_sds_step
-from anchorhoi_jax.render.volume import RenderConfig, render_nerf_views, render_rays
+from anchorhoi_jax.render.volume import RenderConfig, render_nerf, render_rays
 
 __all__ = [
     "CameraSampling",
@@ -349,13 +349,23 @@ def num_seed_axes(params, field_cfg: nerf_field.FieldConfig) -> int:
 
 @functools.lru_cache(maxsize=None)
 def _canonical_fn(field_cfg, render_cfg, n_seed_axes: int, chunk):
-    def one(params, cameras, key):
-        out = render_nerf_views(params, field_cfg, cameras, key, render_cfg=render_cfg, background=0.0, chunk=chunk)
+    """Views and seeds are rendered one after another (lax.map), not vmapped: a vmap would batch every
+    view's and seed's ray chunks into one program, so memory grew with seeds × views × chunk (4 seeds × 8
+    views at 256 px needed 72 GB on the H100); sequentially it is bounded by one chunk."""
+
+    def one_view(params, camera, key):
+        out = render_nerf(params, field_cfg, camera, key, render_cfg=render_cfg, background=0.0, chunk=chunk)
         return out["rgb"], out["alpha"]
+
+    def one(params, cameras, key):
+        if key is None:
+            return jax.lax.map(lambda c: one_view(params, c, None), cameras)
+        keys = jax.random.split(key, cameras.K.shape[0])
+        return jax.lax.map(lambda ck: one_view(params, *ck), (cameras, keys))
 
     f = one
     for _ in range(n_seed_axes):
-        f = jax.vmap(f, in_axes=(0, None, None))
+        f = (lambda g: lambda params, cameras, key: jax.lax.map(lambda p: g(p, cameras, key), params))(f)
     return jax.jit(f)
 
 
