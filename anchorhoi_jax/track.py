@@ -52,6 +52,7 @@ class TrackConfig:
     pen_near_fraction: float = 0.5  # share of the L_pen vertices sampled near the object
     pen_near_distance: float = 0.1  # metres
     contact_target: str = "static"  # Eq. 6 target: "static" offsets or "surface" points
+    pen_parts_static_allowance: bool = False  # part capsules may overlap the object as in the static instance
     sdf_resolution: int = 64
     tau_n: float = 0.5
     contact_distance: float = 0.02  # metres; τ_d = ρ(contact_distance)
@@ -239,7 +240,7 @@ def track(model, params, static: dict, kp: dict, cfg: TrackConfig, op_ids, candi
         num_pen_vertices=cfg.num_pen_vertices, sdf_resolution=cfg.sdf_resolution,
         contact_thresholds=dict(tau_n=cfg.tau_n, tau_d=gm_distance_threshold(cfg.contact_distance, cfg.sigma_d), sigma_d=cfg.sigma_d),
         frames=frames, pen_near_fraction=cfg.pen_near_fraction, pen_near_distance=cfg.pen_near_distance,
-        contact_target=cfg.contact_target,
+        contact_target=cfg.contact_target, pen_parts_static_allowance=cfg.pen_parts_static_allowance,
     )
     wd = dataclasses.asdict(cfg.weights)
     if frames is None:

@@ -100,7 +100,8 @@ def build_case(name, model, op_ids, cand, L, key, args):
                                T_cam_world=sc.T_cam_world, image_size=sc.image_size, contact_candidates=cand,
                                openpose_ids=op_ids, key=key, num_object_points=args.object_points,
                                num_pen_vertices=args.pen_vertices, pen_near_fraction=args.pen_near_fraction,
-                               contact_target=args.contact_target)
+                               contact_target=args.contact_target,
+                               pen_parts_static_allowance=args.pen_parts_allowance)
     gt = posed_seq(model, betas, sc.pose, sc.transl)
     grid = sdf_grid_from_mesh(sc.object_vertices, sc.object_faces, resolution=128, padding=0.05)
     R_gt, t_gt = jnp.asarray(sc.R_obj, jnp.float32), jnp.asarray(sc.t_obj, jnp.float32)
@@ -202,6 +203,7 @@ def main():
     ap.add_argument("--speed-other-lbs", action="store_true", help="also time 1 and 8 seeds with the other LBS form")
     ap.add_argument("--contact-target", default="static", choices=("static", "surface"))
     ap.add_argument("--pen-near-fraction", type=float, default=0.5)
+    ap.add_argument("--pen-parts-allowance", action="store_true", help="prepare_motion_data(pen_parts_static_allowance=True)")
     ap.add_argument("--ab-surface", action="store_true",
                     help="also run the full variant with Eq. 6 surface targets (contact_target='surface')")
     args = ap.parse_args()
@@ -238,6 +240,7 @@ def main():
         "lbs": args.lbs,
         "contact_target": args.contact_target,
         "pen_near_fraction": args.pen_near_fraction,
+        "pen_parts_allowance": args.pen_parts_allowance,
         "object_points": args.object_points,
         "pen_vertices": args.pen_vertices,
         "scenes": list(cases),

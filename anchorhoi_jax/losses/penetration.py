@@ -33,8 +33,14 @@ def part_occupancy_penetration(
     p0: Float[Array, "P 3"],
     p1: Float[Array, "P 3"],
     radius: Float[Array, "P"],
+    allowance: Float[Array, "N"] | None = None,
 ) -> tuple[Float[Array, ""], dict]:
-    """Σ relu(inside depth)² of object points in the posed part capsules. Aux: per-point depth (m)."""
+    """Σ relu(inside depth − allowance)² of object points in the posed part capsules. Aux: per-point depth (m).
+
+    `allowance` (m, ≥ 0, per object point; default 0): depth tolerated, e.g. the depth each point
+    already has in the static instance, where a capsule protrudes past the true skin at a contact.
+    """
     with jax.named_scope("loss.pen_part_occupancy"):
-        depth = jax.nn.relu(inside_depth(object_points_world, p0, p1, radius))
+        d = inside_depth(object_points_world, p0, p1, radius)
+        depth = jax.nn.relu(d if allowance is None else d - allowance)
         return jnp.sum(depth**2), {"depth": depth}

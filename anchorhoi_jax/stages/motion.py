@@ -34,7 +34,7 @@ from flax import struct
 from jaxtyping import Array, Float, Int
 
 from anchorhoi_jax.body.model import BodyModel, BodyParams, depth_levels
-from anchorhoi_jax.body.part_volumes import PartVolumes, fit_part_volumes, pose_part_volumes
+from anchorhoi_jax.body.part_volumes import PartVolumes, fit_part_volumes, inside_depth, pose_part_volumes
 from anchorhoi_jax.body.skinning import forward_kinematics, pose, rest_joints, rest_orientations, rest_vertices, rodrigues
 from anchorhoi_jax.geometry.mesh import farthest_point_sampling, vertex_normals
 from anchorhoi_jax.geometry.rotations import axis_angle_to_matrix
@@ -141,6 +141,8 @@ class MotionData:
     # vertex weights (see `_joint_moments`); None = plain indices `openpose`.
     kp_point_weights: Any = None
     kp_joint_moments: Any = None
+    # Per object point (M,): capsule depth tolerated by the part term of L_pen (`pen_parts_static_allowance`).
+    pen_parts_allowance: Any = None
 
     @property
     def num_frames(self) -> int:
@@ -249,6 +251,7 @@ def prepare_motion_data(
     pen_near_fraction: float = 0.5,
     pen_near_distance: float = 0.1,
     contact_target: str = "static",
+    pen_parts_static_allowance: bool = False,
 ) -> MotionData:
     """Precompute contacts (Eq. 3), object SDF grid, part capsules and the skinned vertex subset.
 
@@ -296,6 +299,11 @@ def prepare_motion_data(
             kp_moments = _joint_moments(reg.vertex_weights, model.lbs_weights, v_rest)
         openpose_ids = jnp.argmax(kp_point_weights, axis=1)  # informative only (frame_forward uses the weights)
     q_static = (posed.vertices[contacts.human_vertex] - static.t_world_obj[None]) @ static.R_world_obj
+    allowance = None
+    if pen_parts_static_allowance:
+        caps = pose_part_volumes(parts, posed.T_world_joint, static.scale)  # as frame_forward places them
+        o_w = o_pts @ static.R_world_obj.T + static.t_world_obj[None]
+        allowance = jax.nn.relu(inside_depth(o_w, *caps))
     return MotionData(
         static=static,
         j_rest=j_rest,
@@ -325,6 +333,7 @@ def prepare_motion_data(
         contact_target=q_static if contact_target == "static" else None,
         kp_point_weights=kp_point_weights,
         kp_joint_moments=kp_moments,
+        pen_parts_allowance=allowance,
     )
 
 
@@ -442,7 +451,7 @@ def frame_terms(data: MotionData, cfg: MotionConfig, out: FrameOutputs, kp, conf
         "keypoints": reprojection_loss(out.openpose, kp, conf, data.K, data.T_cam_world, data.image_size, sigma_px=sigma_px),
         "contact": contact_loss(out.contact_points, contact_obj, data.contacts.mask),
         "pen_object": object_sdf_penetration(pen_obj_frame, data.sdf, margin=cfg.pen_margin),
-        "pen_parts": part_occupancy_penetration(obj_world, p0, p1, r),
+        "pen_parts": part_occupancy_penetration(obj_world, p0, p1, r, data.pen_parts_allowance),
         "self_pen": self_penetration(data.parts, p0, p1, r),
         "pose_prior": cfg.pose_prior(body_pose, static_body_pose),
     }

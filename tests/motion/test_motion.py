@@ -231,3 +231,26 @@ def test_pen_vertices_are_dense_near_the_object(setup):
     d = onp.asarray(sample_sdf(data.sdf, (v[ids] - st.t_world_obj[None]) @ st.R_world_obj))
     n = len(ids)
     assert (d[: n // 2] < 0.1).all() and (d[n // 2 :] < 0.1).mean() < 0.5
+
+
+def test_part_allowance_zeroes_the_static_capsule_overlap(setup, body):
+    """pen_parts_static_allowance: at the static instance the part term of L_pen is exactly 0, however far
+    the capsules protrude; a deeper push still costs."""
+    from anchorhoi_jax.losses.penetration import part_occupancy_penetration
+
+    model, sc, data, cfg = setup
+    p0, p1, r = jnp.zeros((1, 3)), jnp.array([[0.0, 0.1, 0.0]]), jnp.array([0.05])
+    x = jnp.array([[0.03, 0.05, 0.0], [0.2, 0.0, 0.0]])  # 2 cm deep, outside
+    assert float(part_occupancy_penetration(x, p0, p1, r)[0]) == pytest.approx(0.02**2, rel=1e-4)
+    assert float(part_occupancy_penetration(x, p0, p1, r, jnp.array([0.02, 0.0]))[0]) < 1e-12
+    assert float(part_occupancy_penetration(x, p0, p1, r, jnp.array([0.01, 0.0]))[0]) == pytest.approx(1e-4, rel=1e-3)
+    ex = body[1]
+    st = data.static
+    d = prepare_motion_data(model, st, sc.object_vertices, sc.object_faces, keypoints=data.keypoints,
+                            confidence=data.confidence, K=data.K, T_cam_world=data.T_cam_world, image_size=data.image_size,
+                            contact_candidates=ex["contact_candidates"], openpose_ids=ex["openpose18"],
+                            key=jax.random.key(0), num_object_points=64, num_pen_vertices=64, sdf_resolution=24,
+                            pen_parts_static_allowance=True)
+    assert d.pen_parts_allowance.shape == (64,) and float(d.pen_parts_allowance.min()) >= 0.0
+    terms = motion_loss(initial_params(d, cfg), d, MotionWeights.default(), dataclasses.replace(cfg, init_translation=False))[1]
+    assert float(terms["pen_parts"]) < 1e-12
