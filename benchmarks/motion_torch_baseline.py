@@ -106,7 +106,9 @@ class TorchMotion:
         self.op = _t(data.openpose, device).long()
         sub_to_vertex = onp.concatenate([onp.asarray(data.contacts.human_vertex)])
         self.contact_v = _t(sub_to_vertex, device).long()
-        self.contact_o = _t(data.contacts.object_point, device)
+        # Eq. 6 targets as the JAX side uses them (static offsets by default, else the surface points).
+        target = data.contacts.object_point if data.contact_target is None else data.contact_target
+        self.contact_o = _t(target, device)
         self.contact_m = _t(data.contacts.mask, device)
         self.pen_v = _t(self._pen_vertex_ids(data), device).long()
         self.sdf = (_t(data.sdf.values, device), _t(data.sdf.origin, device), _t(data.sdf.spacing, device))
