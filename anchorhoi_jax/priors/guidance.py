@@ -82,6 +82,16 @@ def _to_part(x: torch.Tensor, src: tuple[float, float], dst: tuple[float, float]
     return ((x.float() - lo) * scale + plo).to(dtype), scale
 
 
+def _checked_parts(owner: str, parts: Sequence[tuple[Guidance, float]]):
+    """(parts with float weights, value range, dtype) of a multi-part guidance; the first part sets the model side."""
+    parts = [(g, float(w)) for g, w in parts]
+    if not parts:
+        raise ValueError(f"{owner}: needs at least one (guidance, weight) part")
+    if any(w < 0 for _, w in parts):
+        raise ValueError(f"{owner}: weights must be >= 0, got {[w for _, w in parts]}")
+    return parts, tuple(parts[0][0].value_range), parts[0][0].dtype
+
+
 class CombinedGuidance:
     """Weighted sum of several guidances on the same batch: dL/dx = Σ_k w_k dL_k/dx (a `bridge.Guidance`).
 
@@ -91,14 +101,7 @@ class CombinedGuidance:
     """
 
     def __init__(self, parts: Sequence[tuple[Guidance, float]]):
-        parts = [(g, float(w)) for g, w in parts]
-        if not parts:
-            raise ValueError("CombinedGuidance: needs at least one (guidance, weight) part")
-        if any(w < 0 for _, w in parts):
-            raise ValueError(f"CombinedGuidance: weights must be >= 0, got {[w for _, w in parts]}")
-        self.parts = parts
-        self.value_range = tuple(parts[0][0].value_range)
-        self.dtype = parts[0][0].dtype
+        self.parts, self.value_range, self.dtype = _checked_parts("CombinedGuidance", parts)
 
     def __call__(self, x_model: torch.Tensor, *, views: ViewInfo, step: int, generator: torch.Generator):
         total = torch.zeros(x_model.shape, dtype=torch.float32, device=x_model.device)
@@ -123,14 +126,7 @@ class StackedGuidance:
     """
 
     def __init__(self, parts: Sequence[tuple[Guidance, float]]):
-        parts = [(g, float(w)) for g, w in parts]
-        if not parts:
-            raise ValueError("StackedGuidance: needs at least one (guidance, weight) part")
-        if any(w < 0 for _, w in parts):
-            raise ValueError(f"StackedGuidance: weights must be >= 0, got {[w for _, w in parts]}")
-        self.parts = parts
-        self.value_range = tuple(parts[0][0].value_range)
-        self.dtype = parts[0][0].dtype
+        self.parts, self.value_range, self.dtype = _checked_parts("StackedGuidance", parts)
 
     def __call__(self, x_model: torch.Tensor, *, views: ViewInfo, step: int, generator: torch.Generator):
         n, k = x_model.shape[0], len(self.parts)
