@@ -121,8 +121,8 @@ def compose_stages(body_fn, priors_fn) -> list[Stage]:
         ctx.start(cfg.object.steps, initial=_step(state))
         res, _ = C.run_object(keys, coarse_params, renders, human, cfg, priors_fn(), state=state,
                               callback=ctx.callback)
-        return {seed_name(i): {"vertices": v, "faces": onp.asarray(f, onp.int32), "colors": c}
-                for i, (v, f, c) in enumerate(res.meshes)}
+        return {seed_name(i): {"vertices": v, "faces": onp.asarray(f, onp.int32), "colors": c, "info": pack_json(info)}
+                for i, ((v, f, c), info) in enumerate(zip(res.meshes, res.infos))}
 
     def static(ctx, inputs, cfg):
         body = body_fn()
@@ -132,8 +132,12 @@ def compose_stages(body_fn, priors_fn) -> list[Stage]:
         pres = C.PoseResult(params=pose_params(P), keypoints2d=jnp.asarray(P["keypoints2d"]),
                             confidence=jnp.asarray(P["confidence"]), keypoints3d=jnp.asarray(P["keypoints3d"]),
                             fitted=jnp.asarray(P["fitted"] > 0), reprojection_rms_px=jnp.zeros((S,), jnp.float32))
-        meshes = [(o["vertices"], o["faces"], o["colors"]) for o in (inputs["object"][seed_name(i)] for i in range(S))]
-        infos = [{**m, **p} for m, p in zip(unpack_json(inputs["masks"]["info"]), unpack_json(P["info"]))]
+        objs = [inputs["object"][seed_name(i)] for i in range(S)]
+        meshes = [(o["vertices"], o["faces"], o["colors"]) for o in objs]
+        # the marching-cubes level per seed (object_stage.object_mesh_level) joins the masks/pose infos
+        obj_infos = [unpack_json(o["info"]) if "info" in o else {} for o in objs]
+        infos = [{**m, **p, **o} for m, p, o in zip(unpack_json(inputs["masks"]["info"]), unpack_json(P["info"]),
+                                                     obj_infos)]
         hoi = C.assemble(body, av, pres, C.ObjectResult(state=None, meshes=meshes), infos)
         out = {}
         for s in range(S):

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -58,6 +59,8 @@ from anchorhoi_jax.stages import coarse as coarse_stage
 from anchorhoi_jax.stages import object_stage
 from anchorhoi_jax.stages import pose_fit
 from anchorhoi_jax.stages.pose_fit import CanonicalViews, PoseFitConfig
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "Prompt",
@@ -390,6 +393,8 @@ class ObjectResult:
 
     state: Any
     meshes: list  # per seed (vertices (N,3) world, faces (F,3), colors (N,3)), NumPy
+    # per seed: the marching-cubes level and where it came from (object_stage.object_mesh_level)
+    infos: list = dataclasses.field(default_factory=list)
 
 
 @struct.dataclass
@@ -664,14 +669,20 @@ def run_object(keys, coarse_params, renders: CanonicalRenders, human_mesh, cfg: 
     state, history = object_stage.fit(state, cfg.object, weights, priors.object, priors.inter, human_mesh,
                                       callback=callback)
     S = jax.tree.leaves(state.params)[0].shape[0]
-    meshes = []
+    meshes, infos = [], []
     for s in range(S):
         p = jax.tree.map(lambda a: a[s], state.params)
         try:
-            meshes.append(object_stage.object_mesh(p, cfg.object))
+            level, info = object_stage.object_mesh_level(p, cfg.object)
+            meshes.append(object_stage.object_mesh(p, cfg.object, threshold=level))
         except ValueError as e:
             raise ValueError(f"object stage, seed {s}: {e}") from None
-    return ObjectResult(state=state, meshes=meshes), history
+        if cfg.object.mesh_threshold == "auto":
+            _log.info("object stage, seed %d: marching-cubes level %.4g (%s; density %.3g..%.3g, %.2f%% of the "
+                      "grid inside)", s, level, info["mesh_threshold_source"], info["density_min"],
+                      info["density_max"], 100.0 * info["occupied_fraction"])
+        infos.append(info)
+    return ObjectResult(state=state, meshes=meshes, infos=infos), history
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -782,7 +793,7 @@ def compose(prompt, keys, cfg: ComposeConfig, priors: ComposePriors, body, *,
     pose, pose_info = run_pose(anchor.params, body, betas, cfg, priors)
     human = posed_avatars(avatar.params, body, pose.params)
     obj, _ = run_object(k_object, coarse.params, renders, human, cfg, priors, callback=cb("object"))
-    infos = [{**m, **p} for m, p in zip(mask_info, pose_info)]
+    infos = [{**m, **p, **o} for m, p, o in zip(mask_info, pose_info, obj.infos)]
     return assemble(body, avatar.params, pose, obj, infos)
 
 

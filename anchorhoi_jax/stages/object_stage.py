@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import Literal
 
 import jax
@@ -31,7 +32,7 @@ from anchorhoi_jax.geometry.cameras import Camera
 from anchorhoi_jax.nerf import field as nerf_field
 from anchorhoi_jax.priors.bridge import SDSState, make_sds_step
 from anchorhoi_jax.render.composite import render_mesh_and_nerf
-from anchorhoi_jax.render.extract import extract_mesh
+from anchorhoi_jax.render.extract import density_grid, extract_mesh
 from anchorhoi_jax.render.volume import RenderConfig
 from anchorhoi_jax.stages import anchor
 from anchorhoi_jax.stages.coarse import (
@@ -60,6 +61,8 @@ __all__ = [
     "fit",
     "object_center",
     "object_mesh",
+    "object_mesh_level",
+    "auto_mesh_level",
     "render_canonical",
 ]
 
@@ -77,8 +80,12 @@ class ObjectConfig:
     layout_camera: views of the joint human + object render (the whole interaction).
     object_weight / layout_weight: weights of L^O_SDS and L^L_SDS in the shared step.
     init_steps / init_rays / init_lr: the alignment fit of the initialisation.
-    mesh_resolution / mesh_threshold: marching cubes grid and density iso-level; keep_largest drops
-      floaters (every connected component but the one with the most faces).
+    mesh_resolution / mesh_threshold: marching cubes grid and density iso-level σ (1/m); keep_largest drops
+      floaters (every connected component but the one with the most faces). mesh_threshold="auto" picks
+      the level per seed from the field's own density distribution (`auto_mesh_level`: Otsu's split of
+      log(1 + σ·cell)), for fields whose densities never cross a fixed level (SDS can saturate a field or
+      leave it faint); the chosen level is reported in the stage's infos. With a number (default 10) a
+      field that does not cross it is a one-line error.
     """
 
     field: nerf_field.FieldConfig = nerf_field.FieldConfig()
@@ -99,7 +106,7 @@ class ObjectConfig:
     init_lr: float = 1e-2
     raster_mode: Literal["hard", "soft"] = "hard"
     mesh_resolution: int = 128
-    mesh_threshold: float = 10.0
+    mesh_threshold: float | Literal["auto"] = 10.0
     keep_largest: bool = True
 
     def __post_init__(self):
@@ -121,8 +128,11 @@ class ObjectConfig:
             raise ValueError(f"ObjectConfig.raster_mode must be 'hard' or 'soft', got {self.raster_mode!r}")
         if self.mesh_resolution < 8:
             raise ValueError(f"ObjectConfig.mesh_resolution must be >= 8, got {self.mesh_resolution}")
-        if self.mesh_threshold <= 0:
-            raise ValueError(f"ObjectConfig.mesh_threshold must be > 0, got {self.mesh_threshold}")
+        if self.mesh_threshold != "auto" and (isinstance(self.mesh_threshold, (str, bool))
+                                              or not self.mesh_threshold > 0
+                                              or not math.isfinite(self.mesh_threshold)):
+            raise ValueError(f"ObjectConfig.mesh_threshold must be a finite density > 0 or 'auto', got "
+                             f"{self.mesh_threshold!r}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -333,16 +343,94 @@ class _Named:
 # ----------------------------------------------------------------------------------------------
 
 
+# Auto level: fewer cells' opacity than this at the densest point means the field is empty, not faint.
+AUTO_MIN_CELL_OPACITY = 1e-2
+AUTO_BINS = 256
+
+
+def auto_mesh_level(grid, cell: float) -> tuple[float, dict]:
+    """Iso level σ* (1/m) for marching cubes from a density grid's own distribution (mesh_threshold="auto").
+
+    The level is Otsu's threshold (the split that minimises the within-class variance of a 256-bin
+    histogram) of u = log(1 + σ·cell), σ·cell being the optical depth of one grid cell: u is linear in σ
+    for transparent cells, so an SDF-like density (σ ≈ s inside, → 0 outside) splits at its
+    transition, and logarithmic for opaque ones, so a saturated field's heavy tail (σ up to 1e9) does
+    not swamp the histogram. σ* = (e^{u*} − 1) / cell.
+
+    Args:
+      grid: (R, R, R) densities σ ≥ 0 (render/extract.density_grid).
+      cell: grid spacing in metres.
+    Returns:
+      (σ*, info) with info = {"mesh_threshold": σ*, "mesh_threshold_source": "auto (...)",
+      "density_min", "density_max", "occupied_fraction"}.
+    Raises:
+      ValueError (one line) if the field is empty (the densest cell's opacity 1 − e^{−σ·cell} is below
+      1 %) or constant (no level separates anything), or has non-finite values.
+    """
+    g = onp.asarray(grid, onp.float64).reshape(-1)
+    if g.size == 0 or not onp.all(onp.isfinite(g)):
+        raise ValueError("auto_mesh_level: the density grid is empty or has non-finite values")
+    if not cell > 0:
+        raise ValueError(f"auto_mesh_level: cell must be > 0, got {cell}")
+    lo, hi = float(g.min()), float(g.max())
+    if -math.expm1(-max(hi, 0.0) * cell) < AUTO_MIN_CELL_OPACITY:
+        raise ValueError(f"auto_mesh_level: the field is empty (max density {hi:.3g}: one {cell:.3g} m cell is "
+                         f"< {AUTO_MIN_CELL_OPACITY:.0%} opaque)")
+    u = onp.log1p(onp.maximum(g, 0.0) * cell)
+    u_lo, u_hi = float(u.min()), float(u.max())
+    if not u_hi - u_lo > 1e-6 * max(1.0, u_hi):
+        raise ValueError(f"auto_mesh_level: the density is constant ({lo:.3g}..{hi:.3g}), no level separates "
+                         "an object")
+    hist, edges = onp.histogram(u, bins=AUTO_BINS, range=(u_lo, u_hi))
+    p = hist / hist.sum()
+    mids = 0.5 * (edges[1:] + edges[:-1])
+    w0 = onp.cumsum(p)[:-1]  # class "outside" = bins 0..k, k = 0..B-2 (each split leaves both classes a bin)
+    m0 = onp.cumsum(p * mids)[:-1]
+    mu = float(onp.sum(p * mids))
+    w1 = 1.0 - w0
+    # Between-class variance w0·w1·(μ0 − μ1)²; maximising it = minimising the within-class variance (Otsu).
+    between = onp.where((w0 > 0) & (w1 > 0), (mu * w0 - m0) ** 2 / onp.maximum(w0 * w1, 1e-300), -1.0)
+    k = int(onp.argmax(between))
+    u_star = float(edges[k + 1])
+    level = math.expm1(u_star) / cell
+    if not lo < level < hi:  # cannot happen for a non-constant grid (edges are strictly inside); guard anyway
+        raise ValueError(f"auto_mesh_level: chosen level {level:.3g} outside the density range [{lo:.3g}, {hi:.3g}]")
+    info = {"mesh_threshold": level, "mesh_threshold_source": "auto (Otsu on log(1 + density * cell))",
+            "density_min": lo, "density_max": hi, "occupied_fraction": float(onp.mean(g > level))}
+    return level, info
+
+
+def object_mesh_level(params, cfg: ObjectConfig, *, resolution: int | None = None) -> tuple[float, dict]:
+    """The marching-cubes level of one seed: cfg.mesh_threshold, or `auto_mesh_level` of its density grid."""
+    if num_seed_axes(params, cfg.field) != 0:
+        raise ValueError("object_mesh_level: pass one seed's params (index the seed axis first)")
+    if cfg.mesh_threshold != "auto":
+        return float(cfg.mesh_threshold), {"mesh_threshold": float(cfg.mesh_threshold),
+                                           "mesh_threshold_source": "config"}
+    res = resolution or cfg.mesh_resolution
+    grid = density_grid(params, cfg.field, res)
+    return auto_mesh_level(grid, 2.0 * cfg.field.bound / (res - 1))
+
+
 def object_mesh(params, cfg: ObjectConfig, *, resolution: int | None = None, threshold: float | None = None):
     """Marching-cubes mesh of one seed's object field with per-vertex albedo.
 
+    threshold: the iso level σ (1/m); None = cfg.mesh_threshold (with "auto": `object_mesh_level`).
     Returns (vertices (N, 3) float32 world metres, faces (F, 3) int32 outward, colors (N, 3) in [0, 1]),
     NumPy arrays. With cfg.keep_largest only the connected component with the most faces is kept.
+    Raises a one-line ValueError if the field's density does not cross the level.
     """
     if num_seed_axes(params, cfg.field) != 0:
         raise ValueError("object_mesh: pass one seed's params (index the seed axis first)")
-    verts, faces, colors = extract_mesh(params, cfg.field, resolution=resolution or cfg.mesh_resolution,
-                                        threshold=cfg.mesh_threshold if threshold is None else threshold)
+    res = resolution or cfg.mesh_resolution
+    if threshold is None:
+        threshold, _ = object_mesh_level(params, cfg, resolution=res)
+    try:
+        verts, faces, colors = extract_mesh(params, cfg.field, resolution=res, threshold=threshold)
+    except ValueError as e:
+        if cfg.mesh_threshold == "auto" or "does not cross" not in str(e):
+            raise
+        raise ValueError(f"{e} (object.mesh_threshold=auto picks the level from the field's densities)") from None
     if cfg.keep_largest and len(faces):
         verts, faces, colors = _largest_component(verts, faces, colors)
     return verts, faces, colors

@@ -157,7 +157,7 @@ def test_bad_object_inputs(scene, obj_state):
         (lambda: ob.ObjectConfig(steps=0), "ObjectConfig.steps must be >= 1, got 0"),
         (lambda: ob.ObjectConfig(object_weight=0.0, layout_weight=0.0), "not both 0"),
         (lambda: ob.ObjectConfig(raster_mode="wire"), "raster_mode must be 'hard' or 'soft'"),
-        (lambda: ob.ObjectConfig(mesh_threshold=0.0), "mesh_threshold must be > 0"),
+        (lambda: ob.ObjectConfig(mesh_threshold=0.0), "mesh_threshold must be a finite density > 0"),
         (lambda: ob.ObjectConfig(init_lr=-1.0), "init_lr must be > 0"),
         (lambda: ob.ObjectConfig(lr_schedule="x"), "lr_schedule must be 'constant' or 'cosine'"),
     ]
