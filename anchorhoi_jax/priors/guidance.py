@@ -27,6 +27,7 @@ from typing import Literal, Sequence
 import numpy as onp
 import torch
 
+from anchorhoi_jax.priors.accelerate import check_accelerate
 from anchorhoi_jax.priors.bridge import Guidance, ViewInfo
 from anchorhoi_jax.priors.manifest import MissingWeightsError, resolve_weights
 from anchorhoi_jax.priors.sds import SDSConfig, SDSGuidance
@@ -160,6 +161,10 @@ class GuidanceConfig:
     sds: the shared SDS settings (timestep range and its annealing, weighting, clipping); the
       guidance scale inside it is replaced by the per-prior scale, and MVDream never uses
       view-dependent prompts (it has camera conditioning instead).
+    accelerate: how the torch priors run (priors/accelerate.py): "none" (eager), "cuda_graphs" (UNet
+      forward and VAE-encoder forward/backward replayed from CUDA graphs captured per batch shape;
+      same kernels, equal to eager up to fp16 rounding) or "compile" (TorchInductor, then graphs;
+      minutes of compilation at the first step). On a CPU device every mode runs eagerly.
     """
 
     kind: Literal["tiny", "real"] = "real"
@@ -177,10 +182,12 @@ class GuidanceConfig:
     tiny_seed: int = 0
     tiny_if_resolution: int = 16
     tiny_mvdream_resolution: int = 32
+    accelerate: Literal["none", "cuda_graphs", "compile"] = "cuda_graphs"
 
     def __post_init__(self):
         if self.kind not in ("tiny", "real"):
             raise ValueError(f"GuidanceConfig.kind must be 'tiny' or 'real', got {self.kind!r}")
+        check_accelerate(self.accelerate, "GuidanceConfig.accelerate")
         for name in ("if_weight", "mvdream_weight", "if_scale", "mvdream_scale"):
             if not getattr(self, name) >= 0.0:
                 raise ValueError(f"GuidanceConfig.{name} must be >= 0, got {getattr(self, name)}")
@@ -267,6 +274,7 @@ def build_guidance(prompt: str, cfg: GuidanceConfig, *, device="cpu", dtype: tor
             prior = load_if_prior(cfg.if_dir, device=device, dtype=dtype, allow_download=cfg.allow_download)
         g = SDSGuidance(prior, prompt, dataclasses.replace(cfg.sds, guidance_scale=cfg.if_scale), cfg.negative_prompt)
         prior.free_text_encoder()
+        prior.accelerate(cfg.accelerate)
         g = IndependentViews(g)
         g.name = "if"
         parts.append((g, cfg.if_weight))
@@ -280,6 +288,7 @@ def build_guidance(prompt: str, cfg: GuidanceConfig, *, device="cpu", dtype: tor
         sds = dataclasses.replace(cfg.sds, guidance_scale=cfg.mvdream_scale, view_dependent_prompts=False)
         g = SDSGuidance(prior, prompt, sds, cfg.negative_prompt)
         prior.free_text_encoder()
+        prior.accelerate(cfg.accelerate)
         g.name = "mvdream"
         parts.append((g, cfg.mvdream_weight))
     return CombinedGuidance(parts)

@@ -23,6 +23,7 @@ from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
 from anchorhoi_jax.priors.bridge import ViewInfo
+from anchorhoi_jax.priors.accelerate import GraphedVJP, StaticShapeGraphs, check_accelerate
 from anchorhoi_jax.priors.manifest import resolve_weights
 from anchorhoi_jax.priors.tiny import TINY_VOCAB_SIZE, tiny_tokenizer
 
@@ -103,9 +104,15 @@ def _frozen(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -
 
 
 class _TextUNetPrior:
-    """Shared pieces: tokenise + encode prompts once, free the encoder, eps from a diffusers UNet."""
+    """Shared pieces: tokenise + encode prompts once, free the encoder, eps from a diffusers UNet.
+
+    `accelerate(mode)` (priors/accelerate.py) replays the UNet forward from CUDA graphs; `accelerated`
+    says which mode is active ("none" on CPU, where nothing is captured).
+    """
 
     value_range = (-1.0, 1.0)
+    accelerated = "none"
+    _unet_runner = None
 
     def __init__(self, unet, scheduler, text_encoder, tokenizer, *, resolution: int, max_length: int,
                  device, dtype: torch.dtype):
@@ -139,8 +146,44 @@ class _TextUNetPrior:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
-    def _unet_eps(self, z_t, t, emb, **kw) -> torch.Tensor:
-        out = self.unet(z_t.to(self.dtype), t, encoder_hidden_states=emb.to(self.dtype), return_dict=False, **kw)[0]
+    def _raw_unet(self, z_t, t, emb):
+        """The UNet output for model-dtype inputs (what a CUDA graph captures)."""
+        return self.unet(z_t, t, encoder_hidden_states=emb, return_dict=False)[0]
+
+    def _run_unet(self, *args, **static):
+        """`_raw_unet` eagerly, or replayed from the graph of this input signature when accelerated."""
+        if self._unet_runner is not None:
+            return self._unet_runner(*args, **static)
+        return self._raw_unet(*args, **static)
+
+    def accelerate(self, mode: str, *, capture=None, capture_vjp=None) -> str:
+        """Switch the UNet (and a latent prior's VAE encoder) to eager / CUDA graphs / compiled graphs.
+
+        Returns the mode in effect: "none" on a CPU device (nothing to capture). Graphs are captured
+        lazily, at the first call of each input signature (priors/accelerate.py). `capture` /
+        `capture_vjp` replace the CUDA recorders (tests emulate them on CPU; without `capture_vjp` the
+        encoder then stays eager).
+        """
+        mode = check_accelerate(mode, "accelerate mode")
+        self._unet_runner = None
+        self.accelerated = "none"
+        self._accelerate_encoder(False, None)
+        if mode == "none" or (self.device.type != "cuda" and capture is None):
+            return self.accelerated
+        fn = self._raw_unet
+        if mode == "compile":
+            fn = torch.compile(fn, dynamic=False)
+        self._unet_runner = StaticShapeGraphs(fn, capture=capture)
+        if capture is None or capture_vjp is not None:
+            self._accelerate_encoder(True, capture_vjp)
+        self.accelerated = mode
+        return mode
+
+    def _accelerate_encoder(self, graphed: bool, capture_vjp) -> None:
+        """Pixel priors have nothing to graph in `encode` (a resize); latent priors override this."""
+
+    def _unet_eps(self, z_t, t, emb) -> torch.Tensor:
+        out = self._run_unet(z_t.to(self.dtype), t, emb.to(self.dtype))
         out = out[:, : z_t.shape[1]]  # IF predicts [eps, variance]: keep eps
         if self.prediction_type == "v_prediction":
             # v = sqrt(a) eps - sqrt(1-a) z0  =>  eps = sqrt(a) v + sqrt(1-a) z_t
@@ -184,14 +227,21 @@ class SDPrior(_TextUNetPrior):
                          device=device, dtype=dtype)
         self.vae = _frozen(vae, self.device, dtype)
         self.scaling_factor = float(vae.config.scaling_factor)
+        self._encoder = _LatentEncoder(self.vae, resolution, dtype, self.scaling_factor)
 
     def _encode_text(self, ids, mask):
         return self.text_encoder(ids)[0]  # SD never masks CLIP padding
 
+    def _accelerate_encoder(self, graphed: bool, capture_vjp) -> None:
+        # Forward and input-gradient of the encoder replayed from graphs: SDS still pulls dL/dz back
+        # through the encoder's exact VJP (the Eq. 1 gradient w.r.t. the rendered image).
+        def make():
+            return _LatentEncoder(self.vae, self.resolution, self.dtype, self.scaling_factor)
+
+        self._encoder = GraphedVJP(make, capture=capture_vjp) if graphed else make()
+
     def encode(self, x_model: torch.Tensor) -> torch.Tensor:
-        x = resize_to(x_model, self.resolution).to(self.dtype)
-        # The posterior mode is deterministic; SDS adds its own noise afterwards.
-        return self.vae.encode(x).latent_dist.mode().float() * self.scaling_factor
+        return self._encoder(x_model)
 
     @classmethod
     def from_pretrained(cls, name: str = "sd-2.1-base", local_dir=None, *, device="cuda", dtype=torch.float16,
@@ -208,6 +258,31 @@ class SDPrior(_TextUNetPrior):
         sched = DDPMScheduler.from_pretrained(root, subfolder="scheduler", local_files_only=True)
         res = unet.config.sample_size * 2 ** (len(vae.config.block_out_channels) - 1)
         return cls(unet, vae, sched, te, tok, resolution=res, device=device, dtype=dtype)
+
+
+class _LatentEncoder(torch.nn.Module):
+    """x (model range, any size) -> z = scaling · mode of the VAE posterior at the prior's resolution.
+
+    The same computation as `vae.encode(x).latent_dist.mode()` (untiled): encoder, quant conv, and the
+    mean half of the moments; the posterior mode is deterministic, SDS adds its own noise afterwards.
+    Holds only the encoder's modules, so a graphed copy carries no decoder parameters.
+    """
+
+    def __init__(self, vae, resolution: int, dtype: torch.dtype, scaling_factor: float):
+        super().__init__()
+        self.encoder = vae.encoder
+        self.quant_conv = getattr(vae, "quant_conv", None)
+        self.resolution = resolution
+        self.dtype = dtype
+        self.scaling_factor = scaling_factor
+
+    def forward(self, x_model: torch.Tensor) -> torch.Tensor:
+        x = resize_to(x_model, self.resolution).to(self.dtype)
+        h = self.encoder(x)
+        if self.quant_conv is not None:
+            h = self.quant_conv(h)
+        mean = h.chunk(2, dim=1)[0]
+        return mean.float() * self.scaling_factor
 
 
 # ------------------------------------------------------------------------------------------------

@@ -311,7 +311,12 @@ class MVDreamPrior(SDPrior):
         cam = torch.as_tensor(mvdream_cameras(views.camera_to_world), device=z_t.device)
         if cam.shape[0] != z_t.shape[0]:
             raise ValueError(f"MVDream: {cam.shape[0]} cameras for a batch of {z_t.shape[0]} latents")
-        return self.unet(z_t, t, emb, camera=cam, num_frames=views.views_per_sample).float()
+        # num_frames is static (part of a CUDA graph's signature when accelerated).
+        return self._run_unet(z_t.to(self.dtype), t, emb.to(self.dtype), cam,
+                              num_frames=views.views_per_sample).float()
+
+    def _raw_unet(self, z_t, t, emb, cam, *, num_frames: int):
+        return self.unet(z_t, t, emb, camera=cam, num_frames=num_frames)
 
     @classmethod
     def from_pretrained(cls, local_dir=None, sd_local_dir=None, *, device="cuda", dtype=torch.float16,
