@@ -3,6 +3,8 @@
     python benchmarks/coarse.py --out DIR                  # GPU: real-size random-init IF-I-XL + MVDream UNets
     python benchmarks/coarse.py --out DIR --full 3000      # ... and one uninterrupted 3000-iteration run, 1 seed
     python benchmarks/coarse.py --out DIR --tiny           # CPU smoke run of the same code path (tiny priors)
+    python benchmarks/coarse.py --out DIR --accel none,cuda_graphs --variants ...   # eager vs accelerated
+                                                           # guidance in one process -> DIR/coarse_accel.json
 
 The priors are the published architectures with random weights (same compute as the released
 checkpoints): IF-I-XL stage I (4.3 B parameters, fp16, 64 px) and MVDream (SD-2.1 multi-view UNet +
@@ -77,6 +79,21 @@ def build_guidance_real_size(device, dtype):
     n_mv = sum(p.numel() for p in mv_prior.unet.parameters())
     return CombinedGuidance([(g_if, gcfg.if_weight), (g_mv, gcfg.mvdream_weight)]), {"if_unet_params": n_if,
                                                                                       "mvdream_unet_params": n_mv}
+
+
+def guidance_priors(guidance):
+    """The prior objects inside a CombinedGuidance (IF is wrapped by IndependentViews)."""
+    return [getattr(g, "inner", g).prior for g, _ in guidance.parts]
+
+
+def set_accelerate(guidance, mode: str) -> list[str]:
+    """Switch every prior of the guidance to `mode` (priors/accelerate.py); returns the modes in effect."""
+    import torch
+
+    out = [p.accelerate(mode) for p in guidance_priors(guidance)]
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return out
 
 
 def time_fit(cfg, guidance, *, seeds: int, warmup: int, iters: int, key=0) -> dict:
@@ -162,6 +179,11 @@ def main():
     ap.add_argument("--budget_s", type=float, default=520.0, help="skip optional parts past this wall time")
     ap.add_argument("--variants", default="", help="comma list of seeds:shading:remat:iters (e.g. 4:lambertian:1:30); "
                     "times only these configurations and writes coarse_variants.json")
+    ap.add_argument("--accel", default="", help="comma list of guidance accelerate modes compared in this process "
+                    "(first = reference, e.g. none,cuda_graphs); the last is used for --variants; writes coarse_accel.json")
+    ap.add_argument("--iters_eager", type=int, default=30, help="timed iterations for the reference (eager) mode")
+    ap.add_argument("--compile", action="store_true", help="--accel: also try accelerate='compile' (guidance only) "
+                    "if the wall-time budget allows")
     ap.add_argument("--merge", nargs=2, metavar=("MAIN_JSON", "VARIANTS_JSON"),
                     help="merge a main run and a variants run into --out/coarse.json (no GPU work)")
     args = ap.parse_args()
@@ -199,6 +221,8 @@ def main():
                          steps=cfg.steps)
     print("built", json.dumps(res), flush=True)
 
+    if args.accel:
+        return run_accel(args, res, cfg, guidance, torch, T0)
     if args.variants:
         return run_variants(args, res, cfg, guidance, torch, T0)
     r1 = time_fit(cfg, guidance, seeds=1, warmup=args.warmup, iters=args.iters)
@@ -252,6 +276,170 @@ def main():
     (out / "coarse.json").write_text(json.dumps(res, indent=2))
     print(json.dumps({k: res.get(k) for k in ("coarse_ms_per_iter_seed1", "coarse_ms_per_iter_seed4",
                                                "coarse_3000_min", "seeds4_over_seed1", "peak_gpu_gb")}), flush=True)
+
+
+def _rel_err(a, b) -> float:
+    return float((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30))
+
+
+def guidance_oracle_and_time(guidance, cfg, mode: str, ref: dict | None, *, iters: int = 10) -> dict:
+    """One mode: first call (capture / compile) wall time, median guidance ms, gradients vs the reference mode.
+
+    The same images, views, step and generator seeds for every mode, so a difference is numerics only.
+    """
+    import torch
+
+    from anchorhoi_jax.stages import coarse as co
+
+    dev = guidance_priors(guidance)[0].device
+    batch = co.sample_step_batch(jax.random.key(3), 1000, n_views=cfg.views, resolution=cfg.resolution,
+                                 camera=cfg.camera, shading=cfg.shading)
+    views = co.views_info(batch, cfg.views)
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    x = (torch.rand(cfg.views, 3, cfg.resolution, cfg.resolution, generator=gen) * 2 - 1).to(dev, guidance.dtype)
+    eff = set_accelerate(guidance, mode)
+
+    def call(seed):
+        return guidance(x, views=views, step=1000, generator=torch.Generator(device=dev).manual_seed(seed))
+
+    def parts(seed):  # each prior alone, with its own generator (per-part numerics)
+        out = {}
+        for g, _ in guidance.parts:
+            xg = x.to(g.dtype)
+            out[g.name] = g(xg, views=views, step=1000, generator=torch.Generator(device=dev).manual_seed(seed))[0]
+        return out
+
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    sync()
+    t = time.perf_counter()
+    g0, info0 = call(1)
+    sync()
+    first_s = time.perf_counter() - t
+    ts = []
+    for i in range(iters):
+        t = time.perf_counter()
+        call(100 + i)
+        sync()
+        ts.append(time.perf_counter() - t)
+    r = dict(mode=mode, effective=eff, first_call_s=first_s, guidance_ms_median=1e3 * statistics.median(ts),
+             grads={"combined": g0.float().clone(), **{k: v.float().clone() for k, v in parts(2).items()}})
+    if ref is not None:
+        r["rel_err_vs_ref"] = {k: _rel_err(v, ref["grads"][k]) for k, v in r["grads"].items()}
+        # fp16 noise scale: the eager prior run twice on inputs perturbed by one fp16 ulp gives the spread
+        # that rounding alone produces (computed once for the reference).
+    r["info"] = info0
+    return r
+
+
+def fp16_noise_floor(guidance, cfg, ref_mode: str) -> dict:
+    """Relative change of the reference gradient when the input moves by 1 fp16 ulp (rounding-noise scale)."""
+    import torch
+
+    from anchorhoi_jax.stages import coarse as co
+
+    set_accelerate(guidance, ref_mode)
+    dev = guidance_priors(guidance)[0].device
+    batch = co.sample_step_batch(jax.random.key(3), 1000, n_views=cfg.views, resolution=cfg.resolution,
+                                 camera=cfg.camera, shading=cfg.shading)
+    views = co.views_info(batch, cfg.views)
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    x = (torch.rand(cfg.views, 3, cfg.resolution, cfg.resolution, generator=gen) * 2 - 1).to(dev, guidance.dtype)
+    x2 = torch.nextafter(x, torch.full_like(x, 2.0))
+    out = {}
+    for g, _ in guidance.parts:
+        a = g(x.to(g.dtype), views=views, step=1000, generator=torch.Generator(device=dev).manual_seed(2))[0]
+        b = g(x2.to(g.dtype), views=views, step=1000, generator=torch.Generator(device=dev).manual_seed(2))[0]
+        out[g.name] = _rel_err(b.float(), a.float())
+    return out
+
+
+def run_accel(args, res, cfg, guidance, torch, T0):
+    """Eager vs accelerated guidance in one process: guidance oracle + timing, coarse.fit ms/iteration, phases,
+    then the (seeds, shading, remat) variants with the last mode."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    modes = args.accel.split(",")
+    res["accel_modes"] = modes
+
+    def dump():
+        res["total_wall_s"] = time.perf_counter() - T0
+        (out / "coarse_accel.json").write_text(json.dumps(res, indent=2, default=str))
+
+    # 1) guidance alone: oracle vs the first mode, capture time, median ms
+    res["guidance"] = {}
+    ref = None
+    for m in modes:
+        r = guidance_oracle_and_time(guidance, cfg, m, ref)
+        ref = r if ref is None else ref
+        res["guidance"][m] = {k: v for k, v in r.items() if k != "grads"}
+        print("guidance", m, json.dumps(res["guidance"][m], default=str), flush=True)
+    try:
+        res["guidance_fp16_noise_rel"] = fp16_noise_floor(guidance, cfg, modes[0])
+    except Exception as e:  # noqa: BLE001 - diagnostic only
+        res["guidance_fp16_noise_rel"] = repr(e)[:200]
+    dump()
+
+    # 2) the stage: ms/iteration per mode at 1 seed (default config), same JAX program
+    res["fit"] = {}
+    for m in modes:
+        set_accelerate(guidance, m)
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        iters = args.iters_eager if m == modes[0] else args.iters
+        r = time_fit(cfg, guidance, seeds=1, warmup=args.warmup, iters=iters)
+        r.update(_peak(torch))
+        res["fit"][m] = r
+        print("fit", m, json.dumps(r), flush=True)
+        dump()
+    best = modes[-1]
+    set_accelerate(guidance, best)
+    try:
+        res["phases_ms_seed1"] = phase_breakdown(cfg, guidance)
+        res["phases_mode"] = best
+        print("phases", json.dumps(res["phases_ms_seed1"]), flush=True)
+    except Exception as e:  # noqa: BLE001 - a diagnostic only
+        res["phases_error"] = repr(e)[:300]
+    dump()
+
+    # 3) variants with the accelerated guidance
+    if args.variants:
+        res["variants"] = {}
+        for spec in args.variants.split(","):
+            seeds, shading, remat, iters = spec.split(":")
+            name = f"s{seeds}_{shading}_remat{remat}"
+            if time.perf_counter() - T0 > args.budget_s:
+                res["variants"][name] = {"skipped": "wall-time budget"}
+                continue
+            vcfg = dataclasses.replace(cfg, render=dataclasses.replace(cfg.render, shading=shading,
+                                                                       remat=bool(int(remat))))
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
+            try:
+                r = time_fit(vcfg, guidance, seeds=int(seeds), warmup=args.warmup, iters=int(iters), key=int(seeds))
+                r.update(_peak(torch))
+            except Exception as e:  # noqa: BLE001 - e.g. out of memory: record it and go on
+                r = {"error": repr(e)[:400]}
+            res["variants"][name] = r
+            print(name, json.dumps(r), flush=True)
+            dump()
+
+    # 4) compile (guidance only), last: its compile time is not bounded by anything we control
+    if args.compile:
+        if time.perf_counter() - T0 > args.budget_s - 200:
+            res["guidance"]["compile"] = {"skipped": "wall-time budget (compile needs minutes)"}
+        else:
+            try:
+                r = guidance_oracle_and_time(guidance, cfg, "compile", ref)
+                res["guidance"]["compile"] = {k: v for k, v in r.items() if k != "grads"}
+            except Exception as e:  # noqa: BLE001
+                res["guidance"]["compile"] = {"error": repr(e)[:400]}
+            print("guidance compile", json.dumps(res["guidance"]["compile"], default=str), flush=True)
+        set_accelerate(guidance, best)
+    dump()
 
 
 def run_variants(args, res, cfg, guidance, torch, T0):

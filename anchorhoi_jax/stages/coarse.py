@@ -487,12 +487,18 @@ def run_sds_loop(program: SDSProgram, state: SDSState, weights, guidance, *, tot
     inner = jax.device_put(inner, device)
     program.proxy.bind(guidance)
     history: list[dict[str, Any]] = []
+    pending = program.sample(state.key, jnp.int32(start), sample_extra) if start < stop else None
     try:
         for i in range(start, stop):
-            batch, inner_key, view_arrays = program.sample(state.key, jnp.int32(i), sample_extra)
+            batch, inner_key, view_arrays = pending
             views = ViewInfo(*(onp.asarray(a, onp.float64).reshape(s) for a, s in
                                zip(jax.device_get(view_arrays), ((-1,), (-1,), (-1, 4, 4)))),
                              views_per_sample=program.views_per_sample)
+            if i + 1 < stop:
+                # The next step's views depend only on the key: dispatched now, they run on the GPU
+                # before this step's render, so reading them back next iteration never waits for
+                # this step's update (the host sync per step is otherwise a full pipeline drain).
+                pending = program.sample(state.key, jnp.int32(i + 1), sample_extra)
             inner = inner.replace(step=jnp.int32(i), key=inner_key)
             inner, info = program.step(inner, (batch, weights), views)
             done = i + 1

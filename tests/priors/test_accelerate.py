@@ -253,8 +253,8 @@ def test_gpu_graphed_encoder_vjp_equals_autograd():
     for s in range(3):
         gen = torch.Generator(device="cuda").manual_seed(s)
         x = (torch.rand(4, 3, 16, 16, device="cuda", generator=gen) * 2 - 1).requires_grad_(True)
-        v = torch.randn(4, 4, 4, 4, device="cuda", generator=gen)
         ze = eager_enc(x)
+        v = torch.randn(ze.shape, device="cuda", generator=gen)
         (gxe,) = torch.autograd.grad(ze, x, v)
         zf = prior.encode(x)
         (gxf,) = torch.autograd.grad(zf, x, v)
