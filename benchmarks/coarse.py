@@ -368,8 +368,17 @@ def run_accel(args, res, cfg, guidance, torch, T0):
     # 1) guidance alone: oracle vs the first mode, capture time, median ms
     res["guidance"] = {}
     ref = None
-    for m in modes:
-        r = guidance_oracle_and_time(guidance, cfg, m, ref)
+    for m in list(modes):
+        try:
+            r = guidance_oracle_and_time(guidance, cfg, m, ref)
+        except Exception as e:  # noqa: BLE001 - record why a mode cannot run and go on without it
+            import traceback
+
+            res["guidance"][m] = {"error": repr(e)[:400], "trace": traceback.format_exc()[-1500:]}
+            print("guidance", m, "FAILED", res["guidance"][m]["trace"], flush=True)
+            modes.remove(m)
+            set_accelerate(guidance, modes[0])
+            continue
         ref = r if ref is None else ref
         res["guidance"][m] = {k: v for k, v in r.items() if k != "grads"}
         print("guidance", m, json.dumps(res["guidance"][m], default=str), flush=True)
