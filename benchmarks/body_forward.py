@@ -70,15 +70,57 @@ def _median_ms(fn, reps, warmup=3):
     return statistics.median(ts)
 
 
+def _gpu_kernel_profile(fn, calls, tmp):
+    """Per-call GPU time by kernel/op name, from a jax.profiler trace of `calls` calls of fn.
+
+    Returns {line name: {"us_per_call": total, "top": [[name, us per call, launches per call], ...]}}
+    for every line of the /device:GPU planes (kernel streams and XLA's op/module lines).
+    """
+    import glob
+
+    import jax
+    from jax.profiler import ProfileData
+
+    fn()
+    d = tempfile.mkdtemp(dir=tmp)
+    with jax.profiler.trace(d):
+        for _ in range(calls):
+            fn()
+    pbs = glob.glob(os.path.join(d, "**", "*.xplane.pb"), recursive=True)
+    out = {}
+    for plane in ProfileData.from_file(pbs[0]).planes:
+        if not plane.name.startswith("/device:GPU"):
+            continue
+        for line in plane.lines:
+            agg = {}
+            for ev in line.events:
+                a = agg.setdefault(ev.name, [0.0, 0])
+                a[0] += ev.duration_ns
+                a[1] += 1
+            if not agg:
+                continue
+            top = sorted(agg.items(), key=lambda kv: -kv[1][0])[:25]
+            out[f"{plane.name} | {line.name}"] = {
+                "us_per_call": sum(v[0] for v in agg.values()) / calls / 1e3,
+                "top": [[k[:110], v[0] / calls / 1e3, v[1] / calls] for k, v in top],
+            }
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="benchmarks/results")
     ap.add_argument("--batches", default=",".join(map(str, BATCHES)))
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--variants", action="store_true", help="also time implementation variants at batch 2048")
+    ap.add_argument("--breakdown", action="store_true", help="per-part timings and a kernel profile at batch 2048")
+    ap.add_argument("--breakdown-batch", type=int, default=2048, help="batch of --breakdown (2048; smaller for smoke tests)")
+    ap.add_argument("--old-skinning", default=None, help="an earlier skinning.py to time beside the current one")
     ap.add_argument("--allow-cpu", action="store_true", help="smoke-test the script without a GPU (times not reportable)")
     args = ap.parse_args(argv)
     batches = [int(b) for b in args.batches.split(",")]
+    # Batch 2048 (the issue's target) first, so a run cut short still has it.
+    order = sorted(batches, key=lambda b: (b != 2048, b))
 
     import jax
     import jax.numpy as jnp
@@ -87,13 +129,15 @@ def main(argv=None):
     import smplx
     from body_models.smplx.jax import SMPLX as BMSMPLX
 
-    from anchorhoi_jax.body.skinning import pose, pose_joints
+    from anchorhoi_jax.body import skinning as sk
+    from anchorhoi_jax.body.skinning import TF32X3, pose, pose_joints, with_tf32x3_blend
     from anchorhoi_jax.body.smplx import load_smplx, make_params
     from anchorhoi_jax.body.smplx_synthetic import write_synthetic_smplx
 
     gpu = jax.devices()[0]
     if not torch.cuda.is_available() and not args.allow_cpu:
         raise SystemExit("needs a CUDA GPU (pass --allow-cpu for a smoke test)")
+    on_gpu = gpu.platform == "gpu"
     tdev = "cuda" if torch.cuda.is_available() else "cpu"
     device_name = torch.cuda.get_device_name(0) if tdev == "cuda" else platform.processor() or "cpu"
     variant = "pcie" if "PCIe" in device_name else "sxm"
@@ -105,6 +149,14 @@ def main(argv=None):
 
     model, extras = load_smplx(tmp, num_betas=10, num_expression=10, use_pca=False, flat_hand_mean=False)
     model = jax.device_put(model, gpu)
+    model3 = with_tf32x3_blend(model) if on_gpu else None  # the opt-in error-compensated TF32 variant
+    old = None
+    if args.old_skinning:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("skinning_old", args.old_skinning)
+        old = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(old)
     tm = smplx.SMPLX(model_path=tmp, gender="neutral", ext="npz", use_pca=False, flat_hand_mean=False,
                      num_betas=10, num_expression_coeffs=10, batch_size=1).to(tdev).eval()  # fmt: skip
     bm = BMSMPLX(model_path=path)
@@ -112,12 +164,15 @@ def main(argv=None):
     HIGHEST, DEFAULT = jax.lax.Precision.HIGHEST, jax.lax.Precision.DEFAULT
     to_params = jax.jit(jax.vmap(lambda a: make_params(model, extras, **a)))
 
-    def ours_full(prec):
-        f = jax.jit(jax.vmap(lambda m, p: pose(m, p, precision=prec), in_axes=(None, 0)))
-        return lambda m, p: (lambda o: (o.vertices, o.all_joints))(f(m, p))
+    def ours_full(prec, posefn=pose):
+        def f(m, p):  # vertices and all 127 joints, both inside the one jit
+            o = posefn(m, p, precision=prec)
+            return o.vertices, o.all_joints
 
-    def ours_joints(prec):
-        return jax.jit(jax.vmap(lambda m, p: pose_joints(m, p, precision=prec), in_axes=(None, 0)))
+        return jax.jit(jax.vmap(f, in_axes=(None, 0)))
+
+    def ours_joints(prec, fn=pose_joints):
+        return jax.jit(jax.vmap(lambda m, p: fn(m, p, precision=prec), in_axes=(None, 0)))
 
     def bm_args(x):
         return dict(
@@ -144,6 +199,12 @@ def main(argv=None):
         return call
 
     results = {"rows": []}
+    os.makedirs(args.out, exist_ok=True)
+
+    def save(tag="partial"):
+        with open(os.path.join(args.out, f"body_forward_{tag}.json"), "w") as fh:
+            json.dump(results, fh, indent=1)
+
     fns = {
         ("full", "fp32"): ours_full(HIGHEST),
         ("full", "tf32"): ours_full(DEFAULT),
@@ -157,27 +218,134 @@ def main(argv=None):
     torch.backends.cudnn.allow_tf32 = False
     xp = _inputs(64, seed=123)
     xj = {k: jnp.asarray(v) for k, v in xp.items()}
-    params = to_params(xj)
-    verts, joints = fns[("full", "fp32")](model, params)
+    p64 = to_params(xj)
+    verts, joints = fns[("full", "fp32")](model, p64)
     tm.batch_size = 64
     with torch.no_grad():
         out = tm(**{k: torch.from_numpy(v).to(tdev) for k, v in xp.items()})
     v_ref, j_ref = out.vertices.cpu().numpy(), out.joints.cpu().numpy()
+
+    def verr(v):
+        return float(onp.abs(onp.asarray(v) - v_ref).max())
+
     v_bm = onp.asarray(bm_fns[("full", "fp32")](xj))
-    results["parity_max_vertex_err_m"] = float(onp.abs(onp.asarray(verts) - v_ref).max())
+    results["parity_max_vertex_err_m"] = verr(verts)
     results["parity_max_joint_err_m"] = float(onp.abs(onp.asarray(joints) - j_ref).max())
     results["parity_max_joint_err_joints_only_m"] = float(
-        onp.abs(onp.asarray(fns[("joints", "fp32")](model, params)) - j_ref).max()
+        onp.abs(onp.asarray(fns[("joints", "fp32")](model, p64)) - j_ref).max()
     )
     results["parity_body_models_vs_smplx_vertex_err_m"] = float(onp.abs(v_bm - v_ref).max())
-    v_tf, _ = fns[("full", "tf32")](model, params)
-    results["tf32_max_vertex_err_m"] = float(onp.abs(onp.asarray(v_tf) - v_ref).max())
+    results["tf32_max_vertex_err_m"] = verr(fns[("full", "tf32")](model, p64)[0])
+    vfns = {}  # variants of the full forward, timed at batch 2048 below
+    if model3 is not None:
+        vfns["tf32x3_stacked"] = (ours_full(TF32X3), model3)
+    for name in ("TF32_TF32_F32_X3", "BF16_BF16_F32_X6"):
+        vfns[name.lower()] = (ours_full(getattr(jax.lax.DotAlgorithmPreset, name)), model)
+    if old is not None:
+        vfns["previous_skinning_fp32"] = (ours_full(HIGHEST, old.pose), model)
+        vfns["previous_skinning_joints_fp32"] = (ours_joints(HIGHEST, old.pose_joints), model)
+    for name, (f, m) in list(vfns.items()):
+        try:
+            o = f(m, p64)
+            v = o[0] if isinstance(o, tuple) else o
+            ref = v_ref if isinstance(o, tuple) else j_ref
+            kind = "vertex" if isinstance(o, tuple) else "joint"
+            results[f"variant_{name}_{kind}_err_m"] = float(onp.abs(onp.asarray(v) - ref).max())
+        except Exception as e:  # not every jax/GPU combination offers every algorithm
+            results[f"variant_{name}_error"] = f"{type(e).__name__}: {e}"[:300]
+            del vfns[name]
     print(f"parity vs smplx (GPU, fp32, batch 64): vertices {results['parity_max_vertex_err_m']:.2e} m, "
           f"joints {results['parity_max_joint_err_m']:.2e} m; TF32 vertices {results['tf32_max_vertex_err_m']:.2e} m",
-          flush=True)  # fmt: skip
+          {k: v for k, v in results.items() if k.startswith("variant_")}, flush=True)  # fmt: skip
+    save()
+
+    # --- per-part timings at batch 2048, fp32 HIGHEST, each part jitted alone ---
+    B, P, V = args.breakdown_batch, 486, model.num_vertices
+    if args.breakdown:
+        bd = results["breakdown_b2048"] = {}
+        pb = jax.block_until_ready(to_params({k: jnp.asarray(v) for k, v in _inputs(B).items()}))
+        n3 = 3 * V
+
+        def t(f, *a):
+            return _median_ms(lambda: jax.block_until_ready(f(*a)), args.reps)
+
+        def feats_of(m, p):
+            return sk._blend_features(m, p.betas, sk.rodrigues(p.pose))
+
+        def transforms(fk_mod):
+            def f(m, p):
+                R = fk_mod.rodrigues(p.pose)
+                j = fk_mod.rest_joints(m, p.betas)
+                Rr = fk_mod.rest_orientations(m, p.betas)
+                Rw, tw = fk_mod.forward_kinematics(m, R, j, Rr)
+                return fk_mod._skin_transforms(Rw, tw, Rr, j, True), tw
+
+            return jax.jit(jax.vmap(f, in_axes=(None, 0)))
+
+        def lbs(m, blended, A, root, s, tr):
+            return sk._place(sk._lbs(m, A, blended[:n3].reshape(-1, 3), HIGHEST), root, s, tr)
+
+        f_feats = jax.jit(jax.vmap(feats_of, in_axes=(None, 0)))
+        feats = jax.block_until_ready(f_feats(model, pb))
+        gemm = jax.jit(lambda a, b: jnp.matmul(a, b, precision=HIGHEST))
+        blended = jax.block_until_ready(gemm(feats, model.blend_dirs))
+        f_tr = transforms(sk)
+        A, tw = jax.block_until_ready(f_tr(model, pb))
+        root = tw[:, 0]
+        f_lbs = jax.jit(jax.vmap(lbs, in_axes=(None, 0, 0, 0, 0, 0)))
+        verts_b = jax.block_until_ready(f_lbs(model, blended, A, root, pb.scale, pb.transl))
+        f_extra = jax.jit(jax.vmap(sk._barycentric, in_axes=(0, None, None)))
+        bd["features_ms"] = t(f_feats, model, pb)
+        bd["gemm_ms"] = t(gemm, feats, model.blend_dirs)
+        bd["fk_transforms_ms"] = t(f_tr, model, pb)
+        if old is not None:
+            bd["fk_transforms_previous_ms"] = t(transforms(old), model, pb)
+        bd["lbs_place_ms"] = t(f_lbs, model, blended, A, root, pb.scale, pb.transl)
+        bd["extra_points_ms"] = t(f_extra, verts_b, model.extra_vertex_ids, model.extra_bary)
+        bd["full_ms"] = t(fns[("full", "fp32")], model, pb)
+        bd["joints_only_ms"] = t(fns[("joints", "fp32")], model, pb)
+        bd["sum_of_parts_ms"] = sum(bd[k] for k in ("features_ms", "gemm_ms", "fk_transforms_ms", "lbs_place_ms", "extra_points_ms"))
+        # GEMM formulations of the same product (fp32 HIGHEST unless named).
+        g = bd["gemm_layouts_ms"] = {}
+        MT = jax.block_until_ready(model.blend_dirs.T.copy())
+        dn = (((1,), (1,)), ((), ()))
+        g["nn_padded"] = bd["gemm_ms"]
+        g["nt_stored_transposed"] = t(jax.jit(lambda a, b: jax.lax.dot_general(a, b, dn, precision=HIGHEST)), feats, MT)
+        g["output_transposed"] = t(jax.jit(lambda b, a: jax.lax.dot_general(b, a, dn, precision=HIGHEST)), MT, feats)
+        g["nn_padded_tf32"] = t(jax.jit(lambda a, b: jnp.matmul(a, b, precision=DEFAULT)), feats, model.blend_dirs)
+        if model3 is not None:
+            g["tf32x3_stacked"] = t(jax.jit(sk._tf32x3_product), feats, model3.blend_dirs_tf32x3)
+        for name in ("TF32_TF32_F32_X3",):
+            try:
+                alg = getattr(jax.lax.DotAlgorithmPreset, name)
+                g[name.lower()] = t(jax.jit(lambda a, b, alg=alg: jnp.matmul(a, b, precision=alg)), feats, model.blend_dirs)
+            except Exception as e:
+                g[name.lower() + "_error"] = f"{type(e).__name__}: {e}"[:200]
+        print("breakdown", json.dumps(bd), flush=True)
+        save()
+        if on_gpu:
+            prof = results["kernel_profile_b2048"] = {}
+            targets = {
+                "ours_full_fp32": lambda: jax.block_until_ready(fns[("full", "fp32")](model, pb)),
+                "ours_joints_fp32": lambda: jax.block_until_ready(fns[("joints", "fp32")](model, pb)),
+                "body_models_full_fp32": lambda: jax.block_until_ready(bm_fns[("full", "fp32")](
+                    {k: jnp.asarray(v) for k, v in _inputs(B).items()})),
+            }  # fmt: skip
+            if "tf32x3_stacked" in vfns:
+                f3, m3 = vfns["tf32x3_stacked"]
+                targets["ours_full_tf32x3_stacked"] = lambda: jax.block_until_ready(f3(m3, pb))
+            if "previous_skinning_fp32" in vfns:
+                fo, _ = vfns["previous_skinning_fp32"]
+                targets["previous_full_fp32"] = lambda: jax.block_until_ready(fo(model, pb))
+            for name, fn in targets.items():
+                try:
+                    prof[name] = _gpu_kernel_profile(fn, 5, tmp)
+                except Exception as e:
+                    prof[name] = {"error": f"{type(e).__name__}: {e}"[:300]}
+            save()
 
     # --- timings ---
-    for batch in batches:
+    for batch in order:
         x = _inputs(batch)
         xj = {k: jax.device_put(jnp.asarray(v), gpu) for k, v in x.items()}
         params = jax.block_until_ready(to_params(xj))
@@ -209,63 +377,54 @@ def main(argv=None):
                 flush=True,
             )
         del xt
+        if batch == order[0] and args.variants:
+            # Variants of the full forward in the same process, right after the b2048 rows.
+            vb = results[f"variants_b{batch}_ms"] = {}
+            for name, (f, m) in vfns.items():
+                vb[name] = _median_ms(lambda: jax.block_until_ready(f(m, params)), args.reps)
+            vb["current_fp32_again"] = _median_ms(lambda: jax.block_until_ready(fns[("full", "fp32")](model, params)), args.reps)
+            vb["body_models_fp32_again"] = _median_ms(lambda: jax.block_until_ready(bm_fns[("full", "fp32")](xj)), args.reps)
+            print(f"variants b{batch}", json.dumps(vb), flush=True)
+        save()
+    results["rows"].sort(key=lambda r: (r["batch"], r["output"] != "full", r["precision"]))
 
-    # --- the floor: the pose-corrective GEMM and LBS at batch 2048 ---
-    B, P, V = 2048, 486, model.num_vertices
-    S = model.num_shape
-    gemm_flops = 2.0 * B * P * 3 * V
-    ours_gemm_flops = 2.0 * B * (1 + S + P) * 3 * V  # template and shape rows ride along
+    # --- the floor at batch 2048 ---
+    B, S = 2048, model.num_shape
+    gemm_flops = 2.0 * B * P * 3 * V  # the pose-corrective product alone
+    shape_flops = 2.0 * B * (1 + S) * 3 * V  # template + shape blend (fused into the same GEMM here)
     K = int(model.skin_joint_ids.shape[1])
-    lbs_flops = 2.0 * B * V * (12 * K + 9)
+    lbs_flops = 2.0 * B * V * (12 * K + 9)  # blend K 3x4 transforms, apply to the vertex
+    fk_flops = 2.0 * B * model.num_joints * 60  # Rodrigues + 3x4 compose + skinning transform, per joint
     out_bytes = 4.0 * B * V * 3
     dirs_bytes = 4.0 * (1 + S + P) * 3 * V
-    floor_compute_ms = (gemm_flops + lbs_flops) / (peaks["fp32_tflops"] * 1e12) * 1e3
-    floor_memory_ms = (out_bytes + dirs_bytes) / (peaks["hbm_tb_s"] * 1e12) * 1e3
-    floor_tf32_ms = max((gemm_flops) / (peaks["tf32_tflops"] * 1e12) * 1e3, floor_memory_ms)
-    # The GEMM alone, as XLA runs it (what the rest of the forward adds on top of it).
-    feats = jax.random.normal(jax.random.key(0), (B, model.blend_dirs.shape[0]), jnp.float32)
-    mat = jax.random.normal(jax.random.key(1), model.blend_dirs.shape, jnp.float32)  # padded, as `pose` runs it
-    gemm = jax.jit(lambda a, b: jnp.matmul(a, b, precision=HIGHEST))
-    gemm_ms = _median_ms(lambda: jax.block_until_ready(gemm(feats, mat)), args.reps)
-    gemm_tf = jax.jit(lambda a, b: jnp.matmul(a, b, precision=DEFAULT))
-    gemm_tf_ms = _median_ms(lambda: jax.block_until_ready(gemm_tf(feats, mat)), args.reps)
+    in_bytes = 4.0 * B * (S + 3 * model.num_joints + 4)
+    flops = gemm_flops + shape_flops + lbs_flops + fk_flops
+    floor_compute_ms = flops / (peaks["fp32_tflops"] * 1e12) * 1e3
+    floor_memory_ms = (out_bytes + dirs_bytes + in_bytes) / (peaks["hbm_tb_s"] * 1e12) * 1e3
+    floor_tf32_ms = max((gemm_flops + shape_flops) / (peaks["tf32_tflops"] * 1e12) * 1e3, floor_memory_ms)
+    # Unfused: the GEMM writes the posed rest mesh and skinning reads it back (+2 x out_bytes).
+    unfused_memory_ms = (3 * out_bytes + dirs_bytes) / (peaks["hbm_tb_s"] * 1e12) * 1e3
     results["floor"] = {
         "peaks": {"variant": variant, **peaks},
         "pose_gemm_gflop_b2048": gemm_flops / 1e9,
-        "ours_gemm_gflop_b2048": ours_gemm_flops / 1e9,
+        "shape_blend_gflop_b2048": shape_flops / 1e9,
+        "ours_gemm_gflop_b2048": (gemm_flops + shape_flops) / 1e9,
         "lbs_gflop_b2048": lbs_flops / 1e9,
+        "fk_gflop_b2048": fk_flops / 1e9,
         "lbs_weights_per_vertex": K,
         "output_mb_b2048": out_bytes / 1e6,
         "blend_matrix_mb": dirs_bytes / 1e6,
         "floor_fp32_compute_ms": floor_compute_ms,
         "floor_memory_ms": floor_memory_ms,
+        "floor_memory_unfused_ms": unfused_memory_ms,
         "floor_fp32_ms": max(floor_compute_ms, floor_memory_ms),
         "floor_tf32_ms": floor_tf32_ms,
-        "gemm_only_ms_b2048_fp32": gemm_ms,
-        "gemm_only_ms_b2048_tf32": gemm_tf_ms,
-        "gemm_only_tflops_fp32": ours_gemm_flops / gemm_ms / 1e9,
     }
-
-    if args.variants:
-        # Fp32-accurate products on tensor cores (error-compensated splits); not Precision.HIGHEST,
-        # reported beside it with their parity error. And the GEMM alone at the unpadded shape.
-        vb = 2048 if 2048 in batches else max(batches)
-        results["variant_batch"] = vb
-        params = to_params({k: jnp.asarray(v) for k, v in _inputs(vb).items()})
-        p64 = to_params({k: jnp.asarray(v) for k, v in _inputs(64, seed=123).items()})
-        for name in ("TF32_TF32_F32_X3", "BF16_BF16_F32_X6"):
-            try:
-                f3 = ours_full(getattr(jax.lax.DotAlgorithmPreset, name))
-                v3, _ = f3(model, p64)
-                results[f"variant_{name.lower()}_vertex_err_m"] = float(onp.abs(onp.asarray(v3) - v_ref).max())
-                results[f"variant_{name.lower()}_ms"] = _median_ms(lambda: jax.block_until_ready(f3(model, params)), 10)
-            except Exception as e:  # not every jax/GPU combination offers every algorithm
-                results[f"variant_{name.lower()}_error"] = f"{type(e).__name__}: {e}"[:200]
-        fu = jax.random.normal(jax.random.key(0), (vb, 1 + S + P), jnp.float32)
-        mu = jax.random.normal(jax.random.key(1), (1 + S + P, 3 * V), jnp.float32)
-        results["variant_unpadded_gemm_only_ms_fp32"] = _median_ms(lambda: jax.block_until_ready(gemm(fu, mu)), 10)
-        results["variant_unpadded_gemm_only_ms_tf32"] = _median_ms(lambda: jax.block_until_ready(gemm_tf(fu, mu)), 10)
-        print({k: v for k, v in results.items() if k.startswith("variant")}, flush=True)
+    if "breakdown_b2048" in results:
+        bd = results["breakdown_b2048"]
+        results["floor"]["gemm_only_ms_b2048_fp32"] = bd["gemm_ms"]
+        results["floor"]["gemm_only_ms_b2048_tf32"] = bd["gemm_layouts_ms"]["nn_padded_tf32"]
+        results["floor"]["gemm_only_tflops_fp32"] = (gemm_flops + shape_flops) / bd["gemm_ms"] / 1e9
 
     def row(b, kind, prec):
         return next(r for r in results["rows"] if (r["batch"], r["output"], r["precision"]) == (b, kind, prec))
@@ -292,7 +451,6 @@ def main(argv=None):
         rt = row(2048, "full", "tf32")
         summary.update(jax_ms_b2048_tf32=rt["ours_ms"], gap_to_floor_b2048_tf32=rt["ours_ms"] / floor_tf32_ms)
     results = {**summary, **results}
-    os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "body_forward.json"), "w") as fh:
         json.dump(results, fh, indent=1)
     table = _table(results)

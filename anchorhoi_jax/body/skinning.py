@@ -111,6 +111,23 @@ def rodrigues(aa: Float[Array, "*b 3"]) -> Float[Array, "*b 3 3"]:
     return eye + a * K + b * (outer - theta2[..., None, None] * eye)
 
 
+def _jump_schedule(parents: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+    """Pointer-jumping schedule of the kinematic tree (static, host-side).
+
+    Step s composes every joint with its 2^s-th ancestor (index J = the identity, for joints whose
+    chain already reaches the root), so ⌈log2(depth + 1)⌉ steps give every world transform: 4 for
+    SMPL-X (11 levels), 5 for Anny. Each step is one gather + 3×4 compose over all joints, which XLA
+    fuses into one kernel, instead of ~11 dependent per-level kernels.
+    """
+    J = len(parents)
+    anc = [p if p >= 0 else J for p in parents]
+    steps = []
+    while any(a != J for a in anc):
+        steps.append(tuple(anc))
+        anc = [anc[a] if a != J else J for a in anc]
+    return tuple(steps)
+
+
 def forward_kinematics(
     model: BodyModel,
     R_local: Float[Array, "J 3 3"],
@@ -118,40 +135,37 @@ def forward_kinematics(
     R_rest: Float[Array, "J 3 3"],
     precision=HIGHEST,
 ) -> tuple[Float[Array, "J 3 3"], Float[Array, "J 3"]]:
-    """World rotation and position of every joint, unrolled over depth levels of the tree.
+    """World rotation and position of every joint.
 
-    T_world_joint = T_world_parent · (T_world_rest_parent⁻¹ T_world_rest_joint) · R_local.
-    Returns (R_world (J,3,3), t_world (J,3)). Products are exact f32 elementwise sums
-    (`precision` is accepted for API compatibility).
+    T_world_joint = T_world_parent · (T_world_rest_parent⁻¹ T_world_rest_joint) · R_local, evaluated
+    by pointer jumping over the tree (`_jump_schedule`): the local transforms are composed in pairs,
+    fours, eights… (the same product, associated differently; f32 rounding only). Returns
+    (R_world (J,3,3), t_world (J,3)). Products are exact f32 elementwise sums (`precision` is
+    accepted for API compatibility). Reads only `model.parents` and `model.rest_orient`.
     """
     del precision
     parents = model.parents
-    identity_rest = model.rest_orient == "identity"
-    R_world = [None] * len(parents)
-    t_world = [None] * len(parents)
-    for level in model.levels:
-        idx = onp.asarray(level)
-        if parents[level[0]] < 0:  # root level: the rest frame is the world frame's child directly
-            Rw = R_local[idx] if identity_rest else _mm(R_rest[idx], R_local[idx])
-            tw = j_rest[idx]
-        else:
-            pidx = onp.asarray([parents[j] for j in level])
-            Rp = jnp.stack([R_world[p] for p in pidx])
-            tp = jnp.stack([t_world[p] for p in pidx])
-            if identity_rest:
-                Rw = _mm(Rp, R_local[idx])
-                tw = tp + _mv(Rp, j_rest[idx] - j_rest[pidx])
-            else:
-                Rrp = R_rest[pidx]
-                # Local rest transform expressed in the parent's rest frame.
-                R_pr = _mm(jnp.swapaxes(Rrp, -1, -2), R_rest[idx])
-                t_pr = _mtv(Rrp, j_rest[idx] - j_rest[pidx])
-                Rw = _mm(Rp, _mm(R_pr, R_local[idx]))
-                tw = tp + _mv(Rp, t_pr)
-        for k, j in enumerate(level):
-            R_world[j] = Rw[k]
-            t_world[j] = tw[k]
-    return jnp.stack(R_world), jnp.stack(t_world)
+    J = len(parents)
+    par = onp.asarray([max(p, 0) for p in parents])
+    root = onp.asarray([p < 0 for p in parents])
+    if model.rest_orient == "identity":
+        R = R_local
+        t = jnp.where(root[:, None], j_rest, j_rest - j_rest[par])
+    else:
+        # Local rest transform in the parent's rest frame; a root's rest frame hangs off the world.
+        Rrp = R_rest[par]
+        R_pr = jnp.where(root[:, None, None], R_rest, _mm(jnp.swapaxes(Rrp, -1, -2), R_rest))
+        R = _mm(R_pr, R_local)
+        t = jnp.where(root[:, None], j_rest, _mtv(Rrp, j_rest - j_rest[par]))
+    eye = jnp.eye(3, dtype=R.dtype)[None]
+    zero = jnp.zeros((1, 3), t.dtype)
+    for anc in _jump_schedule(parents):
+        idx = onp.asarray(anc)
+        Ra = jnp.concatenate([R, eye], 0)[idx]
+        ta = jnp.concatenate([t, zero], 0)[idx]
+        # Composing with the identity slot is exact (x·1 + y·0 + z·0 = x), so finished chains keep their bits.
+        R, t = _mm(Ra, R), ta + _mv(Ra, t)
+    return R, t
 
 
 def _skin_transforms(R_world, t_world, R_rest, j_rest, identity_rest=False):
@@ -229,6 +243,61 @@ def with_fused_blend(model: BodyModel) -> BodyModel:
     return model.replace(blend_dirs=jax.device_put(M), extra_blend_dirs=jax.device_put(extra))
 
 
+# Precision sentinel for `pose(..., precision=TF32X3)`: the posing GEMM as ONE tensor-core TF32
+# product with K tripled (needs `with_tf32x3_blend`); every other product stays at HIGHEST.
+TF32X3 = "tf32x3"
+
+
+def _exact(precision):
+    """The precision for the small products (joints, rest frames, extra points) under `precision`."""
+    return HIGHEST if isinstance(precision, str) and precision == TF32X3 else precision
+
+
+def _round_tf32_host(x: onp.ndarray) -> onp.ndarray:
+    """Round float32 to the nearest TF32 value (10 mantissa bits; ties away from zero), on the host."""
+    b = onp.ascontiguousarray(x, onp.float32).view(onp.uint32)
+    return ((b + onp.uint32(0x1000)) & onp.uint32(0xFFFFE000)).view(onp.float32)
+
+
+def _round_tf32(x):
+    """`_round_tf32_host` in JAX (bit arithmetic; no gradient flows through it)."""
+    b = jax.lax.bitcast_convert_type(jax.lax.stop_gradient(x), jnp.uint32)
+    b = (b + jnp.uint32(0x1000)) & jnp.uint32(0xFFFFE000)
+    return jax.lax.bitcast_convert_type(b, jnp.float32)
+
+
+def with_tf32x3_blend(model: BodyModel) -> BodyModel:
+    """`model` with `blend_dirs_tf32x3` = [M_hi; M_lo; M_hi] for `pose(..., precision=TF32X3)` (opt-in).
+
+    M = M_hi + M_lo + O(2⁻²²|M|) with both parts exactly representable in TF32, so with the features
+    split the same way, f·M ≈ [f_hi, f_hi, f_lo] · [M_hi; M_lo; M_hi] is one TF32 tensor-core GEMM
+    (K = 3·Qp, exact products, f32 accumulation) with float32-level error (the dropped f_lo·M_lo
+    term is ~2⁻²² relative). Same idea as `DotAlgorithmPreset.TF32_TF32_F32_X3`, which XLA runs as
+    three GEMMs with three output round trips. Costs 3× the blend matrix in memory (193 MB for
+    SMPL-X); models without pose correctives (Anny) are returned unchanged.
+    """
+    if model.blend_dirs is None or model.posedirs.shape[0] == 0:
+        return model
+    M = onp.asarray(model.blend_dirs, onp.float32)
+    hi = _round_tf32_host(M)
+    lo = _round_tf32_host(M - hi)
+    return model.replace(blend_dirs_tf32x3=jax.device_put(jnp.asarray(onp.concatenate([hi, lo, hi], 0))))
+
+
+def _tf32x3_product(f, M3, algorithm=jax.lax.DotAlgorithmPreset.TF32_TF32_F32):
+    """f · M through the stacked TF32 GEMM of `with_tf32x3_blend` (leading axes of f: batch).
+
+    r = f − f_hi is exact; f_hi is formed as f − stop_gradient(r) (same bits) so the gradient with
+    respect to f is M_hi + M_lo = M to f32 accuracy. Every operand is TF32-exact, so `algorithm`
+    HIGHEST gives the same products (CPU has no TF32 GEMM; tests use that).
+    """
+    r = jax.lax.stop_gradient(f - _round_tf32(f))
+    hi = f - r
+    lo = _round_tf32(r)
+    feats = jnp.concatenate([hi, hi, lo], -1)
+    return jnp.matmul(feats, M3, precision=algorithm)
+
+
 def _blend_features(model: BodyModel, betas, R_local):
     """[1, β, vec(R[1:] − I), 0…] matching the (padded) rows of `blend_dirs`."""
     f = jnp.concatenate([jnp.ones((1,), betas.dtype), betas, _pose_feature(R_local).astype(betas.dtype)])
@@ -245,11 +314,15 @@ def posed_rest_vertices(
     never materialises a separate shaped mesh); otherwise shape blend plus corrective product.
     Models without pose correctives (Anny) take the plain blend-shape path.
     """
+    n = 3 * model.v_template.shape[0]
+    if model.posedirs.shape[0] and model.blend_dirs is not None and model.blend_dirs_tf32x3 is not None:
+        if isinstance(precision, str) and precision == TF32X3:
+            return _tf32x3_product(_blend_features(model, betas, R_local), model.blend_dirs_tf32x3)[:n].reshape(-1, 3)
+    precision = _exact(precision)
     if model.posedirs.shape[0] == 0:
         return rest_vertices(model, betas, precision)
     pf = _pose_feature(R_local).astype(betas.dtype)
     if model.blend_dirs is not None:
-        n = 3 * model.v_template.shape[0]
         out = jnp.matmul(_blend_features(model, betas, R_local), model.blend_dirs, precision=precision)
         return out[:n].reshape(-1, 3)
     v = rest_vertices(model, betas, precision)
@@ -270,14 +343,17 @@ def pose(
       params: betas (S,), pose (J,3) axis-angle, transl (3,), scale ().
       rotations: optional (J,3,3) local rotations that replace `params.pose` (6D/matrix
         parameterisations convert to matrices and pass them here).
-      precision: of the blend-shape/pose-corrective product (FK and skinning are exact f32).
+      precision: of the blend-shape/pose-corrective product (FK and skinning are exact f32);
+        `TF32X3` runs that product as one error-compensated TF32 GEMM when the model carries
+        `blend_dirs_tf32x3` (`with_tf32x3_blend`; float32-level error, not `Precision.HIGHEST`).
     """
     with jax.named_scope("body.pose"):
         R_local = rodrigues(params.pose) if rotations is None else rotations
         identity_rest = model.rest_orient == "identity"
+        v_rest = posed_rest_vertices(model, params.betas, R_local, precision)
+        precision = _exact(precision)
         j_rest = rest_joints(model, params.betas, precision)
         R_rest = rest_orientations(model, params.betas, precision)
-        v_rest = posed_rest_vertices(model, params.betas, R_local, precision)
         R_world, t_world = forward_kinematics(model, R_local, j_rest, R_rest, precision)
         A = _skin_transforms(R_world, t_world, R_rest, j_rest, identity_rest)
         root = j_rest[0]
@@ -308,6 +384,7 @@ def pose_joints(
     Equal to `pose(...).all_joints` (or `.joints` when with_extra=False) at a fraction of the cost:
     no full-mesh blend shapes, pose correctives or skinning.
     """
+    precision = _exact(precision)  # the extra points' few columns gain nothing from the TF32 split
     with jax.named_scope("body.pose_joints"):
         R_local = rodrigues(params.pose) if rotations is None else rotations
         identity_rest = model.rest_orient == "identity"
