@@ -10,10 +10,14 @@ Speed (why the code looks the way it does; see benchmarks/results/body_forward.m
   blend ride along as extra rows of the pose-corrective product, so a batch never materialises a
   separate shaped mesh.
 * 3×3 products in Rodrigues and FK are written out elementwise, so XLA fuses them into a few loop
-  kernels instead of launching many tiny batched GEMMs.
+  kernels instead of launching many tiny batched GEMMs; FK runs by pointer jumping (4 steps for
+  SMPL-X instead of 11 depth levels).
 * Skinning uses each vertex's K non-zero weights (`BodyModel.skin_joint_ids/weights`, exact: K is
   the largest number of non-zeros any vertex has) and is written as explicit sums, so gather,
   blend, transform, scale and translation fuse into one pass over the vertices.
+* Measured at batch 2048 on an H100 (fp32 HIGHEST): the GEMM kernel is 1.28 ms of 1.65 ms of GPU
+  kernels (cuBLAS FFMA, 76 % of fp32 peak), the LBS pass 0.32 ms. `precision=TF32X3` (opt-in, with
+  `with_tf32x3_blend`) runs the GEMM on tensor cores at float32-level error: 1.24 ms wall vs 2.03 ms.
 """
 
 from __future__ import annotations
