@@ -43,12 +43,17 @@ GPU_OVERRIDES = [
     # Rematerialised NeRF renders: 4 seeds of the default coarse forward need ~123 GB without it
     # (benchmarks/results/composition.md); both seed counts run with it, so the ratio compares like with like.
     "compose.coarse.render.remat=true", "compose.object.render.remat=true",
+    # Random-init priors can saturate a seed's object field (4-seed H100 run: seed 2's density [38.1, 1.07e9]
+    # never crossed the default level 10): the marching-cubes level comes from each seed's densities.
+    "compose.object.mesh_threshold=auto",
     "compose.anchor.steps=200", "compose.anchor.steps_per_call=100",
     "compose.segmentation.on_empty=foreground", "compose.detection.on_missing=rest_pose",
     "video.kind=tiny", "video.seconds=5.0", "video.num_inference_steps=4", "detect.kind=static",
     "motion.steps=1000", "motion.log_every=100", "observe.progress=false",
 ]
 PROMPT = "A man with sideburns sitting on a sofa"
+# The composition half of the graph (issue 6's whole chain: coarse .. object, static assembly excluded).
+COMPOSITION_STAGES = ("coarse", "masks", "anchor", "avatar", "pose", "object")
 
 
 def paper_steps(cfg) -> dict:
@@ -75,6 +80,17 @@ def stage_rates(events) -> dict:
     return out
 
 
+def _tree_state() -> dict:
+    """The commit and whether the working tree differed from it (the device runs the working tree)."""
+    def git(*a):
+        try:
+            return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True, timeout=20).stdout.strip()
+        except Exception:  # noqa: BLE001
+            return ""
+
+    return {"commit": git("rev-parse", "HEAD"), "dirty_files": git("status", "--porcelain", "-uno").splitlines()}
+
+
 def _peak(torch) -> dict:
     import jax
 
@@ -83,6 +99,7 @@ def _peak(torch) -> dict:
         out["jax_peak_gb"] = (jax.devices()[0].memory_stats() or {}).get("peak_bytes_in_use", 0) / 2**30
     except Exception:  # noqa: BLE001
         out["jax_peak_gb"] = 0.0
+    # XLA's peak_bytes_in_use is the process-wide peak (no reset): measure each seed count in its own process.
     out["peak_gb"] = out["torch_peak_gb"] + out["jax_peak_gb"]
     return out
 
@@ -133,11 +150,14 @@ def run_gpu(args) -> dict:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.float16 if device == "cuda" else torch.float32
     res = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "jax": jax.__version__,
-           "torch": torch.__version__, "overrides": GPU_OVERRIDES, "prompt": PROMPT}
-    cfg1 = load_config(GenerateConfig, REPO / "configs" / "anchorhoi.yaml", GPU_OVERRIDES + args.extra)
+           "torch": torch.__version__, "overrides": GPU_OVERRIDES + args.extra, "prompt": PROMPT,
+           "config": args.preset, "tree": _tree_state(), "tiny_priors": args.tiny}
+    # configs/bench_pipeline.yaml == configs/anchorhoi.yaml + GPU_OVERRIDES (tests/pipeline/test_bench_config.py)
+    cfg1 = load_config(GenerateConfig, REPO / args.preset, args.extra)
     cfg1 = dataclasses.replace(cfg1, prompt=PROMPT)
     t0 = time.perf_counter()
-    priors = real_size_priors(cfg1, device, dtype)
+    # --tiny: the preset's own priors (a CPU dry run of this script with configs/smoke.yaml)
+    priors = None if args.tiny else real_size_priors(cfg1, device, dtype)
     res["priors_build_s"] = time.perf_counter() - t0
     res["paper_steps"] = paper_steps(cfg1)
     import importlib.util
@@ -150,7 +170,7 @@ def run_gpu(args) -> dict:
             torch.cuda.reset_peak_memory_stats()
         cfg = dataclasses.replace(cfg1, seeds=seeds)
         t0 = time.perf_counter()
-        r = execute(cfg, out=Path(args.runs) / f"run_s{seeds}", overwrite=True, priors_fn=lambda: priors,
+        r = execute(cfg, out=Path(args.runs) / f"run_s{seeds}", overwrite=True, priors_fn=None if priors is None else (lambda: priors),
                     export=has_ffmpeg)
         wall = time.perf_counter() - t0
         rates = stage_rates(r.events)
@@ -162,9 +182,21 @@ def run_gpu(args) -> dict:
                 proj[name] = st["seconds"] + rate["s_per_step"] * (res["paper_steps"][name] - st["steps"])
             else:
                 proj[name] = st["seconds"]
+        infos = {}
+        for sd, st in (r.outputs.get("static") or {}).items():
+            if isinstance(st, dict) and "info" in st:
+                from anchorhoi_jax.pipeline.pack import unpack_json
+
+                i = unpack_json(st["info"])
+                infos[sd] = {k: i.get(k) for k in ("mesh_threshold", "mesh_threshold_source", "density_min",
+                                                   "density_max", "occupied_fraction", "human_mask_source",
+                                                   "pose_source")}
         out = {"wall_s": wall, "stages": stages, "rates": rates, **_peak(torch),
                "projected_paper_steps_s": proj,
-               "projected_total_excl_video_s": sum(v for k, v in proj.items() if k != "video")}
+               "projected_total_excl_video_s": sum(v for k, v in proj.items() if k != "video"),
+               "composition_s": sum(stages[k]["seconds"] for k in COMPOSITION_STAGES if k in stages),
+               "composition_projected_s": sum(proj[k] for k in COMPOSITION_STAGES if k in proj),
+               "seed_infos": infos}
         res[f"s{seeds}"] = out
         print(json.dumps({f"s{seeds}": out}), flush=True)
         Path(args.out, "pipeline_gpu.json").write_text(json.dumps(res, indent=2))  # after every seed count
@@ -193,37 +225,78 @@ def run_demo(args) -> dict:
     return res
 
 
+def _load_gpu(args) -> dict:
+    """The gpu-mode results to merge: DIR/pipeline_gpu.json, or several (--gpu-json, e.g. the 4-seed and
+    the 1-seed calls of one session) combined; later files win for a seed count both measured."""
+    files = args.gpu_json or [str(Path(args.out, "pipeline_gpu.json"))]
+    gpu: dict = {}
+    for f in files:
+        part = json.loads(Path(f).read_text())
+        for k, v in part.items():
+            if k.startswith("s") and k[1:].isdigit():
+                gpu[k] = {**v, "source_file": f, "tree": part.get("tree")}
+            else:
+                gpu.setdefault(k, v)
+    return gpu
+
+
 def merge(args) -> dict:
-    """benchmarks/results/pipeline.json from DIR/pipeline_gpu.json and DIR/pipeline_demo.json."""
-    gpu = json.loads(Path(args.out, "pipeline_gpu.json").read_text())
+    """benchmarks/results/pipeline.json from the gpu-mode results (+ DIR/pipeline_demo.json if present).
+
+    The file's previous top-level measurements move under `previous_runs[<--previous-label>]`; demo keys
+    are carried over when no new demo was run."""
+    gpu = _load_gpu(args)
     demo = json.loads(Path(args.out, "pipeline_demo.json").read_text()) if Path(args.out, "pipeline_demo.json").is_file() \
         else None
+    dst = REPO / "benchmarks" / "results" / "pipeline.json"
+    old = json.loads(dst.read_text()) if dst.is_file() else {}
     s1, s4 = gpu.get("s1"), gpu.get("s4")
-    table = {name: {"s1_s": s1["stages"][name]["seconds"], "s4_s": (s4 or {}).get("stages", {}).get(name, {}).get("seconds"),
-                    "steps": s1["stages"][name]["steps"],
-                    "s_per_step_s1": s1["rates"].get(name, {}).get("s_per_step"),
-                    "s_per_step_s4": (s4 or {}).get("rates", {}).get(name, {}).get("s_per_step"),
-                    "projected_paper_steps_s1_s": s1["projected_paper_steps_s"].get(name)}
-             for name in s1["stages"]}
+    if s1 is None:
+        raise SystemExit("merge: no 1-seed gpu result (s1) in the inputs")
+    ratio = lambda a, b: None if a is None or not b else a / b  # noqa: E731
+    table = {}
+    for name in s1["stages"]:
+        a = s1["stages"][name]["seconds"]
+        b = (s4 or {}).get("stages", {}).get(name, {}).get("seconds")
+        r1 = s1["rates"].get(name, {}).get("s_per_step")
+        r4 = (s4 or {}).get("rates", {}).get(name, {}).get("s_per_step")
+        table[name] = {"s1_s": a, "s4_s": b, "s4_over_s1": ratio(b, a), "steps": s1["stages"][name]["steps"],
+                       "s_per_step_s1": r1, "s_per_step_s4": r4, "s_per_step_s4_over_s1": ratio(r4, r1),
+                       "projected_paper_steps_s1_s": s1["projected_paper_steps_s"].get(name),
+                       "projected_paper_steps_s4_s": (s4 or {}).get("projected_paper_steps_s", {}).get(name)}
     excl = lambda r: sum(v["seconds"] for k, v in r["stages"].items() if k != "video")  # noqa: E731
     res = {
         "device": gpu["device"],
-        "demo_cpu_min": None if demo is None else demo["demo_cpu_min"],
-        "demo_cpu_time_min": None if demo is None else demo["demo_cpu_time_min"],
+        "demo_cpu_min": old.get("demo_cpu_min") if demo is None else demo["demo_cpu_min"],
+        "demo_cpu_time_min": old.get("demo_cpu_time_min") if demo is None else demo["demo_cpu_time_min"],
         "gpu_one_seed_min": excl(s1) / 60,
         "gpu_one_seed_projected_paper_steps_min": s1["projected_total_excl_video_s"] / 60,
+        "gpu_four_seeds_min": None if s4 is None else excl(s4) / 60,
+        "gpu_four_seeds_projected_paper_steps_min": None if s4 is None else s4["projected_total_excl_video_s"] / 60,
         "gpu_four_over_one": None if s4 is None else excl(s4) / excl(s1),
         "gpu_four_over_one_projected_paper_steps": None if s4 is None else
         s4["projected_total_excl_video_s"] / s1["projected_total_excl_video_s"],
+        "composition_four_over_one": None if s4 is None else s4["composition_s"] / s1["composition_s"],
+        "composition_four_over_one_projected_paper_steps": None if s4 is None else
+        s4["composition_projected_s"] / s1["composition_projected_s"],
         "peak_gb_s1": s1["peak_gb"], "peak_gb_s4": None if s4 is None else s4["peak_gb"],
+        "peak_detail": {k: {m: v.get(m) for m in ("torch_peak_gb", "jax_peak_gb", "peak_gb")}
+                        for k, v in (("s1", s1), ("s4", s4)) if v},
         "per_stage": table,
-        "reduced_steps": gpu["overrides"], "paper_steps": gpu["paper_steps"],
-        "command": "python benchmarks/pipeline.py gpu --out DIR (H100); python benchmarks/pipeline.py demo --out DIR "
-                   "(CPU); python benchmarks/pipeline.py merge --out DIR",
+        "seed_infos": {k: v.get("seed_infos") for k, v in (("s1", s1), ("s4", s4)) if v},
+        "config": gpu.get("config"), "reduced_steps": gpu["overrides"], "paper_steps": gpu["paper_steps"],
+        "command": "python benchmarks/pipeline.py gpu --out DIR --seeds N (H100, one process per seed count); "
+                   "python benchmarks/pipeline.py demo --out DIR (CPU); "
+                   "python benchmarks/pipeline.py merge --out DIR --gpu-json S4.json S1.json",
         "versions": {"jax": gpu["jax"], "torch": gpu["torch"]},
         "exports_timed_on_gpu": gpu.get("exports_timed"),
+        "sources": {k: {"file": v.get("source_file"), "tree": v.get("tree")} for k, v in (("s1", s1), ("s4", s4)) if v},
     }
-    dst = REPO / "benchmarks" / "results" / "pipeline.json"
+    prev = dict(old.get("previous_runs", {}))
+    if old and args.previous_label:
+        prev[args.previous_label] = {k: v for k, v in old.items() if k != "previous_runs"}
+    if prev:
+        res["previous_runs"] = prev
     dst.write_text(json.dumps(res, indent=2) + "\n")
     print(json.dumps(res, indent=1))
     return res
@@ -235,12 +308,21 @@ def main(argv=None):
     ap.add_argument("--out", required=True)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--runs", default="/tmp/anchorhoi_bench", help="run directories (checkpoints) of the gpu mode")
+    ap.add_argument("--preset", default="configs/bench_pipeline.yaml", help="gpu: the config preset (repo-relative)")
+    ap.add_argument("--tiny", action="store_true", help="gpu: the preset's own priors instead of real-size ones "
+                    "(a CPU dry run with --preset configs/smoke.yaml)")
+    ap.add_argument("--gpu-json", nargs="+", help="merge: gpu-mode result files to combine (default DIR/pipeline_gpu.json)")
+    ap.add_argument("--previous-label", help="merge: keep the file's previous measurements under previous_runs[LABEL]")
     ap.add_argument("extra", nargs="*", help="extra config overrides")
     args = ap.parse_args(argv)
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     Path(args.out).mkdir(parents=True, exist_ok=True)
+    # The stage log also goes to a file under --out, so a run cut by a time limit still leaves its stage times.
+    fh = logging.FileHandler(Path(args.out) / f"pipeline_{args.mode}.log")
+    fh.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(fh)
     {"gpu": run_gpu, "demo": run_demo, "merge": merge}[args.mode](args)
 
 

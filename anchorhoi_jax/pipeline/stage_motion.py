@@ -22,7 +22,12 @@ from anchorhoi_jax.pipeline.bodies import MotionBody, static_body_params
 from anchorhoi_jax.pipeline.errors import PipelineError
 from anchorhoi_jax.pipeline.static import motion_model, seed_items
 
-__all__ = ["make_contacts_stage_fn", "make_motion_stage_fn", "motion_config", "pose_joints_of"]
+__all__ = ["make_contacts_stage_fn", "make_motion_stage_fn", "motion_config", "pose_joints_of", "pad_part_pairs",
+           "stack_seed_data"]
+
+# Radius (metres) of the inert capsule that pads the self-penetration pairs of seeds with fewer pairs: with
+# r_a + r_b = −2 km a pair never overlaps, and r − dist never wins the max of the part occupancy.
+_INERT_RADIUS = -1.0e3
 
 
 def _seed_key(root: jax.Array, i: int) -> jax.Array:
@@ -94,6 +99,55 @@ def make_contacts_stage_fn(body_fn):
     return contacts_stage
 
 
+def pad_part_pairs(parts: list) -> list:
+    """Per-seed PartVolumes with equal shapes, for stacking along the seed axis.
+
+    The non-adjacent part pairs of the self-penetration term depend on each seed's shape β (pairs that
+    touch at rest are excluded, body/part_volumes.py), so seeds differ in their pair count. When they
+    do, every seed gets one inert capsule appended (radius −1 km, zero-length, on the root joint) and its
+    pair list padded with (inert, inert) pairs: relu(r_a + r_b − d) = 0 for them, and the inert capsule
+    never attains the max of the part occupancy (L_pen), so each seed's loss terms and gradients are
+    exactly its unpadded ones. Equal pair counts (one seed included) are returned unchanged.
+    """
+    counts = {int(p.pair_a.shape[0]) for p in parts}
+    if len(counts) <= 1:
+        return list(parts)
+    q = max(counts)
+    out = []
+    for p in parts:
+        n_parts = p.radius.shape[0]
+        pad = jnp.full((q - p.pair_a.shape[0],), n_parts, p.pair_a.dtype)
+        out.append(p.replace(
+            q0=jnp.concatenate([p.q0, jnp.zeros((1, 3), p.q0.dtype)]),
+            q1=jnp.concatenate([p.q1, jnp.zeros((1, 3), p.q1.dtype)]),
+            radius=jnp.concatenate([p.radius, jnp.full((1,), _INERT_RADIUS, p.radius.dtype)]),
+            joint=jnp.concatenate([p.joint, jnp.zeros((1,), p.joint.dtype)]),
+            pair_a=jnp.concatenate([p.pair_a, pad]),
+            pair_b=jnp.concatenate([p.pair_b, pad])))
+    return out
+
+
+def stack_seed_data(datas: list):
+    """Per-seed MotionData stacked along a leading seed axis (part pairs padded by `pad_part_pairs`).
+
+    Raises PipelineError (one line) naming the first field whose shape still differs between seeds."""
+    parts = pad_part_pairs([d.parts for d in datas])
+    datas = [d.replace(parts=p) for d, p in zip(datas, parts)]
+    # The sparse skinning table is as wide as the subset's most-weighted vertex (per seed): pad with
+    # (joint 0, weight 0) columns, which add exactly nothing to Σ_k w_k A_k.
+    k = max(int(d.sub_skin_ids.shape[1]) for d in datas)
+    datas = [d if d.sub_skin_ids.shape[1] == k else d.replace(
+        sub_skin_ids=jnp.pad(d.sub_skin_ids, ((0, 0), (0, k - d.sub_skin_ids.shape[1]))),
+        sub_skin_w=jnp.pad(d.sub_skin_w, ((0, 0), (0, k - d.sub_skin_w.shape[1])))) for d in datas]
+    leaves = [jax.tree_util.tree_flatten_with_path(d)[0] for d in datas]
+    for i, (path, leaf) in enumerate(leaves[0]):
+        shapes = [jnp.shape(ls[i][1]) for ls in leaves]
+        if len(set(shapes)) > 1:
+            raise PipelineError(f"motion data field {jax.tree_util.keystr(path)} differs in shape between seeds "
+                                f"({shapes}); the seeds cannot be vmapped together")
+    return jax.tree.map(lambda *x: jnp.stack(x), *datas)
+
+
 def _prepare(body: MotionBody, st: dict, kp, conf, K, T, image_size, key, cfg):
     from anchorhoi_jax.stages.motion import prepare_motion_data
 
@@ -124,7 +178,7 @@ def make_motion_stage_fn(body_fn):
                 raise PipelineError(f"seed {i}: the motion stage's contact pairs differ from the 'contacts' stage "
                                     "(inputs changed under a finished stage); rerun with --from-stage contacts")
             datas.append(d)
-        data = jax.tree.map(lambda *x: jnp.stack(x), *datas)
+        data = stack_seed_data(datas)
         mcfg = motion_config(body, cfg)
         wd = dataclasses.asdict(cfg.weights)
         wd["render"] = 0.0
