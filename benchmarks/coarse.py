@@ -87,10 +87,12 @@ def guidance_priors(guidance):
 
 
 def set_accelerate(guidance, mode: str) -> list[str]:
-    """Switch every prior of the guidance to `mode` (priors/accelerate.py); returns the modes in effect."""
+    """Switch every prior of the guidance to `mode` (priors/accelerate.py; a "+cl" suffix adds
+    channels_last); returns the modes in effect."""
     import torch
 
-    out = [p.accelerate(mode) for p in guidance_priors(guidance)]
+    base, cl = mode.split("+")[0], mode.endswith("+cl")
+    out = [p.accelerate(base, channels_last=cl) + ("+cl" if cl else "") for p in guidance_priors(guidance)]
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return out
@@ -181,6 +183,7 @@ def main():
                     "times only these configurations and writes coarse_variants.json")
     ap.add_argument("--accel", default="", help="comma list of guidance accelerate modes compared in this process "
                     "(first = reference, e.g. none,cuda_graphs); the last is used for --variants; writes coarse_accel.json")
+    ap.add_argument("--no_fit", action="store_true", help="--accel: guidance comparison and variants only")
     ap.add_argument("--iters_eager", type=int, default=30, help="timed iterations for the reference (eager) mode")
     ap.add_argument("--compile", action="store_true", help="--accel: also try accelerate='compile' (guidance only) "
                     "if the wall-time budget allows")
@@ -382,6 +385,7 @@ def run_accel(args, res, cfg, guidance, torch, T0):
         ref = r if ref is None else ref
         res["guidance"][m] = {k: v for k, v in r.items() if k != "grads"}
         print("guidance", m, json.dumps(res["guidance"][m], default=str), flush=True)
+        dump()
     try:
         res["guidance_fp16_noise_rel"] = fp16_noise_floor(guidance, cfg, modes[0])
     except Exception as e:  # noqa: BLE001 - diagnostic only
@@ -390,7 +394,7 @@ def run_accel(args, res, cfg, guidance, torch, T0):
 
     # 2) the stage: ms/iteration per mode at 1 seed (default config), same JAX program
     res["fit"] = {}
-    for m in modes:
+    for m in ([] if args.no_fit else modes):
         set_accelerate(guidance, m)
         gc.collect()
         if torch.cuda.is_available():
@@ -405,6 +409,8 @@ def run_accel(args, res, cfg, guidance, torch, T0):
     best = modes[-1]
     set_accelerate(guidance, best)
     try:
+        if args.no_fit:
+            raise RuntimeError("skipped (--no_fit)")
         res["phases_ms_seed1"] = phase_breakdown(cfg, guidance)
         res["phases_mode"] = best
         print("phases", json.dumps(res["phases_ms_seed1"]), flush=True)

@@ -165,6 +165,7 @@ class GuidanceConfig:
       forward and VAE-encoder forward/backward replayed from CUDA graphs captured per batch shape;
       same kernels, equal to eager up to fp16 rounding) or "compile" (TorchInductor, then graphs;
       minutes of compilation at the first step). On a CPU device every mode runs eagerly.
+    channels_last: UNet / VAE convolutions in NHWC memory order (same arithmetic, other cuDNN kernels).
     """
 
     kind: Literal["tiny", "real"] = "real"
@@ -183,11 +184,14 @@ class GuidanceConfig:
     tiny_if_resolution: int = 16
     tiny_mvdream_resolution: int = 32
     accelerate: Literal["none", "cuda_graphs", "compile"] = "cuda_graphs"
+    channels_last: bool = False
 
     def __post_init__(self):
         if self.kind not in ("tiny", "real"):
             raise ValueError(f"GuidanceConfig.kind must be 'tiny' or 'real', got {self.kind!r}")
         check_accelerate(self.accelerate, "GuidanceConfig.accelerate")
+        if not isinstance(self.channels_last, bool):
+            raise ValueError(f"GuidanceConfig.channels_last must be true or false, got {self.channels_last!r}")
         for name in ("if_weight", "mvdream_weight", "if_scale", "mvdream_scale"):
             if not getattr(self, name) >= 0.0:
                 raise ValueError(f"GuidanceConfig.{name} must be >= 0, got {getattr(self, name)}")
@@ -274,7 +278,7 @@ def build_guidance(prompt: str, cfg: GuidanceConfig, *, device="cpu", dtype: tor
             prior = load_if_prior(cfg.if_dir, device=device, dtype=dtype, allow_download=cfg.allow_download)
         g = SDSGuidance(prior, prompt, dataclasses.replace(cfg.sds, guidance_scale=cfg.if_scale), cfg.negative_prompt)
         prior.free_text_encoder()
-        prior.accelerate(cfg.accelerate)
+        prior.accelerate(cfg.accelerate, channels_last=cfg.channels_last)
         g = IndependentViews(g)
         g.name = "if"
         parts.append((g, cfg.if_weight))
@@ -288,7 +292,7 @@ def build_guidance(prompt: str, cfg: GuidanceConfig, *, device="cpu", dtype: tor
         sds = dataclasses.replace(cfg.sds, guidance_scale=cfg.mvdream_scale, view_dependent_prompts=False)
         g = SDSGuidance(prior, prompt, sds, cfg.negative_prompt)
         prior.free_text_encoder()
-        prior.accelerate(cfg.accelerate)
+        prior.accelerate(cfg.accelerate, channels_last=cfg.channels_last)
         g.name = "mvdream"
         parts.append((g, cfg.mvdream_weight))
     return CombinedGuidance(parts)

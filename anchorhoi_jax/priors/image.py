@@ -112,6 +112,7 @@ class _TextUNetPrior:
 
     value_range = (-1.0, 1.0)
     accelerated = "none"
+    memory_format = torch.contiguous_format
     _unet_runner = None
 
     def __init__(self, unet, scheduler, text_encoder, tokenizer, *, resolution: int, max_length: int,
@@ -148,6 +149,7 @@ class _TextUNetPrior:
 
     def _raw_unet(self, z_t, t, emb):
         """The UNet output for model-dtype inputs (what a CUDA graph captures)."""
+        z_t = z_t.contiguous(memory_format=self.memory_format)
         return self.unet(z_t, t, encoder_hidden_states=emb, return_dict=False)[0]
 
     def _run_unet(self, *args, **static):
@@ -156,15 +158,21 @@ class _TextUNetPrior:
             return self._unet_runner(*args, **static)
         return self._raw_unet(*args, **static)
 
-    def accelerate(self, mode: str, *, capture=None, capture_vjp=None) -> str:
+    def accelerate(self, mode: str, *, channels_last: bool = False, capture=None, capture_vjp=None) -> str:
         """Switch the UNet (and a latent prior's VAE encoder) to eager / CUDA graphs / compiled graphs.
 
         Returns the mode in effect: "none" on a CPU device (nothing to capture). Graphs are captured
-        lazily, at the first call of each input signature (priors/accelerate.py). `capture` /
-        `capture_vjp` replace the CUDA recorders (tests emulate them on CPU; without `capture_vjp` the
-        encoder then stays eager).
+        lazily, at the first call of each input signature (priors/accelerate.py). `channels_last`
+        stores conv weights and feeds activations NHWC (cuDNN's native fp16 layout; the same
+        arithmetic in another memory order), in any mode. `capture` / `capture_vjp` replace the CUDA
+        recorders (tests emulate them on CPU; without `capture_vjp` the encoder then stays eager).
         """
         mode = check_accelerate(mode, "accelerate mode")
+        if not isinstance(channels_last, bool):
+            raise ValueError(f"accelerate: channels_last must be a bool, got {channels_last!r}")
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        for m in self._conv_modules():
+            m.to(memory_format=self.memory_format)
         self._unet_runner = None
         self.accelerated = "none"
         self._accelerate_encoder(False, None)
@@ -178,6 +186,9 @@ class _TextUNetPrior:
             self._accelerate_encoder(True, capture_vjp)
         self.accelerated = mode
         return mode
+
+    def _conv_modules(self):
+        return [self.unet]
 
     def _accelerate_encoder(self, graphed: bool, capture_vjp) -> None:
         """Pixel priors have nothing to graph in `encode` (a resize); latent priors override this."""
@@ -236,12 +247,15 @@ class SDPrior(_TextUNetPrior):
         # Forward and input-gradient of the encoder replayed from graphs: SDS still pulls dL/dz back
         # through the encoder's exact VJP (the Eq. 1 gradient w.r.t. the rendered image).
         def make():
-            return _LatentEncoder(self.vae, self.resolution, self.dtype, self.scaling_factor)
+            return _LatentEncoder(self.vae, self.resolution, self.dtype, self.scaling_factor, self.memory_format)
 
         self._encoder = GraphedVJP(make, capture=capture_vjp) if graphed else make()
 
     def encode(self, x_model: torch.Tensor) -> torch.Tensor:
         return self._encoder(x_model)
+
+    def _conv_modules(self):
+        return [self.unet, self.vae]
 
     @classmethod
     def from_pretrained(cls, name: str = "sd-2.1-base", local_dir=None, *, device="cuda", dtype=torch.float16,
@@ -268,16 +282,18 @@ class _LatentEncoder(torch.nn.Module):
     Holds only the encoder's modules, so a graphed copy carries no decoder parameters.
     """
 
-    def __init__(self, vae, resolution: int, dtype: torch.dtype, scaling_factor: float):
+    def __init__(self, vae, resolution: int, dtype: torch.dtype, scaling_factor: float,
+                 memory_format: torch.memory_format = torch.contiguous_format):
         super().__init__()
         self.encoder = vae.encoder
         self.quant_conv = getattr(vae, "quant_conv", None)
         self.resolution = resolution
         self.dtype = dtype
         self.scaling_factor = scaling_factor
+        self.memory_format = memory_format
 
     def forward(self, x_model: torch.Tensor) -> torch.Tensor:
-        x = resize_to(x_model, self.resolution).to(self.dtype)
+        x = resize_to(x_model, self.resolution).to(self.dtype).contiguous(memory_format=self.memory_format)
         h = self.encoder(x)
         if self.quant_conv is not None:
             h = self.quant_conv(h)

@@ -316,6 +316,7 @@ class MVDreamPrior(SDPrior):
                               num_frames=views.views_per_sample).float()
 
     def _raw_unet(self, z_t, t, emb, cam, *, num_frames: int):
+        z_t = z_t.contiguous(memory_format=self.memory_format)
         return self.unet(z_t, t, emb, camera=cam, num_frames=num_frames)
 
     @classmethod

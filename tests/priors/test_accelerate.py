@@ -105,6 +105,10 @@ def test_modes_and_bad_values_one_line_errors():
         make_tiny_if(0).accelerate("graphs")
     with pytest.raises(ValueError, match="StaticShapeGraphs: warmup must be >= 1, got 0"):
         StaticShapeGraphs(lambda x: x, warmup=0)
+    with pytest.raises(ValueError, match="GuidanceConfig.channels_last must be true or false, got 'yes'"):
+        GuidanceConfig(kind="tiny", channels_last="yes")
+    with pytest.raises(ValueError, match="accelerate: channels_last must be a bool, got 1"):
+        make_tiny_if(0).accelerate("none", channels_last=1)
     with pytest.raises(ValueError, match="GraphedVJP: warmup must be >= 1, got 0"):
         GraphedVJP(lambda: torch.nn.Identity(), warmup=0)
 
@@ -202,6 +206,14 @@ def test_emulated_graphs_equal_eager_guidance(which):
     for (ge, ie), (gf, if_) in zip(eager, fast):
         assert torch.equal(ge, gf) and ie == if_ and ge.abs().sum() > 0
     assert prior.accelerate("none") == "none" and prior._unet_runner is None
+    # NHWC convolutions (other kernels, same arithmetic), replayed: equal to float32 rounding
+    prior.accelerate("cuda_graphs", channels_last=True, capture=emulated_capture, capture_vjp=emulated_vjp_capture)
+    conv = next(m for m in prior.unet.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    for (ge, _), (gc, _) in zip(eager, run()):
+        torch.testing.assert_close(gc, ge, rtol=1e-4, atol=1e-4 * float(ge.abs().max()))
+    prior.accelerate("none")
+    assert conv.weight.is_contiguous()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -214,8 +226,9 @@ def _rel(a, b):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("dtype,tol", [(torch.float32, 5e-3), (torch.float16, 2e-2)])
-def test_gpu_cuda_graphs_equal_eager(dtype, tol):
+@pytest.mark.parametrize("dtype,tol,channels_last", [(torch.float32, 5e-3, False), (torch.float16, 2e-2, False),
+                                                     (torch.float16, 2e-2, True)])
+def test_gpu_cuda_graphs_equal_eager(dtype, tol, channels_last):
     """IF + MVDream tiny priors on CUDA: captured-graph guidance == eager guidance (3 steps, fresh inputs)."""
     cfg = GuidanceConfig(kind="tiny", tiny_mvdream_resolution=32, accelerate="none")
     comb = build_guidance(PROMPT, cfg, device="cuda", dtype=dtype)
@@ -232,7 +245,7 @@ def test_gpu_cuda_graphs_equal_eager(dtype, tol):
         return out
 
     eager = run()
-    assert [p.accelerate("cuda_graphs") for p in priors] == ["cuda_graphs", "cuda_graphs"]
+    assert [p.accelerate("cuda_graphs", channels_last=channels_last) for p in priors] == ["cuda_graphs"] * 2
     fast = run()
     for (ge, ie), (gf, if_) in zip(eager, fast):
         assert torch.isfinite(gf).all() and _rel(gf, ge) < tol, _rel(gf, ge)
