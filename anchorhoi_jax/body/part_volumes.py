@@ -4,10 +4,22 @@ The paper's L_pen follows COAP (Mihajlovic et al. 2022), whose learned part occu
 not available here. COAP's structure is kept: the body is a union of per-bone volumes that move
 rigidly with their bone, so occupancy at a query point is the max over parts. Each part is a capsule
 fitted at load time to the rest-pose vertices that the bone dominates (argmax skinning weight):
-principal axis by PCA, radius a robust percentile of the radial distances, length from the axial
-extent. Capsules give a closed-form inside depth  d(x) = s·r − dist(x, segment)  (metres, > 0
-inside), smooth almost everywhere, which L_pen (Eq. 4) pushes to ≤ 0 at object points and the
-self-penetration part of L_reg evaluates between non-adjacent parts.
+principal axis by PCA, length from the axial extent, and radius the *inscribed* radius: the distance
+from the segment to the nearest point of the whole skin (vertices, edge midpoints and face centroids
+of every part, not only the bone's own) minus a margin. Capsules give a closed-form inside depth
+d(x) = s·r − dist(x, segment)  (metres, > 0 inside), smooth almost everywhere, which L_pen (Eq. 4)
+pushes to ≤ 0 at object points and the self-penetration part of L_reg evaluates between
+non-adjacent parts.
+
+Why inscribed. L_pen must be zero at a physically valid interaction, otherwise Eq. 4's minimum is
+not the true motion: a capsule that protrudes past the skin reads a real contact (object resting on
+the skin, what L_C of Eq. 6 asks for) as penetration, and λ_pen L_pen and λ_C L_C then pull the
+object and the limb in opposite directions. The earlier robust-percentile radius (60th percentile
+of the radial distances) protruded up to 12 mm out of the flat palm; at the ground-truth motions of
+benchmarks/motion.py the part term was 30× the keypoint term (tests/motion/test_part_volumes.py
+checks the fitted capsules stay inside the skin). The occupancy is therefore a conservative inner
+bound of the body (COAP's occupancy is learned to match the skin; the object SDF at the human
+vertices, the other half of L_pen, sees the skin itself).
 """
 
 from __future__ import annotations
@@ -44,6 +56,8 @@ def fit_part_volumes(
     min_vertices: int = 12,
     radius_percentile: float = 60.0,
     min_tree_distance: int = 3,
+    inscribed: bool = True,
+    skin_margin: float = 0.002,
 ) -> PartVolumes:
     """Fit one capsule per bone to the shaped rest mesh (host-side NumPy, run once at load).
 
@@ -53,8 +67,15 @@ def fit_part_volumes(
       rest_orientations: (J,3,3) rest joint frames (identity for SMPL-X).
       lbs_weights: (V,J); faces (F,3): only vertices used by a face are fitted.
       parents: kinematic tree.
-      radius_percentile: percentile of radial distances taken as radius; below the max so the
-        capsule stays mostly inside non-cylindrical parts (contact must not read as penetration).
+      radius_percentile: percentile of radial distances taken as the fitted radius (also places the
+        segment ends: the axial extent minus this radius).
+      inscribed: cap the radius at the distance from the segment to the nearest skin sample (any
+        part) minus `skin_margin`, so the capsule lies inside the skin (contact must not read as
+        penetration, see the module docstring). False = the percentile radius alone (protrudes at
+        flat parts such as the palm).
+      skin_margin: metres kept between capsule and skin samples: covers the sagitta of faces
+        between samples (SMPL-X edges ~1 cm, curvature radius ≥ 1 cm: ≈ 1 mm) and LBS skin
+        deformation near joints.
       min_tree_distance: parts closer than this in the tree, or already overlapping at rest, are
         "adjacent" and excluded from self-penetration.
     """
@@ -63,8 +84,10 @@ def fit_part_volumes(
     Rr = onp.asarray(rest_orientations, onp.float64)
     w = onp.asarray(lbs_weights)
     used = onp.zeros(len(v), bool)
-    used[onp.asarray(faces).reshape(-1)] = True
+    f = onp.asarray(faces)
+    used[f.reshape(-1)] = True
     owner = onp.argmax(w, axis=1)
+    skin = _SkinSamples(v, f, used) if inscribed else None
     q0, q1, rad, joint, world = [], [], [], [], []
     for j in range(len(parents)):
         pts = v[(owner == j) & used]
@@ -74,14 +97,20 @@ def fit_part_volumes(
         _, _, vt = onp.linalg.svd(pts - c, full_matrices=False)
         d = vt[0]
         s = (pts - c) @ d
-        radial = onp.linalg.norm((pts - c) - s[:, None] * d, axis=1)
         lo, hi = onp.percentile(s, 2), onp.percentile(s, 98)
-        core = (s > lo + 0.25 * (hi - lo)) & (s < hi - 0.25 * (hi - lo))
-        r = float(onp.percentile(radial[core] if core.sum() >= 4 else radial, radius_percentile))
-        a, b = lo + r, hi - r
-        if a > b:
-            a = b = 0.5 * (lo + hi)
-        pa, pb = c + a * d, c + b * d
+        if inscribed:
+            seg = _inscribed_segment(skin, c, d, lo, hi, skin_margin)
+            # An axis that never lies inside the skin (e.g. eyeballs): an inert zero-radius part, so
+            # the part count depends on the mesh topology only (seeds with other β stack).
+            pa, pb, r = seg if seg is not None else (c, c, 0.0)
+        else:
+            radial = onp.linalg.norm((pts - c) - s[:, None] * d, axis=1)
+            core = (s > lo + 0.25 * (hi - lo)) & (s < hi - 0.25 * (hi - lo))
+            r = float(onp.percentile(radial[core] if core.sum() >= 4 else radial, radius_percentile))
+            a, b = lo + r, hi - r
+            if a > b:
+                a = b = 0.5 * (lo + hi)
+            pa, pb = c + a * d, c + b * d
         q0.append(Rr[j].T @ (pa - jr[j]))
         q1.append(Rr[j].T @ (pb - jr[j]))
         rad.append(r)
@@ -123,6 +152,59 @@ def fit_part_volumes(
         pair_a=jnp.asarray(pa_list, jnp.int32),
         pair_b=jnp.asarray(pb_list, jnp.int32),
     )
+
+
+class _SkinSamples:
+    """Skin points (vertices, edge midpoints, face centroids) with outward normals and a k-d tree."""
+
+    def __init__(self, v, f, used):
+        from scipy.spatial import cKDTree
+
+        tri = v[f]
+        fn = onp.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # |fn| = 2 area, outward (CCW)
+        vn = onp.zeros_like(v)
+        for k in range(3):
+            onp.add.at(vn, f[:, k], fn)
+        unit = lambda x: x / onp.maximum(onp.linalg.norm(x, axis=-1, keepdims=True), 1e-30)  # noqa: E731
+        mids = [0.5 * (tri[:, a] + tri[:, b]) for a, b in ((0, 1), (1, 2), (2, 0))]
+        self.points = onp.concatenate([v[used], tri.mean(1), *mids])
+        self.normals = unit(onp.concatenate([vn[used], fn, fn, fn, fn]))
+        self.tree = cKDTree(self.points)
+
+    def clearance(self, x):
+        """Distance to the nearest skin sample, negative where x lies outside (on its normal's side)."""
+        dist, i = self.tree.query(x)
+        outside = onp.sum((x - self.points[i]) * self.normals[i], -1) > 0
+        return onp.where(outside, -dist, dist)
+
+
+def _inscribed_segment(skin, c, d, lo, hi, margin, step=0.002):
+    """The capsule on the bone's axis c + s·d, s ∈ [lo, hi], that stays inside the skin.
+
+    A capsule is the union of balls of radius r centred on its segment, so it lies inside the skin
+    iff every segment point has clearance ρ(s) ≥ r. ρ is sampled every `step` metres (ρ is
+    1-Lipschitz, so between samples it drops by at most step/2 = 1 mm, inside `margin`). Among the
+    radii r = ρ(s_k) the one maximising r·(length + 2r) (radius × axial extent: a long limb is not
+    traded for a fat ball at one end) is kept, with the longest run of samples whose ρ ≥ r.
+    Returns (pa, pb, r) or None when no axis point is inside the skin.
+    """
+    n = int(min(max(onp.ceil((hi - lo) / step), 2), 512)) + 1
+    ts = onp.linspace(lo, hi, n)
+    rho = skin.clearance(c[None] + ts[:, None] * d[None]) - margin
+    best = None
+    for r in onp.unique(rho[rho > 0]):
+        ok = onp.concatenate([[False], rho >= r, [False]])
+        edges = onp.flatnonzero(ok[1:] != ok[:-1])  # run starts and (exclusive) ends
+        runs = edges.reshape(-1, 2)
+        k = int(onp.argmax(runs[:, 1] - runs[:, 0]))
+        a, b = ts[runs[k, 0]], ts[runs[k, 1] - 1]
+        score = r * (b - a + 2 * r)
+        if best is None or score > best[0]:
+            best = (score, a, b, float(r))
+    if best is None:
+        return None
+    _, a, b, r = best
+    return c + a * d, c + b * d, r
 
 
 def _np_point_segment(p, a, b):
