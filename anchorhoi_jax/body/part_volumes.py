@@ -233,13 +233,56 @@ def _point_segment_dist(x, a, b):
     return jnp.sqrt(jnp.sum(d * d, -1) + 1e-12)
 
 
+def _depth_pairs(x, p0, p1, radius):
+    """r_p − dist(x_n, segment p) for all (n, p) (N, P), with the closest-point parameter t and
+    the unit vector e from the closest point to x (what the custom backward needs)."""
+    xa = x[:, None, :] - p0[None]
+    ab = (p1 - p0)[None]
+    t = jnp.clip(jnp.sum(xa * ab, -1) / jnp.maximum(jnp.sum(ab * ab, -1), 1e-12), 0.0, 1.0)
+    d = xa - t[..., None] * ab
+    dist = jnp.sqrt(jnp.sum(d * d, -1) + 1e-12)
+    return radius[None, :] - dist, t, d / dist[..., None]
+
+
+@jax.custom_vjp
+def _inside_depth(points, p0, p1, radius):
+    return jnp.max(_depth_pairs(points, p0, p1, radius)[0], axis=-1)
+
+
+def _inside_depth_fwd(points, p0, p1, radius):
+    depth = _depth_pairs(points, p0, p1, radius)[0]
+    return jnp.max(depth, axis=-1), (points, p0, p1, radius, jnp.argmax(depth, axis=-1))
+
+
+def _inside_depth_bwd(res, g):
+    # The max routes the cotangent to one part per point. d(r − dist)/dx = −e, d/dp0 = e(1 − t),
+    # d/dp1 = e·t, d/dr = 1 (at the closest point ∂dist/∂t = 0, so t's own dependence drops out).
+    # Written as masked dense expressions reduced over parts (for x) and over points (for the
+    # capsules) instead of autodiff of max/gather: XLA fuses each reduction with its elementwise
+    # producer, so no (N, P) residual is stored in the forward and no scatter-add runs here.
+    # Under the frame and seed vmaps of the motion stage the autodiff version stored ~8 arrays of
+    # L·N_o·P floats per seed and step (benchmarks/results/motion.md, seed scaling).
+    points, p0, p1, radius, idx = res
+    _, t, e = _depth_pairs(points, p0, p1, radius)
+    sel = (jnp.arange(p0.shape[0])[None, :] == idx[:, None]).astype(points.dtype) * g[:, None]  # (N, P)
+    ge = sel[..., None] * e
+    g_x = -jnp.sum(ge, axis=1)
+    g_p0 = jnp.sum(ge * (1.0 - t)[..., None], axis=0)
+    g_p1 = jnp.sum(ge * t[..., None], axis=0)
+    return g_x, g_p0, g_p1, jnp.sum(sel, axis=0)
+
+
+_inside_depth.defvjp(_inside_depth_fwd, _inside_depth_bwd)
+
+
 def inside_depth(
     points: Float[Array, "N 3"], p0: Float[Array, "P 3"], p1: Float[Array, "P 3"], radius: Float[Array, "P"]
 ) -> Float[Array, "N"]:
-    """Depth (metres) of each point inside the union of capsules: max_p (r_p − dist); < 0 outside."""
+    """Depth (metres) of each point inside the union of capsules: max_p (r_p − dist); < 0 outside.
+
+    Differentiable in every argument (custom VJP: the max's cotangent goes to the deepest part)."""
     with jax.named_scope("body.part_inside_depth"):
-        d = radius[None, :] - _point_segment_dist(points[:, None, :], p0[None], p1[None])
-        return jnp.max(d, axis=-1)
+        return _inside_depth(points, p0, p1, radius)
 
 
 def occupancy(points, p0, p1, radius, *, sharpness: float = 200.0) -> Float[Array, "N"]:
@@ -254,7 +297,13 @@ def self_penetration_depths(
     if parts.pair_a.shape[0] == 0:
         return jnp.zeros((0, samples), p0.dtype)
     ts = jnp.linspace(0.0, 1.0, samples, dtype=p0.dtype)
-    a0, a1 = p0[parts.pair_a], p1[parts.pair_a]
+    # Pair endpoints by one-hot products, not gathers: the backward is then a small GEMM instead of
+    # a scatter-add of Q rows into P (few addresses, heavily contended under frame/seed vmaps).
+    caps = jnp.concatenate([p0, p1, radius[:, None]], -1)  # (P, 7)
+    P = p0.shape[0]
+    ca = jnp.matmul(jax.nn.one_hot(parts.pair_a, P, dtype=p0.dtype), caps, precision=HIGHEST)
+    cb = jnp.matmul(jax.nn.one_hot(parts.pair_b, P, dtype=p0.dtype), caps, precision=HIGHEST)
+    a0, a1 = ca[:, 0:3], ca[:, 3:6]
     pts = a0[:, None] + ts[None, :, None] * (a1 - a0)[:, None]
-    d = _point_segment_dist(pts, p0[parts.pair_b][:, None], p1[parts.pair_b][:, None])
-    return jax.nn.relu(radius[parts.pair_a][:, None] + radius[parts.pair_b][:, None] - d)
+    d = _point_segment_dist(pts, cb[:, None, 0:3], cb[:, None, 3:6])
+    return jax.nn.relu(ca[:, 6:7] + cb[:, 6:7] - d)

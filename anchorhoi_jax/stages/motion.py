@@ -53,6 +53,8 @@ from anchorhoi_jax.losses.reprojection import reprojection_loss
 from anchorhoi_jax.stages.contacts import ContactPairs, extract_contacts, object_surface_points
 
 HIGHEST = jax.lax.Precision.HIGHEST
+LOSS_TERMS = ("keypoints", "contact", "pen_object", "pen_parts", "smooth_joints", "smooth_object", "self_pen",
+              "pose_prior", "render")
 SMPLX_BODY_JOINTS = tuple(range(1, 22))  # SMPL-X body_pose: joints 1..21 (63 values)
 
 
@@ -143,6 +145,10 @@ class MotionData:
     kp_joint_moments: Any = None
     # Per object point (M,): capsule depth tolerated by the part term of L_pen (`pen_parts_static_allowance`).
     pen_parts_allowance: Any = None
+    # The pairs L_C (Eq. 6) sums over, compacted (`max_contact_pairs`): indices into `contacts` (C',)
+    # with the valid pairs first, and their mask; None = all N_o slots of `contacts` (mostly masked).
+    contact_slots: Any = None
+    contact_slot_mask: Any = None
 
     @property
     def num_frames(self) -> int:
@@ -186,6 +192,9 @@ class MotionConfig:
     # suspected of making 8 vmapped seeds cost 6× one seed; measured on the H100 it is not: dense
     # 1.34 s / 9.26 s (1 / 8 seeds), sparse 1.38 s / 8.03 s (benchmarks/results/motion.md).
     lbs: str = "sparse"
+    # Terms of Eq. 4 removed from the compiled program (a zero weight still computes them): for
+    # speed diagnosis, or a term a caller never uses. Names as in MotionWeights.
+    skip_terms: tuple[str, ...] = ()
     pose_prior: PosePrior = pose_prior_l2
     render_fn: Callable | None = None  # (vertices (V,3), R_obj, t_obj, frame_index) -> (image, mask)
     render_model: Any = None  # BodyModel for full-mesh skinning when render_fn is set
@@ -193,6 +202,9 @@ class MotionConfig:
     def __post_init__(self):
         if self.lbs not in ("dense", "sparse"):
             raise ValueError(f"MotionConfig.lbs must be 'dense' or 'sparse', got {self.lbs!r}")
+        unknown = sorted(set(self.skip_terms) - set(LOSS_TERMS))
+        if unknown:
+            raise ValueError(f"MotionConfig.skip_terms: unknown term(s) {unknown}; expected names from {LOSS_TERMS}")
 
     @property
     def tree(self) -> _Tree:
@@ -252,11 +264,15 @@ def prepare_motion_data(
     pen_near_distance: float = 0.1,
     contact_target: str = "static",
     pen_parts_static_allowance: bool = False,
+    max_contact_pairs: int = 256,
 ) -> MotionData:
     """Precompute contacts (Eq. 3), object SDF grid, part capsules and the skinned vertex subset.
 
     `contact_candidates`: C(V_h) vertex ids; `openpose_ids`: (18,) indices into joints ++ extra
     points (body/keypoints.py per body model). `key` drives the surface sampling.
+    `max_contact_pairs`: L_C skins only this many pair slots (valid pairs first; if Eq. 3 keeps
+    more, a farthest-point subset of them, which leaves Eq. 6's mean nearly unchanged); 0 = all
+    N_o slots. `data.contacts` keeps the full Eq. 3 result either way.
     """
     posed = pose(model, BodyParams(betas=static.betas, pose=static.pose, transl=static.transl, scale=static.scale))
     nrm = vertex_normals(posed.vertices, model.faces)
@@ -275,9 +291,11 @@ def prepare_motion_data(
     sdf = sdf_grid_from_mesh(obj_v, obj_f, resolution=sdf_resolution)
     pen_vertices = _pen_vertex_subset(model, v_rest, posed.vertices, sdf, static, num_pen_vertices,
                                       pen_near_fraction, pen_near_distance)
+    slots, slot_mask = _contact_slots(contacts, max_contact_pairs)
     extra_src = onp.asarray(model.extra_vertex_ids).reshape(-1)
-    sub = onp.concatenate([extra_src, onp.asarray(contacts.human_vertex), onp.asarray(pen_vertices)]).astype(onp.int32)
-    E, C = extra_src.shape[0], contacts.human_vertex.shape[0]
+    pair_vertex = onp.asarray(contacts.human_vertex)[slots]
+    sub = onp.concatenate([extra_src, pair_vertex, onp.asarray(pen_vertices)]).astype(onp.int32)
+    E, C = extra_src.shape[0], pair_vertex.shape[0]
     w_sub = onp.asarray(model.lbs_weights)[sub]
     k_max = max(1, int((w_sub > 0).sum(1).max()))
     skin_ids = onp.argsort(-w_sub, axis=1)[:, :k_max].astype(onp.int32)
@@ -298,7 +316,7 @@ def prepare_motion_data(
                 raise ValueError("a vertex keypoint regressor needs a body model without pose correctives (Anny)")
             kp_moments = _joint_moments(reg.vertex_weights, model.lbs_weights, v_rest)
         openpose_ids = jnp.argmax(kp_point_weights, axis=1)  # informative only (frame_forward uses the weights)
-    q_static = (posed.vertices[contacts.human_vertex] - static.t_world_obj[None]) @ static.R_world_obj
+    q_static = (posed.vertices[jnp.asarray(pair_vertex)] - static.t_world_obj[None]) @ static.R_world_obj
     allowance = None
     if pen_parts_static_allowance:
         caps = pose_part_volumes(parts, posed.T_world_joint, static.scale)  # as frame_forward places them
@@ -331,10 +349,32 @@ def prepare_motion_data(
         masks=None if masks is None else jnp.asarray(masks, jnp.float32),
         sub_lbs_weights=jnp.asarray(onp.asarray(model.lbs_weights)[sub], jnp.float32),
         contact_target=q_static if contact_target == "static" else None,
+        contact_slots=jnp.asarray(slots, jnp.int32),
+        contact_slot_mask=jnp.asarray(slot_mask, jnp.float32),
         kp_point_weights=kp_point_weights,
         kp_joint_moments=kp_moments,
         pen_parts_allowance=allowance,
     )
+
+
+def _contact_slots(contacts: ContactPairs, max_pairs: int):
+    """Indices (C',) into the Eq. 3 pairs for L_C, valid first, and their mask (host NumPy).
+
+    Eq. 3 returns N_o fixed slots (typically a few % valid); skinning all of them per frame and seed
+    is the largest part of the skinned subset. C' = max_pairs (fixed, so seeds and objects share one
+    compiled program) or N_o when max_pairs is 0 or ≥ N_o."""
+    mask = onp.asarray(contacts.mask) > 0
+    n = mask.shape[0]
+    if max_pairs <= 0 or max_pairs >= n:
+        return onp.arange(n, dtype=onp.int32), mask.astype(onp.float32)
+    valid = onp.flatnonzero(mask)
+    if len(valid) > max_pairs:
+        valid = valid[onp.asarray(farthest_point_sampling(contacts.object_point[jnp.asarray(valid)], max_pairs))]
+    slots = onp.zeros(max_pairs, onp.int32)
+    slots[: len(valid)] = valid
+    m = onp.zeros(max_pairs, onp.float32)
+    m[: len(valid)] = 1.0
+    return slots, m
 
 
 def _joint_moments(vertex_weights, lbs_weights, v_rest) -> Float[Array, "K J 4"]:
@@ -444,17 +484,24 @@ def frame_terms(data: MotionData, cfg: MotionConfig, out: FrameOutputs, kp, conf
     R, t = out.R_obj, out.t_obj
     p0, p1, r = out.capsules
     obj_world = _mv(R[None], data.object_points) + t[None]
-    target = data.contacts.object_point if data.contact_target is None else data.contact_target
-    contact_obj = _mv(R[None], target) + t[None]
-    pen_obj_frame = _mv(jnp.swapaxes(R, -1, -2)[None], out.pen_points - t[None])
-    return {
-        "keypoints": reprojection_loss(out.openpose, kp, conf, data.K, data.T_cam_world, data.image_size, sigma_px=sigma_px),
-        "contact": contact_loss(out.contact_points, contact_obj, data.contacts.mask),
-        "pen_object": object_sdf_penetration(pen_obj_frame, data.sdf, margin=cfg.pen_margin),
-        "pen_parts": part_occupancy_penetration(obj_world, p0, p1, r, data.pen_parts_allowance),
-        "self_pen": self_penetration(data.parts, p0, p1, r),
-        "pose_prior": cfg.pose_prior(body_pose, static_body_pose),
+    if data.contact_slots is None:  # data built before compaction existed: all N_o slots
+        target, mask = data.contacts.object_point, data.contacts.mask
+    else:
+        target, mask = data.contacts.object_point[data.contact_slots], data.contact_slot_mask
+    if data.contact_target is not None:
+        target = data.contact_target
+    terms = {
+        "keypoints": lambda: reprojection_loss(out.openpose, kp, conf, data.K, data.T_cam_world, data.image_size,
+                                               sigma_px=sigma_px),
+        "contact": lambda: contact_loss(out.contact_points, _mv(R[None], target) + t[None], mask),
+        "pen_object": lambda: object_sdf_penetration(_mv(jnp.swapaxes(R, -1, -2)[None], out.pen_points - t[None]),
+                                                     data.sdf, margin=cfg.pen_margin),
+        "pen_parts": lambda: part_occupancy_penetration(obj_world, p0, p1, r, data.pen_parts_allowance),
+        "self_pen": lambda: self_penetration(data.parts, p0, p1, r),
+        "pose_prior": lambda: cfg.pose_prior(body_pose, static_body_pose),
     }
+    zero = (jnp.zeros((), jnp.float32), {})
+    return {k: zero if k in cfg.skip_terms else f() for k, f in terms.items()}
 
 
 def forward_all(data: MotionData, cfg: MotionConfig, params: MotionParams) -> FrameOutputs:
@@ -475,9 +522,10 @@ def motion_loss(params: MotionParams, data: MotionData, weights: MotionWeights, 
             out, data.keypoints, data.confidence, params.body_pose
         )
         values = {k: jnp.mean(v[0]) for k, v in terms.items()}
-        values["smooth_joints"] = joint_smoothness(out.joints)[0]
-        values["smooth_object"] = object_smoothness(out.R_obj, out.t_obj)[0]
-        if cfg.render_fn is not None and data.frames is not None:
+        zero = jnp.zeros((), jnp.float32)
+        values["smooth_joints"] = zero if "smooth_joints" in cfg.skip_terms else joint_smoothness(out.joints)[0]
+        values["smooth_object"] = zero if "smooth_object" in cfg.skip_terms else object_smoothness(out.R_obj, out.t_obj)[0]
+        if cfg.render_fn is not None and data.frames is not None and "render" not in cfg.skip_terms:
             values["render"] = _render_term(params, data, cfg)
         else:
             values["render"] = jnp.zeros((), jnp.float32)
