@@ -194,6 +194,29 @@ def make_direct(fbody: pf.PoseFitBody, setup: pf.PoseFitSetup, betas, colors, cf
 
 
 # ------------------------------------------------------------------------------------------------
+# Field start: a centred blob in empty space
+# ------------------------------------------------------------------------------------------------
+def empty_outside_blob(params, offset: float):
+    """Shift the raw density of fresh field params (leading seed axis) down by `offset`.
+
+    nerf.field adds a Gaussian bias b(x) to the raw density and applies trunc_exp, so a fresh field
+    (MLP output ~ 0) has sigma = exp(b(x)) >= 1/m everywhere: the 2 m box is an opaque fog that fills
+    the frame, and SDS then only recolours it (the first session's collapse to a backdrop). With
+    sigma = exp(b(x) - offset) the blob (b > offset) stays opaque and the rest of the box starts empty,
+    as DreamFusion/Magic3D's density bias intends. Only the output bias of the density MLP changes,
+    so the Adam state from `init` still matches.
+    """
+    bias = params["d2"]["bias"]
+    bias[...] = bias[...].at[..., 0].add(-offset)
+    return params
+
+
+def over_white(rgb_premult, alpha):
+    """Premultiplied renders over white: the backdrop of the training renders and of the SDS views."""
+    return rgb_premult + (1.0 - alpha[..., None])
+
+
+# ------------------------------------------------------------------------------------------------
 def _grid(images: onp.ndarray) -> onp.ndarray:
     """(R, C, H, W, 3) -> (R*H, C*W, 3)."""
     R, C, H, W, _ = images.shape
@@ -253,8 +276,10 @@ def markdown(r: dict) -> str:
     cls = r["classes"]
 
     def table(cm):
-        head = "| true \\ predicted | " + " | ".join(cls) + " |\n|---|" + "---|" * len(cls) + "\n"
-        return head + "".join(f"| {c} | " + " | ".join(str(x) for x in row) + " |\n" for c, row in zip(cls, cm))
+        cls = lpd.CLASSES
+        head = "| true \\ predicted | " + " | ".join(lpd.CLASSES) + " |\n|---|" + "---|" * NC + "\n"
+        return head + "".join(f"| {c} | " + " | ".join(str(x) for x in row) + " |\n" for c, row in zip(cls, cm)
+                              if any(row))
 
     sec = r["seconds"]
     lines = [
@@ -305,12 +330,24 @@ def main(argv=None) -> None:
     ap.add_argument("--train-json", default=None, help="train_prior.json to merge (train_minutes, params_million)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--seeds", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=1200, help="SDS steps of the coarse stage and of the direct ablation")
+    ap.add_argument("--steps", type=int, default=2000,
+                    help="most SDS steps of the coarse stage; the direct ablation runs exactly as many")
     ap.add_argument("--anchor-steps", type=int, default=300)
     ap.add_argument("--views", type=int, default=1, help="random SDS views per run and step (16 runs share a batch)")
     ap.add_argument("--if-scale", type=float, default=15.0)
-    ap.add_argument("--coarse-budget-s", type=float, default=260.0)
-    ap.add_argument("--direct-budget-s", type=float, default=150.0)
+    ap.add_argument("--lr", type=float, default=1e-2, help="Adam step of the coarse field (paper: 0.01)")
+    ap.add_argument("--sparsity", type=float, default=1.0)
+    ap.add_argument("--blob-density", type=float, default=10.0)
+    ap.add_argument("--blob-radius", type=float, default=0.5)
+    ap.add_argument("--density-offset", type=float, default=6.0,
+                    help="raw density shift of the fresh field (empty_outside_blob); 0 = the field's own start")
+    ap.add_argument("--t-max-end", type=float, default=0.5, help="t_max after the linear anneal (t_max 0.98 ->)")
+    ap.add_argument("--sds-budget-s", type=float, default=240.0,
+                    help="seconds for coarse + direct together: the step count N (<= --steps, same for both arms) "
+                         "is chosen from their measured step times before either real run starts")
+    ap.add_argument("--seed-offset", type=int, default=0,
+                    help="runs use keys fold_in(key(7), offset + i); tune on an offset != 0, report offset 0")
+    ap.add_argument("--classes-only", default=None, help="comma list of class ids (tuning runs); default all")
     ap.add_argument("--contact-m", type=float, default=0.15)
     ap.add_argument("--smoke", action="store_true", help="CPU plumbing check with tiny artifacts and sizes")
     ap.add_argument("--calibrate", default=None, metavar="DATA_NPZ",
@@ -332,17 +369,20 @@ def main(argv=None) -> None:
         print(line, flush=True)
         log_lines.append(line)
 
-    # remat: 16 runs x 4 views x 64^2 rays would otherwise keep every field activation as vjp residuals
-    res, field, rcfg, n_anchor_rays = 64, FieldConfig(log2_table_size=16, max_resolution=512), \
-        RenderConfig(n_coarse=32, n_fine=32, shading="lambertian", remat=True), 4096
+    # Albedo shading (no normals: a third of the lambertian step) over the white backdrop the prior was
+    # trained on; remat keeps the vjp residuals of 16 runs small.
+    blob = dict(blob_density=args.blob_density, blob_radius=args.blob_radius)
+    res, field, rcfg, n_anchor_rays = 64, FieldConfig(log2_table_size=16, max_resolution=512, **blob), \
+        RenderConfig(n_coarse=32, n_fine=32, shading="albedo", remat=True), 4096
     if args.smoke:
         prior_dir, det_path, anny_path, classes_path = smoke_artifacts(out / "smoke", device)
-        res, field, rcfg, n_anchor_rays = 16, FieldConfig(n_levels=4, log2_table_size=10, max_resolution=64, hidden=16), \
-            RenderConfig(n_coarse=8, n_fine=8, shading="lambertian"), 256
+        res, field, rcfg, n_anchor_rays = 16, FieldConfig(n_levels=4, log2_table_size=10, max_resolution=64, hidden=16,
+                                                          **blob), RenderConfig(n_coarse=8, n_fine=8, shading="albedo"), 256
     else:
         prior_dir, anny_path, classes_path = Path(args.prior), Path(args.anny), Path(args.classes)
         det_path = Path(args.detector or prior_dir / "detector.pt")
-    S = NC * args.seeds
+    run_classes = list(range(NC)) if args.classes_only is None else [int(c) for c in args.classes_only.split(",")]
+    S = len(run_classes) * args.seeds
     means = onp.asarray(json.loads(classes_path.read_text())["mean"], onp.float32)
 
     # ---- body, detector, guidance
@@ -350,36 +390,79 @@ def main(argv=None) -> None:
     betas = jnp.zeros((1,), jnp.float32)
     setup, fbody = pf.make_setup(body)
     det = tp.load_detector(det_path, device)
-    sds = SDSConfig(t_range_start=(0.02, 0.98), t_range_end=(0.02, 0.50), anneal_steps=args.steps, anneal="linear")
-    gcfg = GuidanceConfig(kind="real", if_dir=str(prior_dir), mvdream_weight=0.0, if_scale=args.if_scale, sds=sds)
-    parts = []
-    for c in range(NC):
-        g = build_guidance(lpd.class_prompt(c), gcfg, device=device, dtype=dtype)
-        parts.append((g, 1.0))
-    guidance = StackedGuidance(parts)  # runs are class-major: chunk c = the seeds of class c
-    log(f"prior {prior_dir} loaded ({tp.count_params(parts[0][0].parts[0][0].inner.prior.unet) / 1e6:.2f} M UNet params)")
+    def make_guidance(anneal_steps: int):
+        sds = SDSConfig(t_range_start=(0.02, 0.98), t_range_end=(0.02, args.t_max_end), anneal_steps=anneal_steps,
+                        anneal="linear")
+        gcfg = GuidanceConfig(kind="real", if_dir=str(prior_dir), mvdream_weight=0.0, if_scale=args.if_scale, sds=sds)
+        # runs are class-major: chunk i = the seeds of run_classes[i]
+        return StackedGuidance([(build_guidance(lpd.class_prompt(c), gcfg, device=device, dtype=dtype), 1.0)
+                                for c in run_classes])
 
-    # ---- coarse HOI NeRF, 16 runs vmapped
+    guidance = make_guidance(args.steps)
+    log(f"prior {prior_dir} loaded ({tp.count_params(guidance.parts[0][0].parts[0][0].inner.prior.unet) / 1e6:.2f} M UNet params)")
+
+    # ---- configs of both arms. White backdrop on every SDS view (the training renders' backdrop);
+    # albedo only (the renders' headlight shading is baked into the albedo).
     ccfg = coarse.CoarseConfig(field=field, render=rcfg, resolution=res, steps=args.steps, views=args.views,
-                               log_every=50, shading=coarse.ShadingConfig(albedo_steps=args.steps // 5))
+                               log_every=50, shading=coarse.ShadingConfig(albedo_steps=args.steps, background="white"))
     root = jax.random.key(7)
-    keys = jax.vmap(lambda i: jax.random.fold_in(root, i))(jnp.arange(S))
-    state = coarse.init_seeds(keys, ccfg)
-    weights = coarse.CoarseWeights.default()
+    keys = jax.vmap(lambda i: jax.random.fold_in(root, args.seed_offset + i))(jnp.arange(S))
+    weights = coarse.CoarseWeights.default(lr=args.lr, sparsity=args.sparsity)
+    colors = jnp.asarray(lpd.random_colors(jax.random.key(3), jnp.asarray(lpd.part_ids(body.model))))
+    render_fn, extra = make_direct(fbody, setup, betas, colors, ccfg, limits_weight=10.0)
+    root_rest = rest_joints(body.model, betas)[0]
+    P = len(setup.fit_joints)
+    p0 = pf.PoseFitParams(log_scale=jnp.zeros((S,)), global_rot6d=jnp.broadcast_to(jnp.array([1.0, 0, 0, 0, 1.0, 0]), (S, 6)),
+                          transl=jnp.broadcast_to(-root_rest, (S, 3)), body_pose=jnp.zeros((S, P, 3)))
+    d_init, d_step = make_sds_step(render_fn, optax.adam(1e-2), guidance, extra_loss_fn=extra)
+
+    @jax.jit
+    def sample(i):
+        return jax.vmap(lambda k: coarse.sample_step_batch(jax.random.fold_in(jax.random.fold_in(k, 2), i), i,
+                                                           n_views=args.views, resolution=res, camera=ccfg.camera,
+                                                           shading=ccfg.shading))(keys)
+
+    def run_direct(n, state, guidance, start=0):
+        for i in range(start, start + n):
+            batch = sample(jnp.int32(i))
+            state, _ = d_step(state, (batch, None), coarse.views_info(batch, 1))
+        jax.block_until_ready(state.params)
+        return state
+
+    def fresh_coarse():
+        st = coarse.init_seeds(keys, ccfg)
+        return st.replace(params=empty_outside_blob(st.params, args.density_offset))
+
+    # ---- step count N for both arms from measured step times (compiles both, then times 20 steps each)
+    w0, w1 = (1, 2) if args.smoke else (5, 20)
+    t0 = time.perf_counter()
+    tmp = run_direct(w0, d_init(p0, jax.random.key(11)), guidance)
+    t1 = time.perf_counter()
+    run_direct(w1, tmp, guidance, start=w0)
+    t_direct = (time.perf_counter() - t1) / w1
+    cst, _ = coarse.fit(fresh_coarse(), ccfg, weights, guidance, until=w0)
+    jax.block_until_ready(cst.params)
+    t1 = time.perf_counter()
+    cst, _ = coarse.fit(cst, ccfg, weights, guidance, until=w0 + w1)
+    jax.block_until_ready(cst.params)
+    t_coarse = (time.perf_counter() - t1) / w1
+    del tmp, cst
+    n_steps = int(min(args.steps, max(min(50, args.steps), (args.sds_budget_s - (time.perf_counter() - t0)) / (t_coarse + t_direct))))
+    n_steps = n_steps // 50 * 50 if n_steps >= 100 else n_steps
+    guidance = make_guidance(n_steps)  # t_max anneals over the steps both arms actually run
+    log(f"step times: coarse {1e3 * t_coarse:.0f} ms, direct {1e3 * t_direct:.0f} ms (warm-up with compile "
+        f"{time.perf_counter() - t0:.0f} s) -> N = {n_steps} SDS steps for both arms")
+
+    # ---- coarse HOI NeRF, all runs vmapped
+    state = fresh_coarse()
     t0 = time.perf_counter()
     done = 0
     hist = []
-    while done < args.steps:
-        state, h = coarse.fit(state, ccfg, weights, guidance, until=min(done + 50, args.steps))
+    while done < n_steps:
+        state, h = coarse.fit(state, ccfg, weights, guidance, until=min(done + 50, n_steps))
         jax.block_until_ready(state.params)
         done = int(onp.asarray(state.step)[0])
         hist += h
-        if done == 50:
-            t_first = time.perf_counter() - t0
-            log(f"coarse: first 50 steps (with compile) {t_first:.1f} s")
-        if time.perf_counter() - t0 > args.coarse_budget_s:
-            log(f"coarse: time budget reached at step {done}")
-            break
     coarse_s = time.perf_counter() - t0
     coarse_steps = done
     log(f"coarse: {coarse_steps} steps in {coarse_s:.1f} s; last {hist[-1] if hist else {}}")
@@ -399,7 +482,7 @@ def main(argv=None) -> None:
 
     t0 = time.perf_counter()
     c_rgb, c_alpha, c_depth = render_all(state.params)
-    kp_c, conf_c, probs_c = detect(det, c_rgb)
+    kp_c, conf_c, probs_c = detect(det, over_white(c_rgb, c_alpha))
     human = jnp.asarray(probs_c[:, :, 1]) * (c_alpha > 0.05)
     obj_mask = (probs_c[:, :, 2] > 0.5) & (onp.asarray(c_alpha) > 0.5)
 
@@ -413,7 +496,7 @@ def main(argv=None) -> None:
     for _ in range(max(1, args.anchor_steps // acfg.steps_per_call)):
         a_state, a_aux = a_update(a_state, rays, aw)
     a_rgb, a_alpha, _ = render_all(a_state.params)
-    kp_a, conf_a, _ = detect(det, a_rgb)
+    kp_a, conf_a, _ = detect(det, over_white(a_rgb, a_alpha))
     conf_a = onp.where(conf_a > 0.25, conf_a, 0.0)
     anchor_iou = float(anchor_stage.mask_iou(a_alpha, human))
     anchor_s = time.perf_counter() - t0
@@ -434,7 +517,7 @@ def main(argv=None) -> None:
     log(f"pose fit: {fit_s:.1f} s, reprojection rms {onp.asarray(fit_aux['reproj_rms_px']).round(1).tolist()} px@512")
 
     # ---- classify + relations
-    true = onp.repeat(onp.arange(NC), args.seeds)
+    true = onp.repeat(onp.asarray(run_classes), args.seeds)
     feat_a = onp.asarray(lpd.pose_features(jnp.asarray(kp3d_a)))
     pred_a = classify(feat_a, means)
     pts, valid = jax.vmap(lambda d, m: backproject(d, m, cams))(c_depth, jnp.asarray(obj_mask))
@@ -443,34 +526,10 @@ def main(argv=None) -> None:
     correct_pose = pred_a == true
     correct_full = correct_pose & rel_ok
 
-    # ---- direct ablation: the body under SDS, same guidance / cameras / steps
+    # ---- direct ablation: the body under SDS, same guidance / cameras / backdrop / number of steps
     t0 = time.perf_counter()
-    colors = jnp.asarray(lpd.random_colors(jax.random.key(3), jnp.asarray(lpd.part_ids(body.model))))
-    dcfg = dataclasses.replace(ccfg, steps=coarse_steps)
-    render_fn, extra = make_direct(fbody, setup, betas, colors, dcfg, limits_weight=10.0)
-    root_rest = rest_joints(body.model, betas)[0]
-    P = len(setup.fit_joints)
-    p0 = pf.PoseFitParams(log_scale=jnp.zeros((S,)), global_rot6d=jnp.broadcast_to(jnp.array([1.0, 0, 0, 0, 1.0, 0]), (S, 6)),
-                          transl=jnp.broadcast_to(-root_rest, (S, 3)), body_pose=jnp.zeros((S, P, 3)))
-    opt = optax.adam(1e-2)
-    d_init, d_step = make_sds_step(render_fn, opt, guidance, extra_loss_fn=extra)
-    d_state = d_init(p0, jax.random.key(11))
-
-    @jax.jit
-    def sample(i):
-        return jax.vmap(lambda k: coarse.sample_step_batch(jax.random.fold_in(jax.random.fold_in(k, 2), i), i,
-                                                           n_views=args.views, resolution=res, camera=ccfg.camera,
-                                                           shading=ccfg.shading))(keys)
-
-    d_done = 0
-    for i in range(coarse_steps):
-        batch = sample(jnp.int32(i))
-        d_state, info = d_step(d_state, (batch, None), coarse.views_info(batch, 1))
-        d_done = i + 1
-        if time.perf_counter() - t0 > args.direct_budget_s:
-            log(f"direct: time budget reached at step {d_done}")
-            break
-    jax.block_until_ready(d_state.params)
+    d_state = run_direct(coarse_steps, d_init(p0, jax.random.key(11)), guidance)
+    d_done = coarse_steps
     direct_s = time.perf_counter() - t0
     kp3d_d = onp.asarray(jax.vmap(lambda p: pf.keypoints3d(fbody, setup, p, betas))(d_state.params))
     feat_d = onp.asarray(lpd.pose_features(jnp.asarray(kp3d_d)))
@@ -492,7 +551,7 @@ def main(argv=None) -> None:
     # ---- results
     cm_pose = confusion(true, pred_a)
     cm_direct = confusion(true, pred_d)
-    per_class = lambda ok: {lpd.CLASSES[c]: float(ok[true == c].mean()) for c in range(NC)}  # noqa: E731
+    per_class = lambda ok: {lpd.CLASSES[c]: float(ok[true == c].mean()) for c in run_classes}  # noqa: E731
     # relation check on the training geometry (exact boxes, learned_prior_data): how often it holds
     calib = json.loads(classes_path.read_text()).get("relation_calibration", {})
     tj = Path(args.train_json) if args.train_json else None
@@ -507,7 +566,7 @@ def main(argv=None) -> None:
         per_class_direct=per_class(pred_d == true),
         confusion_anchor_pose=cm_pose.tolist(), confusion_direct=cm_direct.tolist(),
         relation_sitting_holds=[bool(x) for x in sit[true == 0]], relation_lifting_holds=[bool(x) for x in lift[true == 1]],
-        classes=list(lpd.CLASSES), seeds=args.seeds, runs=int(S),
+        classes=[lpd.CLASSES[c] for c in run_classes], seeds=args.seeds, runs=int(S), seed_offset=args.seed_offset,
         pred_anchor=pred_a.tolist(), pred_direct=pred_d.tolist(), true=true.tolist(),
         features_anchor=feat_a.round(3).tolist(), features_direct=feat_d.round(3).tolist(),
         class_means=means.round(3).tolist(), feature_names=list(lpd.FEATURE_NAMES),
@@ -515,7 +574,9 @@ def main(argv=None) -> None:
         steps=dict(coarse=coarse_steps, direct=d_done, anchor=args.anchor_steps, pose_fit=fcfg.global_steps + fcfg.pose_steps),
         seconds=dict(coarse=coarse_s, anchor_and_detect=anchor_s, pose_fit=fit_s, direct=direct_s,
                      total=time.perf_counter() - t_start),
-        settings=dict(resolution=res, views=args.views, if_scale=args.if_scale, field=dataclasses.asdict(field),
+        settings=dict(resolution=res, views=args.views, if_scale=args.if_scale, lr=args.lr, sparsity=args.sparsity,
+                      density_offset=args.density_offset, t_max_end=args.t_max_end, background="white",
+                      step_times_ms=dict(coarse=1e3 * t_coarse, direct=1e3 * t_direct), field=dataclasses.asdict(field),
                       render=dataclasses.asdict(rcfg), canonical_views=dataclasses.asdict(views),
                       contact_m=args.contact_m, detector="heatmap UNet trained on the same renders (train_prior.py)"),
         coarse_history=hist[-3:], log=log_lines, calibration=calib,

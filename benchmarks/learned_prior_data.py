@@ -11,8 +11,10 @@ plus uniform noise, with an object placed so the interaction is physically consi
 * "pushing a crate"       forward lean, stride, arms forward; a crate on the floor touching the hands;
 * "standing beside a box" upright, arms hanging; a box on the floor beside the body.
 
-Phenotypes (`demo.random_phenotype`), clothing/skin/object colours and the background colour are
-random; cameras come from `geometry.cameras.sample_views` with its defaults (the distribution the
+Phenotypes (`demo.random_phenotype`) and clothing/skin/object colours are random; the background is
+white by default (`--background white`: the coarse SDS stage renders over the same white, so a field
+that paints its whole box one colour is not a mode of the prior; `random` = uniform random colour per
+view, the first session's data, on which every coarse field collapsed to a backdrop); cameras come from `geometry.cameras.sample_views` with its defaults (the distribution the
 SDS stages sample), the scene centred on the look-at target. Images are hard-rasterised
 (render/raster.py) at 2x and box-filtered to 64 px, Lambert-shaded by a headlight.
 
@@ -56,6 +58,7 @@ from anchorhoi_jax.render.raster import downsample, rasterize, supersampled_came
 CLASSES = ("sitting on a box", "lifting a box", "pushing a crate", "standing beside a box")
 VIEW_TAGS = ("front", "side", "back", "overhead")  # = geometry.cameras.VIEW_TAG_NAMES = priors.sds.VIEW_TAGS
 RES = 64
+BACKGROUNDS = ("white", "black", "random")
 SUPERSAMPLE = 2
 
 
@@ -330,7 +333,7 @@ def _shade(out, cam):
     return out["rgb"] * shade[..., None]
 
 
-def make_scene_fn(body, views: int):
+def make_scene_fn(body, views: int, background: str = "white"):
     """jit-able `scene(key, c) -> dict`: one posed, coloured, placed scene of class c (traced int) and
     `views` renders. Every class's pose and object are built and the one of class c is selected, so one
     compiled program serves all classes."""
@@ -370,7 +373,10 @@ def make_scene_fn(body, views: int):
         V_all = jnp.concatenate([verts, obj_v])
         F_all = jnp.concatenate([model.faces, obj_f + verts.shape[0]])
         vs = sample_views(k_cam, views, height=RES, width=RES)
-        bg = jax.random.uniform(k_bg, (views, 3), minval=0.0, maxval=1.0)
+        if background == "random":
+            bg = jax.random.uniform(k_bg, (views, 3), minval=0.0, maxval=1.0)
+        else:
+            bg = jnp.full((views, 3), 1.0 if background == "white" else 0.0, jnp.float32)
 
         def render(cam, bgc):
             big = supersampled_camera(cam, SUPERSAMPLE)
@@ -442,11 +448,14 @@ def load_frozen_anny(path):
     return body.replace(model=with_sparse_skinning(body.model))
 
 
-def generate(body, scenes_per_class: int, views: int, seed: int, batch: int = 16, log=print) -> dict[str, onp.ndarray]:
+def generate(body, scenes_per_class: int, views: int, seed: int, batch: int = 16, log=print,
+             background: str = "white") -> dict[str, onp.ndarray]:
     """All classes' scenes and renders as host arrays (see module docstring)."""
+    if background not in BACKGROUNDS:
+        raise ValueError(f"background must be one of {BACKGROUNDS}, got {background!r}")
     root = jax.random.key(seed)
     chunks = []
-    fn = jax.jit(jax.vmap(make_scene_fn(body, views)))
+    fn = jax.jit(jax.vmap(make_scene_fn(body, views, background)))
     for c in range(len(CLASSES)):
         t0 = time.perf_counter()
         for start in range(0, scenes_per_class, batch):
@@ -499,6 +508,7 @@ def main(argv=None) -> None:
     ap.add_argument("--views", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--background", default="white", choices=BACKGROUNDS)
     ap.add_argument("--out", default=".cache/prior")
     ap.add_argument("--anny-cache", default=None, help="directory of the anny-*.npz cache (default: load_anny's)")
     args = ap.parse_args(argv)
@@ -508,7 +518,7 @@ def main(argv=None) -> None:
     (out / "anny").mkdir(exist_ok=True)
     onp.savez_compressed(out / "anny" / f"anny-frozen-f{CACHE_FORMAT}.npz", **frozen_anny_arrays(body, Phenotype()))
     t0 = time.perf_counter()
-    data = pack(generate(body, args.scenes_per_class, args.views, args.seed, args.batch))
+    data = pack(generate(body, args.scenes_per_class, args.views, args.seed, args.batch, background=args.background))
     onp.savez_compressed(out / "data.npz", **data)
     (out / "classes.json").write_text(json.dumps(class_statistics(data), indent=1))
     size = (out / "data.npz").stat().st_size / 2**20

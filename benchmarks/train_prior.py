@@ -133,11 +133,14 @@ def build_text_encoder(vocab_size: int, d_model: int = 128, layers: int = 2, see
                                    dropout_rate=0.0, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0))
 
 
+# Attention (self + text cross-attention) at 16 and 8 px only, as IF does at its low resolutions: at 32 px
+# it cost a third of the step time (CPU fwd+bwd 44 s -> 29 s for 16 images) for what the pooled text
+# embedding in the time embedding (addition_embed_type="text") already conditions on. 8.76 M parameters.
 UNET_CONFIG = dict(
     sample_size=64, in_channels=3, out_channels=3, block_out_channels=(64, 96, 128, 160), layers_per_block=1,
-    down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D", "SimpleCrossAttnDownBlock2D",
+    down_block_types=("ResnetDownsampleBlock2D", "ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D",
                       "SimpleCrossAttnDownBlock2D"),
-    up_block_types=("SimpleCrossAttnUpBlock2D", "SimpleCrossAttnUpBlock2D", "SimpleCrossAttnUpBlock2D",
+    up_block_types=("SimpleCrossAttnUpBlock2D", "SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D",
                     "ResnetUpsampleBlock2D"),
     mid_block_type="UNetMidBlock2DSimpleCrossAttn", cross_attention_dim=128, attention_head_dim=32,
     encoder_hid_dim=128, encoder_hid_dim_type="text_proj", addition_embed_type="text",
@@ -483,6 +486,7 @@ def main(argv=None) -> None:
 
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest conv kernels once
     out = Path(args.out)
     res_dir = Path(args.results or args.out)
     res_dir.mkdir(parents=True, exist_ok=True)
