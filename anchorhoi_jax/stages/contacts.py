@@ -17,6 +17,20 @@ the printed form selecting nothing on a body sitting on a box.
 ρ is Geman-McClure with scale σ_d; ρ is monotone in the distance, so τ_d is equivalent to a
 distance cut d < σ_d·sqrt(τ_d / (σ_d² − τ_d)). Defaults: σ_d = 5 cm, τ_d = ρ(2 cm).
 
+Two refinements make the test measure the *surface* rather than the mesh sampling (both reduce to
+the printed vertex form as the mesh gets finer):
+  * Distance to a surfel, not to a vertex. Eq. 3 measures ‖v_o − v_h‖ to the nearest candidate
+    vertex, so on a coarse mesh (body vertices 2-4 cm apart on the buttocks) an object point 1.5 cm
+    from the skin can be 2.5 cm from every vertex and fail τ_d. Each candidate vertex is taken as a
+    surfel (Pfister et al. 2000): a disk with its normal n_h and radius r_h = mean distance to its 3
+    nearest candidate neighbours / √3 (the circumradius of its Voronoi cell on a regular
+    triangulation); the distance is the point-to-disk distance sqrt((n_h·Δ)² + relu(‖Δ_t‖ − r_h)²).
+  * Normal-compatible nearest neighbour. The pairs (i, j) of Eq. 3 are those passing both tests;
+    the nearest vertex alone can be the side of a finger or a fold whose normal is perpendicular
+    to the object surface even though the hand as a whole faces it. As in compatible-point ICP
+    (Godin et al. 1994), j is the nearest (surfel distance) candidate among those passing the
+    normal test, then τ_d is applied to that pair.
+
 Pairs are returned with a fixed length N_o and a validity mask, so objects with different numbers
 of contacts share one compiled motion program.
 """
@@ -64,22 +78,46 @@ def match_contacts(
 ) -> tuple[Int[Array, "N"], Float[Array, "N"], dict]:
     """Nearest candidate for each object point and the Eq. 3 tests (all inputs in one frame).
 
-    Returns (nearest candidate index (N,), validity (N,) in {0,1}, aux with distances and the
-    normal term 1 + n_o·n_h).
+    Returns (nearest normal-compatible candidate index (N,), validity (N,) in {0,1}, aux with the
+    point-to-surfel distances and the normal term 1 + n_o·n_h of the chosen pairs).
     """
     if tau_d is None:
         tau_d = gm_distance_threshold(0.02, sigma_d)
     with jax.named_scope("contacts.match"):
-        d2 = (
-            jnp.sum(object_points**2, -1)[:, None]
-            - 2.0 * jnp.matmul(object_points, human_points.T, precision=HIGHEST)
-            + jnp.sum(human_points**2, -1)[None, :]
-        )
-        j = jnp.argmin(d2, axis=1)
-        dist2 = jnp.sum((object_points - human_points[j]) ** 2, -1)
-        normal_term = 1.0 + jnp.sum(object_normals * human_normals[j], -1)  # 0 when anti-parallel
-        valid = (normal_term < tau_n) & (geman_mcclure(dist2, sigma_d) < tau_d)
-        return j, valid.astype(object_points.dtype), {"distance": jnp.sqrt(dist2), "normal_term": normal_term}
+        d2 = _pairwise_sq(object_points, human_points)  # (N, H)
+        r_h = surfel_radii(human_points)
+        # Point-to-surfel distance: normal offset and the tangential overshoot past the disk.
+        dn = jnp.matmul(object_points, human_normals.T, precision=HIGHEST) - jnp.sum(human_points * human_normals, -1)[None]
+        dt = jnp.sqrt(jnp.maximum(d2 - dn**2, 0.0))
+        s2 = dn**2 + jax.nn.relu(dt - r_h[None]) ** 2
+        normal_term = 1.0 + jnp.matmul(object_normals, human_normals.T, precision=HIGHEST)  # 0 when anti-parallel
+        compatible = normal_term < tau_n
+        # Nearest compatible candidate; points with none fall back to the plain nearest (then invalid).
+        j = jnp.where(jnp.any(compatible, 1), jnp.argmin(jnp.where(compatible, s2, jnp.inf), 1), jnp.argmin(s2, 1))
+        dist2 = jnp.take_along_axis(s2, j[:, None], 1)[:, 0]
+        nt = jnp.take_along_axis(normal_term, j[:, None], 1)[:, 0]
+        valid = (nt < tau_n) & (geman_mcclure(dist2, sigma_d) < tau_d)
+        return j, valid.astype(object_points.dtype), {"distance": jnp.sqrt(dist2), "normal_term": nt}
+
+
+def _pairwise_sq(a, b):
+    return jnp.maximum(
+        jnp.sum(a**2, -1)[:, None] - 2.0 * jnp.matmul(a, b.T, precision=HIGHEST) + jnp.sum(b**2, -1)[None, :], 0.0
+    )
+
+
+def surfel_radii(points: Float[Array, "H 3"], *, neighbours: int = 3) -> Float[Array, "H"]:
+    """Disk radius of each surface sample: mean distance to its `neighbours` nearest others / √3.
+
+    On a regular triangulation with edge e this is e/√3, the circumradius of the vertex's Voronoi
+    cell, so the disks tile the surface without reaching past the cell. One sample: radius 0."""
+    h = points.shape[0]
+    if h < 2:
+        return jnp.zeros((h,), points.dtype)
+    k = min(neighbours, h - 1)
+    d2 = _pairwise_sq(points, points) + jnp.diag(jnp.full((h,), jnp.inf, points.dtype))
+    nearest = -jax.lax.top_k(-d2, k)[0]
+    return jnp.mean(jnp.sqrt(nearest), -1) / jnp.sqrt(3.0)
 
 
 def object_surface_points(
