@@ -673,14 +673,16 @@ def run_object(keys, coarse_params, renders: CanonicalRenders, human_mesh, cfg: 
     for s in range(S):
         p = jax.tree.map(lambda a: a[s], state.params)
         try:
-            level, info = object_stage.object_mesh_level(p, cfg.object)
-            meshes.append(object_stage.object_mesh(p, cfg.object, threshold=level))
+            mesh, info = object_stage.extract_object_mesh(p, cfg.object)
+            meshes.append(mesh)
+            level = info["mesh_threshold"]
         except ValueError as e:
             raise ValueError(f"object stage, seed {s}: {e}") from None
         if cfg.object.mesh_threshold == "auto":
             _log.info("object stage, seed %d: marching-cubes level %.4g (%s; density %.3g..%.3g, %.2f%% of the "
-                      "grid inside)", s, level, info["mesh_threshold_source"], info["density_min"],
-                      info["density_max"], 100.0 * info["occupied_fraction"])
+                      "grid inside); %d faces at %d^3", s, level, info["mesh_threshold_source"], info["density_min"],
+                      info["density_max"], 100.0 * info["occupied_fraction"], info["mesh_faces"],
+                      info["mesh_resolution"])
         infos.append(info)
     return ObjectResult(state=state, meshes=meshes, infos=infos), history
 

@@ -62,6 +62,7 @@ __all__ = [
     "object_center",
     "object_mesh",
     "object_mesh_level",
+    "extract_object_mesh",
     "auto_mesh_level",
     "render_canonical",
 ]
@@ -86,6 +87,9 @@ class ObjectConfig:
       log(1 + σ·cell)), for fields whose densities never cross a fixed level (SDS can saturate a field or
       leave it faint); the chosen level is reported in the stage's infos. With a number (default 10) a
       field that does not cross it is a one-line error.
+    mesh_max_faces: None (default) or a face budget: the marching-cubes grid is coarsened until the
+      (largest-component) mesh fits it, so a noisy field cannot hand the contact, SDF and export stages
+      a multi-million-face mesh; the resolution used is reported in the infos.
     """
 
     field: nerf_field.FieldConfig = nerf_field.FieldConfig()
@@ -108,6 +112,7 @@ class ObjectConfig:
     mesh_resolution: int = 128
     mesh_threshold: float | Literal["auto"] = 10.0
     keep_largest: bool = True
+    mesh_max_faces: int | None = None
 
     def __post_init__(self):
         for name in ("resolution", "steps", "views", "log_every", "init_steps", "init_rays"):
@@ -133,6 +138,8 @@ class ObjectConfig:
                                               or not math.isfinite(self.mesh_threshold)):
             raise ValueError(f"ObjectConfig.mesh_threshold must be a finite density > 0 or 'auto', got "
                              f"{self.mesh_threshold!r}")
+        if self.mesh_max_faces is not None and self.mesh_max_faces < 1000:
+            raise ValueError(f"ObjectConfig.mesh_max_faces must be >= 1000 or None, got {self.mesh_max_faces}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -417,23 +424,43 @@ def object_mesh(params, cfg: ObjectConfig, *, resolution: int | None = None, thr
 
     threshold: the iso level σ (1/m); None = cfg.mesh_threshold (with "auto": `object_mesh_level`).
     Returns (vertices (N, 3) float32 world metres, faces (F, 3) int32 outward, colors (N, 3) in [0, 1]),
-    NumPy arrays. With cfg.keep_largest only the connected component with the most faces is kept.
+    NumPy arrays. With cfg.keep_largest only the connected component with the most faces is kept; with
+    cfg.mesh_max_faces the grid is coarsened until the mesh has at most that many faces.
     Raises a one-line ValueError if the field's density does not cross the level.
     """
+    mesh, _ = extract_object_mesh(params, cfg, resolution=resolution, threshold=threshold)
+    return mesh
+
+
+def extract_object_mesh(params, cfg: ObjectConfig, *, resolution: int | None = None,
+                        threshold: float | None = None) -> tuple[tuple, dict]:
+    """`object_mesh` with its info: ((vertices, faces, colors), {"mesh_threshold", "mesh_threshold_source",
+    "mesh_resolution", "mesh_faces", ...})."""
     if num_seed_axes(params, cfg.field) != 0:
         raise ValueError("object_mesh: pass one seed's params (index the seed axis first)")
     res = resolution or cfg.mesh_resolution
     if threshold is None:
-        threshold, _ = object_mesh_level(params, cfg, resolution=res)
-    try:
-        verts, faces, colors = extract_mesh(params, cfg.field, resolution=res, threshold=threshold)
-    except ValueError as e:
-        if cfg.mesh_threshold == "auto" or "does not cross" not in str(e):
-            raise
-        raise ValueError(f"{e} (object.mesh_threshold=auto picks the level from the field's densities)") from None
-    if cfg.keep_largest and len(faces):
-        verts, faces, colors = _largest_component(verts, faces, colors)
-    return verts, faces, colors
+        threshold, info = object_mesh_level(params, cfg, resolution=res)
+    else:
+        info = {"mesh_threshold": float(threshold), "mesh_threshold_source": "argument"}
+    while True:
+        try:
+            verts, faces, colors = extract_mesh(params, cfg.field, resolution=res, threshold=threshold)
+        except ValueError as e:
+            if cfg.mesh_threshold == "auto" or "does not cross" not in str(e):
+                raise
+            raise ValueError(f"{e} (object.mesh_threshold=auto picks the level from the field's densities)") from None
+        if cfg.keep_largest and len(faces):
+            verts, faces, colors = _largest_component(verts, faces, colors)
+        cap = cfg.mesh_max_faces
+        if cap is None or len(faces) <= cap or res <= 8:
+            break
+        # Faces grow like res² on a smooth surface (faster on a noisy one): aim a little below the cap.
+        res = max(8, min(res - 1, int(res * math.sqrt(cap / len(faces)) * 0.95)))
+    if cfg.mesh_max_faces is not None and len(faces) > cfg.mesh_max_faces:
+        raise ValueError(f"object_mesh: {len(faces)} faces at the coarsest grid (8^3), above "
+                         f"object.mesh_max_faces={cfg.mesh_max_faces}")
+    return (verts, faces, colors), {**info, "mesh_resolution": res, "mesh_faces": int(len(faces))}
 
 
 def _largest_component(verts, faces, colors):
