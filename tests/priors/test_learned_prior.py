@@ -102,7 +102,11 @@ def test_full_size_unet_fits_the_budget():
     unet = tp.build_unet(tp.UNET_CONFIG)
     n = tp.count_params(unet)
     assert n <= 10_000_000, n  # fp16 weights <= 20 MB
-    assert unet.config.down_block_types[1] == "SimpleCrossAttnDownBlock2D"  # IF's block types
+    # IF's block types: ResNet down/up-sampling blocks at high resolution, text cross-attention below
+    assert unet.config.down_block_types[0] == "ResnetDownsampleBlock2D"
+    assert unet.config.down_block_types[-1] == "SimpleCrossAttnDownBlock2D"
+    assert unet.config.up_block_types[0] == "SimpleCrossAttnUpBlock2D"
+    assert unet.config.addition_embed_type == "text" and unet.config.encoder_hid_dim_type == "text_proj"
 
 
 def test_missing_tokenizer_is_a_one_line_error(trained, tmp_path):
