@@ -165,7 +165,8 @@ class GuidanceConfig:
       forward and VAE-encoder forward/backward replayed from CUDA graphs captured per batch shape;
       same kernels, equal to eager up to fp16 rounding) or "compile" (TorchInductor, then graphs;
       minutes of compilation at the first step). On a CPU device every mode runs eagerly.
-    channels_last: UNet / VAE convolutions in NHWC memory order (same arithmetic, other cuDNN kernels).
+    channels_last: UNet / VAE convolutions in NHWC memory order on CUDA (same arithmetic, other cuDNN
+      kernels; H100: IF-I-XL + MVDream guidance 112.7 vs 119.4 ms with graphs, benchmarks/results/coarse.md).
     """
 
     kind: Literal["tiny", "real"] = "real"
@@ -184,7 +185,7 @@ class GuidanceConfig:
     tiny_if_resolution: int = 16
     tiny_mvdream_resolution: int = 32
     accelerate: Literal["none", "cuda_graphs", "compile"] = "cuda_graphs"
-    channels_last: bool = False
+    channels_last: bool = True
 
     def __post_init__(self):
         if self.kind not in ("tiny", "real"):

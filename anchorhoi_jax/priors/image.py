@@ -164,19 +164,20 @@ class _TextUNetPrior:
         Returns the mode in effect: "none" on a CPU device (nothing to capture). Graphs are captured
         lazily, at the first call of each input signature (priors/accelerate.py). `channels_last`
         stores conv weights and feeds activations NHWC (cuDNN's native fp16 layout; the same
-        arithmetic in another memory order), in any mode. `capture` / `capture_vjp` replace the CUDA
+        arithmetic in another memory order), in any mode on CUDA. `capture` / `capture_vjp` replace the CUDA
         recorders (tests emulate them on CPU; without `capture_vjp` the encoder then stays eager).
         """
         mode = check_accelerate(mode, "accelerate mode")
         if not isinstance(channels_last, bool):
             raise ValueError(f"accelerate: channels_last must be a bool, got {channels_last!r}")
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        on_cpu = self.device.type != "cuda" and capture is None  # CPU: everything stays eager and NCHW
+        self.memory_format = torch.channels_last if channels_last and not on_cpu else torch.contiguous_format
         for m in self._conv_modules():
             m.to(memory_format=self.memory_format)
         self._unet_runner = None
         self.accelerated = "none"
         self._accelerate_encoder(False, None)
-        if mode == "none" or (self.device.type != "cuda" and capture is None):
+        if mode == "none" or on_cpu:
             return self.accelerated
         fn = self._raw_unet
         if mode == "compile":

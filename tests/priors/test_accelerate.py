@@ -95,7 +95,7 @@ def _views(n, k=4):
 
 def test_modes_and_bad_values_one_line_errors():
     assert ACCELERATE_MODES == ("none", "cuda_graphs", "compile")
-    assert GuidanceConfig().accelerate == "cuda_graphs"
+    assert GuidanceConfig().accelerate == "cuda_graphs" and GuidanceConfig().channels_last is True
     for m in ACCELERATE_MODES:
         assert check_accelerate(m) == m and GuidanceConfig(kind="tiny", accelerate=m).accelerate == m
     msg = "GuidanceConfig.accelerate must be one of 'none', 'cuda_graphs', 'compile', got 'fast'"
@@ -115,8 +115,11 @@ def test_modes_and_bad_values_one_line_errors():
 
 def test_cpu_is_a_noop_and_build_guidance_applies_the_mode():
     prior = make_tiny_if(0)
+    conv = next(m for m in prior.unet.modules() if isinstance(m, torch.nn.Conv2d))
     for m in ACCELERATE_MODES:
-        assert prior.accelerate(m) == "none" and prior._unet_runner is None and prior.accelerated == "none"
+        assert prior.accelerate(m, channels_last=True) == "none" and prior._unet_runner is None
+        assert prior.accelerated == "none" and prior.memory_format == torch.contiguous_format
+        assert conv.weight.is_contiguous()  # CPU: not even the memory order changes
     comb = build_guidance(PROMPT, GuidanceConfig(kind="tiny", tiny_mvdream_resolution=16))  # default cuda_graphs
     priors = [g.inner.prior if hasattr(g, "inner") else g.prior for g, _ in comb.parts]
     assert [p.accelerated for p in priors] == ["none", "none"]  # CPU: eager, nothing captured
