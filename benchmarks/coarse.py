@@ -182,7 +182,8 @@ def main():
     ap.add_argument("--variants", default="", help="comma list of seeds:shading:remat:iters (e.g. 4:lambertian:1:30); "
                     "times only these configurations and writes coarse_variants.json")
     ap.add_argument("--accel", default="", help="comma list of guidance accelerate modes compared in this process "
-                    "(first = reference, e.g. none,cuda_graphs); the last is used for --variants; writes coarse_accel.json")
+                    "(first = reference, e.g. none,cuda_graphs); the last is used for --variants; "
+                    "writes coarse_accel.json")
     ap.add_argument("--no_fit", action="store_true", help="--accel: guidance comparison and variants only")
     ap.add_argument("--iters_eager", type=int, default=30, help="timed iterations for the reference (eager) mode")
     ap.add_argument("--compile", action="store_true", help="--accel: also try accelerate='compile' (guidance only) "
