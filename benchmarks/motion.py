@@ -45,7 +45,7 @@ from anchorhoi_jax.body.skinning import pose  # noqa: E402
 from anchorhoi_jax.geometry.rotations import axis_angle_to_matrix  # noqa: E402
 from anchorhoi_jax.geometry.sdf import point_triangle_distance, sdf_grid_from_mesh  # noqa: E402
 from anchorhoi_jax.stages.motion import (  # noqa: E402
-    MotionConfig, MotionWeights, StaticInstance, full_pose, make_motion_step, motion_phases, prepare_motion_data,
+    MotionConfig, MotionWeights, StaticInstance, full_pose, make_motion_step, motion_loss, motion_phases, prepare_motion_data,
     select_seed,
 )
 from synthetic_scenes import SCENES, observe  # noqa: E402
@@ -88,10 +88,52 @@ def min_dist_to_faces(points, verts, faces, chunk=256):
     return jnp.concatenate(out)
 
 
+HELDOUT_NOISE_PX = 3.0  # held-out scenes: other motion/object/camera draws, more keypoint noise, other seeds
+
+
+def scene_of(name, model, L):
+    """'carry_box' = the benchmark scene; 'carry_box@h3' = its held-out variant drawn with seed 3."""
+    base, _, tag = name.partition("@h")
+    return SCENES[base](model, L, rng=onp.random.default_rng(int(tag)) if tag else None)
+
+
+def contact_truth(model, cand, verts, R, t, obj_pts):
+    """Exact contact truth: object points within 2 cm (point-to-triangle) of the candidate surface."""
+    faces = onp.asarray(model.faces)
+    cset = onp.zeros(model.num_vertices, bool)
+    cset[onp.asarray(cand)] = True
+    cfaces = faces[cset[faces].all(1)]
+    d = min_dist_to_faces(obj_pts @ R.T + t, verts, jnp.asarray(cfaces))
+    return onp.asarray(d < 0.02)  # BEHAVE-style 2 cm proximity to the candidate surface
+
+
+def f1_score(truth, pred):
+    tp = float((truth & pred).sum())
+    return 2 * tp / max(truth.sum() + pred.sum(), 1)
+
+
+def contact_f1_frames(model, cand, sc, gt, key, n_points, frames):
+    """Eq. 3 F1 at other frames of a ground-truth sequence (other body poses and object placements;
+    contact holds in every frame by construction), each with its own FPS sample of the object."""
+    from anchorhoi_jax.geometry.mesh import vertex_normals
+    from anchorhoi_jax.stages.contacts import extract_contacts, object_surface_points
+
+    out = []
+    for k, i in enumerate(frames):
+        pts, nrm = object_surface_points(jnp.asarray(sc.object_vertices, jnp.float32), jnp.asarray(sc.object_faces, jnp.int32),
+                                         n_points, key=jax.random.fold_in(key, 1000 + k))
+        R, t = jnp.asarray(sc.R_obj[i], jnp.float32), jnp.asarray(sc.t_obj[i], jnp.float32)
+        v = gt.vertices[i]
+        c = extract_contacts(pts, nrm, R, t, v, vertex_normals(v, model.faces), jnp.asarray(cand, jnp.int32))
+        out.append(f1_score(contact_truth(model, cand, v, R, t, pts), onp.asarray(c.mask) > 0))
+    return out
+
+
 def build_case(name, model, op_ids, cand, L, key, args):
     t0 = time.perf_counter()
-    sc = SCENES[name](model, L)
-    kp, conf, occ = observe(sc, model, op_ids, noise_px=2.0, seed=1)
+    sc = scene_of(name, model, L)
+    held = "@h" in name
+    kp, conf, occ = observe(sc, model, op_ids, noise_px=HELDOUT_NOISE_PX if held else 2.0, seed=11 if held else 1)
     betas = jnp.zeros(model.num_shape)
     st = StaticInstance(betas=betas, scale=jnp.ones(()), pose=jnp.asarray(sc.pose[0], jnp.float32),
                         transl=jnp.asarray(sc.transl[0], jnp.float32), R_world_obj=jnp.asarray(sc.R_obj[0], jnp.float32),
@@ -101,26 +143,22 @@ def build_case(name, model, op_ids, cand, L, key, args):
                                openpose_ids=op_ids, key=key, num_object_points=args.object_points,
                                num_pen_vertices=args.pen_vertices, pen_near_fraction=args.pen_near_fraction,
                                contact_target=args.contact_target,
-                               pen_parts_static_allowance=args.pen_parts_allowance)
+                               pen_parts_static_allowance=args.pen_parts_allowance,
+                               max_contact_pairs=args.max_contact_pairs)
     gt = posed_seq(model, betas, sc.pose, sc.transl)
     grid = sdf_grid_from_mesh(sc.object_vertices, sc.object_faces, resolution=128, padding=0.05)
     R_gt, t_gt = jnp.asarray(sc.R_obj, jnp.float32), jnp.asarray(sc.t_obj, jnp.float32)
     sd0 = M.sample_sdf(grid, M.to_object_frame(gt.vertices[:1, cand], R_gt[:1], t_gt[:1]))[0]
     gt_contact = onp.asarray(cand)[onp.asarray(jnp.abs(sd0) < 0.005)]
-    # Contact F1 (Eq. 3) on the FPS object points against the exact point-to-surface truth at frame 0.
-    faces = onp.asarray(model.faces)
-    cset = onp.zeros(model.num_vertices, bool)
-    cset[onp.asarray(cand)] = True
-    cfaces = faces[cset[faces].all(1)]
-    obj_w = data.object_points @ st.R_world_obj.T + st.t_world_obj
-    d = min_dist_to_faces(obj_w, gt.vertices[0], jnp.asarray(cfaces))
-    truth = onp.asarray(d < 0.02)  # BEHAVE-style 2 cm proximity to the candidate surface
+    # Contact F1 (Eq. 3) on the FPS object points against the exact point-to-triangle truth at frame 0.
+    truth = contact_truth(model, cand, gt.vertices[0], st.R_world_obj, st.t_world_obj, data.object_points)
     pred = onp.asarray(data.contacts.mask) > 0
-    tp = float((truth & pred).sum())
-    f1 = 2 * tp / max(truth.sum() + pred.sum(), 1)
+    f1 = f1_score(truth, pred)
+    # Generalisation of Eq. 3: other frames (poses, placements) with other surface samples.
+    f1_frames = contact_f1_frames(model, cand, sc, gt, key, args.object_points, (L // 3, (2 * L) // 3))
     print(f"case {name}: {time.perf_counter() - t0:.1f}s", flush=True)
-    return dict(scene=sc, data=data, gt=gt, grid=grid, gt_contact=gt_contact, f1=f1, R_gt=R_gt, t_gt=t_gt,
-                occluded=float(occ.mean()), n_pairs=int(pred.sum()), n_truth=int(truth.sum()))
+    return dict(scene=sc, data=data, gt=gt, grid=grid, gt_contact=gt_contact, f1=f1, f1_frames=f1_frames, R_gt=R_gt,
+                t_gt=t_gt, occluded=float(occ.mean()), n_pairs=int(pred.sum()), n_truth=int(truth.sum()))
 
 
 def evaluate(case, model, cfg, params):
@@ -174,6 +212,62 @@ def time_run(update, init, data, weights, steps, K, key, seeds, reps=2):
     return float(onp.median(ts))
 
 
+DIAG_VARIANTS = {  # name -> MotionConfig.skip_terms (terms removed from the compiled program)
+    "all": (),
+    "no_pen_parts": ("pen_parts",),
+    "no_pen_object": ("pen_object",),
+    "no_self_pen": ("self_pen",),
+    "no_contact": ("contact",),
+    "no_keypoints": ("keypoints",),
+    "kp_only": ("contact", "pen_object", "pen_parts", "self_pen"),
+}
+
+
+def speed_diagnosis(cfg, data, steps, K, reps=2):
+    """Time 1 and 8 vmapped seeds with each term of Eq. 4 removed in turn, plus forward only.
+
+    Answers where the seed scaling goes: a term whose removal drops the 8-seed time much more than
+    the 1-seed time is throughput-bound under vmap."""
+    out = {}
+    w = MotionWeights.default()
+    for name, skip in DIAG_VARIANTS.items():
+        c = dataclasses.replace(cfg, skip_terms=skip)
+        init, upd = make_motion_step(c)
+        u = jax.jit(jax.vmap(upd, in_axes=(0, None, None)), donate_argnums=(0,))
+        t1 = time_run(u, init, data, w, steps, K, jax.random.key(2), 1, reps)
+        t8 = time_run(u, init, data, w, steps, K, jax.random.key(2), 8, reps)
+        out[name] = {"ms_per_step_1": 1e3 * t1 / steps, "ms_per_step_8": 1e3 * t8 / steps, "ratio": t8 / t1}
+        print("diag", name, out[name], flush=True)
+    # Forward only (the loss, no gradient): K evaluations in a scan, params nudged by the loss so
+    # the evaluation is not loop-invariant.
+    init, _ = make_motion_step(cfg)
+
+    def fwd(state, data):
+        def one(p, _):
+            loss, _ = motion_loss(p, data, w, cfg)
+            return jax.tree.map(lambda x: x + 1e-12 * loss, p), loss
+
+        p, losses = jax.lax.scan(one, state.params, None, length=K)
+        return state.replace(params=p), losses
+
+    f = jax.jit(jax.vmap(fwd, in_axes=(0, None)))
+    for S in (1, 8):
+        st = jax.jit(jax.vmap(init, in_axes=(None, 0)))(data, jnp.stack([jax.random.key(i) for i in range(S)]))
+        jax.block_until_ready(f(st, data))
+        ts = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            for _ in range(steps // K):
+                st, losses = f(st, data)
+            jax.block_until_ready(losses)
+            ts.append(time.perf_counter() - t0)
+        out.setdefault("forward_only", {})[f"ms_per_step_{S}"] = 1e3 * float(onp.median(ts)) / steps
+    fo = out["forward_only"]
+    fo["ratio"] = fo["ms_per_step_8"] / fo["ms_per_step_1"]
+    print("diag forward_only", fo, flush=True)
+    return out
+
+
 VARIANTS = {
     "full": {},
     "no_contact": {"contact": 0.0},
@@ -204,6 +298,12 @@ def main():
     ap.add_argument("--contact-target", default="static", choices=("static", "surface"))
     ap.add_argument("--pen-near-fraction", type=float, default=0.5)
     ap.add_argument("--pen-parts-allowance", action="store_true", help="prepare_motion_data(pen_parts_static_allowance=True)")
+    ap.add_argument("--max-contact-pairs", type=int, default=256, help="prepare_motion_data(max_contact_pairs=...)")
+    ap.add_argument("--heldout", default="carry_box@h1,push_box@h2,sit_chair@h3",
+                    help="held-out scenes (other motion/object/camera draws, 3 px noise), full variant only; '' = none")
+    ap.add_argument("--speed-diagnose", action="store_true", help="time 1 vs 8 seeds with each term removed, forward only")
+    ap.add_argument("--diag-steps", type=int, default=200)
+    ap.add_argument("--speed-no-compaction", action="store_true", help="also time 1/8 seeds with max_contact_pairs=0")
     ap.add_argument("--ab-surface", action="store_true",
                     help="also run the full variant with Eq. 6 surface targets (contact_target='surface')")
     args = ap.parse_args()
@@ -214,6 +314,8 @@ def main():
     key = jax.random.key(0)
     cases = {n: build_case(n, model, op_ids, cand, args.frames, jax.random.fold_in(key, i), args)
              for i, n in enumerate(args.scenes.split(","))}
+    held = {n: build_case(n, model, op_ids, cand, args.frames, jax.random.fold_in(key, 100 + i), args)
+            for i, n in enumerate(x for x in args.heldout.split(",") if x)}
     print(f"setup {time.perf_counter() - t_all:.1f}s", {n: (c["n_pairs"], c["n_truth"], round(c["f1"], 3), round(c["occluded"], 3)) for n, c in cases.items()}, flush=True)
     cfg = MotionConfig.for_model(model, steps_per_call=args.steps_per_call, global_steps=args.global_steps,
                                  sigma_anneal_steps=args.sigma_anneal_steps, init_translation=not args.no_keypoint_init,
@@ -244,8 +346,15 @@ def main():
         "object_points": args.object_points,
         "pen_vertices": args.pen_vertices,
         "scenes": list(cases),
+        "max_contact_pairs": args.max_contact_pairs,
+        "heldout_scenes": list(held),
+        "heldout_noise_px": HELDOUT_NOISE_PX,
         "contact_f1": float(onp.mean([c["f1"] for c in cases.values()])),
         "contact_f1_per_scene": {n: c["f1"] for n, c in cases.items()},
+        # Every configuration: benchmark and held-out scenes, frame 0 and two later frames each.
+        "contact_f1_all_configs": {n: [c["f1"], *c["f1_frames"]] for n, c in {**cases, **held}.items()},
+        "contact_f1_all_mean": float(onp.mean([f for c in {**cases, **held}.values() for f in [c["f1"], *c["f1_frames"]]])),
+        "contact_f1_all_min": float(onp.min([f for c in {**cases, **held}.values() for f in [c["f1"], *c["f1_frames"]]])),
     }
 
     def dump():
@@ -253,6 +362,10 @@ def main():
         summary["total_wall_s"] = time.perf_counter() - t_all
         (out / "motion.json").write_text(json.dumps(summary, indent=2) + "\n")
 
+    if args.speed_diagnose:
+        c = next(iter(cases.values()))
+        summary["speed_diagnosis"] = speed_diagnosis(cfg, c["data"], args.diag_steps, args.steps_per_call)
+        dump()
     if not args.no_speed:
         c = next(iter(cases.values()))
         w = MotionWeights.default()
@@ -288,6 +401,15 @@ def main():
     variants = {k: VARIANTS[k] for k in args.variants.split(",")}
     if args.sweep:  # extra weight sets, same compiled program
         variants.update({f"sweep{i}": w for i, w in enumerate(json.loads(args.sweep))})
+    if args.speed_no_compaction and not args.no_speed:  # A/B: all N_o Eq. 6 slots skinned
+        c = next(iter(cases.values()))
+        d0 = build_case(next(iter(cases)), model, op_ids, cand, args.frames, key, argparse.Namespace(**{**vars(args), "max_contact_pairs": 0}))["data"]
+        w = MotionWeights.default()
+        u1 = time_run(update, init, d0, w, args.steps, args.steps_per_call, jax.random.key(2), 1)
+        u8 = time_run(update, init, d0, w, args.steps, args.steps_per_call, jax.random.key(2), 8)
+        summary.update(no_compaction_s_1000x120=u1 * 1000.0 / args.steps, no_compaction_seed8_over_seed1=u8 / u1)
+        print("speed no compaction", u1, u8, flush=True)
+        dump()
     for n, c in cases.items():  # quality of the initialisation alone (keypoint translation init or static)
         p0 = init(c["data"], jax.random.key(1)).params
         r0 = evaluate(c, model, cfg, p0)
@@ -314,8 +436,16 @@ def main():
             print("full_surface_target", n, json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()}), flush=True)
             summary["per_scene"] = results
             dump()
+    for n, c in held.items():  # held-out scenes: full variant only
+        state, losses, terms = optimise(update, init, c["data"], MotionWeights.default(), args.steps, args.steps_per_call,
+                                        jax.random.key(1), cfg=cfg)
+        r = evaluate(c, model, cfg, select_seed(state.params, 0))
+        results.setdefault("full_heldout", {})[n] = r
+        print("full_heldout", n, json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()}), flush=True)
+        summary["per_scene"] = results
+        dump()
     t_variants = time.perf_counter() - t0
-    mean = lambda v, k: float(onp.mean([results[v][n][k] for n in cases])) if v in results else None  # noqa: E731
+    mean = lambda v, k: float(onp.mean([results[v][n][k] for n in results[v]])) if v in results else None  # noqa: E731
     summary["variants_wall_s"] = t_variants
     summary.update(
         mpjpe_mm=mean("full", "mpjpe_mm"), contact_mm=mean("full", "contact_mm"),
@@ -325,6 +455,9 @@ def main():
         ablation_no_contact_mpjpe_mm=mean("no_contact", "mpjpe_mm"),
         ablation_no_body_mpjpe_mm=mean("no_body", "mpjpe_mm"),
         ablation_no_body_contact_mm=mean("no_body", "contact_mm"),
+        heldout_mpjpe_mm=mean("full_heldout", "mpjpe_mm"),
+        heldout_contact_mm=mean("full_heldout", "contact_mm"),
+        heldout_max_pen_mm=float(max(r["max_pen_mm"] for r in results["full_heldout"].values())) if "full_heldout" in results else None,
     )
     dump()
     print(json.dumps({k: v for k, v in summary.items() if k != "per_scene"}, indent=1))

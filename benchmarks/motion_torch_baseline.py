@@ -104,12 +104,14 @@ class TorchMotion:
         self.K, self.T = _t(data.K, device), _t(data.T_cam_world, device)
         self.norm = float(onp.max(onp.asarray(data.image_size)))
         self.op = _t(data.openpose, device).long()
-        sub_to_vertex = onp.concatenate([onp.asarray(data.contacts.human_vertex)])
-        self.contact_v = _t(sub_to_vertex, device).long()
+        # The pair slots L_C sums over (compacted, valid first: MotionData.contact_slots), as in JAX.
+        slots = onp.arange(data.contacts.mask.shape[0]) if data.contact_slots is None else onp.asarray(data.contact_slots)
+        mask = data.contacts.mask if data.contact_slots is None else data.contact_slot_mask
+        self.contact_v = _t(onp.asarray(data.contacts.human_vertex)[slots], device).long()
         # Eq. 6 targets as the JAX side uses them (static offsets by default, else the surface points).
-        target = data.contacts.object_point if data.contact_target is None else data.contact_target
+        target = onp.asarray(data.contacts.object_point)[slots] if data.contact_target is None else data.contact_target
         self.contact_o = _t(target, device)
-        self.contact_m = _t(data.contacts.mask, device)
+        self.contact_m = _t(mask, device)
         self.pen_v = _t(self._pen_vertex_ids(data), device).long()
         self.sdf = (_t(data.sdf.values, device), _t(data.sdf.origin, device), _t(data.sdf.spacing, device))
         self.obj_pts = _t(data.object_points, device)

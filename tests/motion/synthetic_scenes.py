@@ -69,7 +69,26 @@ class Scene:
     fps: float = 24.0
 
 
-def _camera(target, yaw_deg: float, distance: float = 4.5, height: float = 1.3, size=(640, 480)):
+class _Jitter:
+    """Held-out variation of a scene: factors and offsets drawn from `rng`, identity when rng is None.
+
+    The benchmark scenes (rng=None) were used while developing the tracker; a held-out variant
+    draws another motion (amplitude, frequency, speed), object size and camera (yaw, distance,
+    height), so accuracy numbers can be checked on configurations nothing was tuned on."""
+
+    def __init__(self, rng: onp.random.Generator | None):
+        self.rng = rng
+
+    def f(self, lo: float, hi: float) -> float:  # multiplicative factor
+        return 1.0 if self.rng is None else float(self.rng.uniform(lo, hi))
+
+    def a(self, lo: float, hi: float) -> float:  # additive offset
+        return 0.0 if self.rng is None else float(self.rng.uniform(lo, hi))
+
+
+def _camera(target, yaw_deg: float, distance: float = 4.5, height: float = 1.3, size=(640, 480), jit: _Jitter | None = None):
+    if jit is not None:
+        yaw_deg, distance, height = yaw_deg + jit.a(-20.0, 20.0), distance * jit.f(0.8, 1.2), height + jit.a(-0.3, 0.4)
     yaw = onp.deg2rad(yaw_deg)
     eye = onp.asarray(target) + distance * onp.array([onp.sin(yaw), 0.0, onp.cos(yaw)])
     eye[1] = height
@@ -123,9 +142,10 @@ LEFT_HAND = [20] + list(range(25, 40))
 RIGHT_HAND = [21] + list(range(40, 55))
 
 
-def carry_box(model: BodyModel, L: int = 120, fps: float = 24.0) -> Scene:
+def carry_box(model: BodyModel, L: int = 120, fps: float = 24.0, rng: onp.random.Generator | None = None) -> Scene:
     J = model.num_joints
-    base = _arms_forward(J, down_deg=35.0, twist_deg=-90.0)
+    jit = _Jitter(rng)
+    base = _arms_forward(J, down_deg=35.0 + jit.a(-15.0, 15.0), twist_deg=-90.0)
     betas = onp.zeros(model.num_shape)
     v0 = onp.asarray(_posed(model, betas, base, onp.zeros(3)).vertices)
     lh, rh = v0[_owned(model, LEFT_HAND)], v0[_owned(model, RIGHT_HAND)]
@@ -134,16 +154,17 @@ def carry_box(model: BodyModel, L: int = 120, fps: float = 24.0) -> Scene:
     # beyond the forearms, so the hands hold it from the sides.
     half_x = 0.5 * (lh[:, 0].min() - rh[:, 0].max())
     z0 = fore[:, 2].max() + 0.01
-    size = (2 * half_x, 0.26, 0.3)
-    centre0 = onp.array([0.5 * (lh[:, 0].min() + rh[:, 0].max()), 0.5 * (lh[:, 1].mean() + rh[:, 1].mean()), z0 + 0.15])
+    amp, freq, speed, sway = jit.f(0.6, 1.3), jit.f(0.8, 1.25), jit.f(0.6, 1.4), jit.f(0.5, 1.5)
+    size = (2 * half_x, 0.26 * jit.f(0.7, 1.4), 0.3 * jit.f(0.7, 1.4))
+    centre0 = onp.array([0.5 * (lh[:, 0].min() + rh[:, 0].max()), 0.5 * (lh[:, 1].mean() + rh[:, 1].mean()), z0 + 0.5 * size[2]])
     v, f = box_mesh(size)
     poses, transls, Rs, ts = [], [], [], []
     T0 = None
     for t in _frames(L, fps):
-        p = _walk(base.copy(), t)
-        p[0] = [0.0, 0.08 * onp.sin(2 * onp.pi * 0.45 * t), 0.0]
-        p[3] = [0.05 * onp.sin(2 * onp.pi * 0.9 * t), 0.0, 0.0]
-        tr = onp.array([0.0, 0.015 * onp.sin(2 * onp.pi * 1.8 * t), 0.3 * t])
+        p = _walk(base.copy(), t, amp=0.35 * amp, freq=0.9 * freq)
+        p[0] = [0.0, 0.08 * sway * onp.sin(2 * onp.pi * 0.45 * t), 0.0]
+        p[3] = [0.05 * onp.sin(2 * onp.pi * 0.9 * freq * t), 0.0, 0.0]
+        tr = onp.array([0.0, 0.015 * onp.sin(2 * onp.pi * 1.8 * freq * t), 0.3 * speed * t])
         posed = _posed(model, betas, p, tr)
         Tc = onp.asarray(posed.T_world_joint[9], onp.float64)
         if T0 is None:
@@ -153,14 +174,15 @@ def carry_box(model: BodyModel, L: int = 120, fps: float = 24.0) -> Scene:
         ts.append(rel[:3, :3] @ centre0 + rel[:3, 3])
         poses.append(p)
         transls.append(tr)
-    K, T = _camera(onp.array([0.0, 1.0, 0.3 * L / fps / 2]), yaw_deg=40.0)
+    K, T = _camera(onp.array([0.0, 1.0, 0.3 * speed * L / fps / 2]), yaw_deg=40.0, jit=jit)
     return Scene("carry_box", onp.stack(poses), onp.stack(transls), onp.stack(Rs), onp.stack(ts), v, f, K, T, (640, 480), fps)
 
 
-def push_box(model: BodyModel, L: int = 120, fps: float = 24.0) -> Scene:
+def push_box(model: BodyModel, L: int = 120, fps: float = 24.0, rng: onp.random.Generator | None = None) -> Scene:
     J = model.num_joints
-    base = _arms_forward(J, down_deg=12.0)
-    base[3] = [0.15, 0.0, 0.0]  # lean forward
+    jit = _Jitter(rng)
+    base = _arms_forward(J, down_deg=12.0 + jit.a(-8.0, 10.0))
+    base[3] = [0.15 * jit.f(0.3, 1.6), 0.0, 0.0]  # lean forward
     base[20] = [0.0, 0.0, onp.pi / 2]  # wrists extended: palms face forward, fingers up
     base[21] = [0.0, 0.0, -onp.pi / 2]
     betas = onp.zeros(model.num_shape)
@@ -168,18 +190,19 @@ def push_box(model: BodyModel, L: int = 120, fps: float = 24.0) -> Scene:
     hands = v0[onp.concatenate([_owned(model, LEFT_HAND), _owned(model, RIGHT_HAND)])]
     # The box's back face touches the foremost hand points (palms).
     z_face = hands[:, 2].max()
-    size = (0.8, hands[:, 1].mean() + 0.15, 0.6)
-    centre0 = onp.array([0.0, 0.5 * size[1], z_face + 0.3])
+    size = (0.8 * jit.f(0.8, 1.3), hands[:, 1].mean() + 0.15, 0.6 * jit.f(0.7, 1.3))
+    centre0 = onp.array([0.0, 0.5 * size[1], z_face + 0.5 * size[2]])
     v, f = box_mesh(size)
+    amp, freq, speed = jit.f(0.6, 1.3), jit.f(0.8, 1.25), jit.f(0.6, 1.4)
     poses, transls, Rs, ts = [], [], [], []
     for t in _frames(L, fps):
-        p = _walk(base.copy(), t, amp=0.3)
-        tr = onp.array([0.0, 0.0, 0.35 * t])
+        p = _walk(base.copy(), t, amp=0.3 * amp, freq=0.9 * freq)
+        tr = onp.array([0.0, 0.0, 0.35 * speed * t])
         poses.append(p)
         transls.append(tr)
         Rs.append(onp.eye(3))
         ts.append(centre0 + tr)
-    K, T = _camera(onp.array([0.0, 0.9, 0.35 * L / fps / 2 + 0.3]), yaw_deg=65.0)
+    K, T = _camera(onp.array([0.0, 0.9, 0.35 * speed * L / fps / 2 + 0.3]), yaw_deg=65.0, jit=jit)
     return Scene("push_box", onp.stack(poses), onp.stack(transls), onp.stack(Rs), onp.stack(ts), v, f, K, T, (640, 480), fps)
 
 
@@ -193,8 +216,9 @@ def chair_mesh(seat_top: float, z_back: float, z_front: float):
     return merge_meshes([seat, back] + legs)
 
 
-def sit_chair(model: BodyModel, L: int = 120, fps: float = 24.0) -> Scene:
+def sit_chair(model: BodyModel, L: int = 120, fps: float = 24.0, rng: onp.random.Generator | None = None) -> Scene:
     J = model.num_joints
+    jit = _Jitter(rng)
     base = onp.zeros((J, 3))
     base[1] = base[2] = [-onp.pi / 2, 0, 0]  # hips flexed: thighs forward
     base[4] = base[5] = [onp.pi / 2, 0, 0]  # knees flexed: shins down
@@ -202,7 +226,7 @@ def sit_chair(model: BodyModel, L: int = 120, fps: float = 24.0) -> Scene:
     posed0 = _posed(model, betas, base, onp.zeros(3))
     v0 = onp.asarray(posed0.vertices)
     seat_part = v0[_owned(model, [0, 1, 2])]
-    seat_top = 0.45
+    seat_top = 0.45 * jit.f(0.85, 1.15)
     # The lowest buttock/thigh point rests on the seat.
     transl = onp.array([0.0, seat_top - seat_part[:, 1].min(), 0.0])
     back = v0[_owned(model, [0, 3, 6, 9])]
@@ -211,22 +235,24 @@ def sit_chair(model: BodyModel, L: int = 120, fps: float = 24.0) -> Scene:
     v, f = chair_mesh(seat_top, z_back, knee_z - 0.08)
     centre = onp.zeros(3)
     poses, transls, Rs, ts = [], [], [], []
+    k = [jit.f(0.5, 1.5) for _ in range(6)]  # amplitudes
+    freq = jit.f(0.7, 1.4)
     for t in _frames(L, fps):
-        w = 2 * onp.pi * 0.5 * t
+        w = 2 * onp.pi * 0.5 * freq * t
         p = base.copy()
-        p[3] = [0.25 * onp.sin(w), 0.0, 0.0]
-        p[9] = [0.0, 0.3 * onp.sin(0.7 * w), 0.0]
-        p[15] = [0.0, 0.5 * onp.sin(1.3 * w), 0.0]
-        p[16] = [0.0, 0.0, -0.6 - 0.4 * onp.sin(w)]
-        p[17] = [0.0, 0.0, 0.6 + 0.4 * onp.sin(1.5 * w)]
-        p[18] = [0.0, -0.5 * (1 + onp.sin(2 * w)), 0.0]
+        p[3] = [0.25 * k[0] * onp.sin(w), 0.0, 0.0]
+        p[9] = [0.0, 0.3 * k[1] * onp.sin(0.7 * w), 0.0]
+        p[15] = [0.0, 0.5 * k[2] * onp.sin(1.3 * w), 0.0]
+        p[16] = [0.0, 0.0, -0.6 - 0.4 * k[3] * onp.sin(w)]
+        p[17] = [0.0, 0.0, 0.6 + 0.4 * k[4] * onp.sin(1.5 * w)]
+        p[18] = [0.0, -0.5 * k[5] * (1 + onp.sin(2 * w)), 0.0]
         p[4] = [onp.pi / 2 - 0.3 * (1 + onp.sin(w)), 0, 0]
         p[5] = [onp.pi / 2 - 0.2 * (1 + onp.sin(1.5 * w)), 0, 0]
         poses.append(p)
         transls.append(transl)
         Rs.append(onp.eye(3))
         ts.append(centre)
-    K, T = _camera(onp.array([0.0, 0.8, 0.15]), yaw_deg=30.0, distance=3.5)
+    K, T = _camera(onp.array([0.0, 0.8, 0.15]), yaw_deg=30.0, distance=3.5, jit=jit)
     return Scene("sit_chair", onp.stack(poses), onp.stack(transls), onp.stack(Rs), onp.stack(ts), v, f, K, T, (640, 480), fps)
 
 
