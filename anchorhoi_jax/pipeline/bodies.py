@@ -108,7 +108,9 @@ def static_body_params(body: MotionBody, static: dict) -> BodyParams:
     if body.kind == "smplx":
         from anchorhoi_jax.track import _body_and_maps
 
-        return _body_and_maps(SimpleNamespace(body=None, smplx_model=body.smplx_model), static)[1]
+        # Per-seed dicts of the pipeline carry no body_model string (the run's body.model is the kind).
+        return _body_and_maps(SimpleNamespace(body=None, smplx_model=body.smplx_model),
+                              {**static, "body_model": "smplx"})[1]
     J = body.model.num_joints
     pose = onp.concatenate([onp.asarray(static["global_orient"]).reshape(1, 3),
                             onp.asarray(static["body_pose"]).reshape(-1, 3)])

@@ -141,17 +141,13 @@ def compose_stages(body_fn, priors_fn) -> list[Stage]:
         hoi = C.assemble(body, av, pres, C.ObjectResult(state=None, meshes=meshes), infos)
         out = {}
         for s in range(S):
-            pose_s = onp.asarray(hoi.pose[s], onp.float32)
-            st = {"betas": hoi.betas[s], "scale": onp.asarray(hoi.scale[s], onp.float32).reshape(()),
-                  "global_orient": pose_s[0], "body_pose": pose_s[1:].reshape(-1), "transl": hoi.transl[s],
-                  "object_vertices": hoi.object_vertices[s], "object_faces": hoi.object_faces[s],
-                  "object_rotation": hoi.object_rotation[s], "object_translation": hoi.object_translation[s],
-                  "human_colors": onp.clip(onp.asarray(hoi.human_colors[s]), 0.0, 1.0),
-                  "displacements": hoi.displacements[s],
-                  "object_colors": onp.clip(onp.asarray(hoi.object_colors[s]), 0.0, 1.0),
-                  "info": pack_json(hoi.info[s])}
-            if hoi.body_model == "anny":
-                st["phenotype_values"] = hoi.phenotype[s]
+            # The STATIC.npz arrays of composition.static_arrays (SMPL-X: body joints 1..21 in body_pose, jaw /
+            # eyes / hands split out, as track._body_and_maps reads them). String arrays stay out of the
+            # checkpoint: the body kind is the run's body.model, phenotype names are Anny's constant list.
+            st = {k: v for k, v in C.static_arrays(hoi, s, body=body).items() if k not in ("body_model", "phenotype_names")}
+            st["human_colors"] = onp.clip(onp.asarray(st["human_colors"]), 0.0, 1.0)
+            st["object_colors"] = onp.clip(onp.asarray(st["object_colors"]), 0.0, 1.0)
+            st["info"] = pack_json(hoi.info[s])
             out[seed_name(s)] = st
         return out
 

@@ -73,6 +73,7 @@ def make_contacts_stage_fn(body_fn):
     """inputs: 'static', 'seeds' (root key data). Section: 'motion'. Output: Eq. 3 pairs per seed."""
 
     def contacts_stage(ctx, inputs, cfg):
+        from anchorhoi_jax.body.model import BodyParams
         from anchorhoi_jax.body.skinning import pose
         from anchorhoi_jax.geometry.mesh import vertex_normals
         from anchorhoi_jax.stages.contacts import extract_contacts, object_surface_points
@@ -83,13 +84,16 @@ def make_contacts_stage_fn(body_fn):
         for i, st in seed_items(inputs["static"]):
             inst = _instance(body, st)
             model = motion_model(body, st)
-            posed = jax.jit(pose)(model, static_body_params(body, st))
+            # Exactly the computation of stages/motion.prepare_motion_data (eager posing, same casts): the
+            # motion stage recomputes these pairs and checks they are equal. A jitted pose here differed in
+            # the last bits on the H100 and flipped threshold decisions on a 547k-face object mesh.
+            posed = pose(model, BodyParams(betas=inst.betas, pose=inst.pose, transl=inst.transl, scale=inst.scale))
             nrm = vertex_normals(posed.vertices, model.faces)
             k_surf, _ = jax.random.split(_data_key(root, i))
             pts, n = object_surface_points(jnp.asarray(st["object_vertices"], jnp.float32),
                                            jnp.asarray(st["object_faces"], jnp.int32), cfg.num_object_points, key=k_surf)
             c = extract_contacts(pts, n, inst.R_world_obj, inst.t_world_obj, posed.vertices, nrm,
-                                 jnp.asarray(body.candidates), **_thresholds(cfg))
+                                 jnp.asarray(body.candidates, jnp.int32), **_thresholds(cfg))
             hv.append(onp.asarray(c.human_vertex))
             op.append(onp.asarray(c.object_point))
             mask.append(onp.asarray(c.mask))

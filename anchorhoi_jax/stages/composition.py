@@ -815,9 +815,20 @@ def _shaded_joint_render(verts, faces, colors, camera: Camera):
 _render_views = jax.jit(jax.vmap(_shaded_joint_render, in_axes=(None, None, None, 0)))
 
 
-def static_arrays(hoi: StaticHOI, s: int) -> dict:
-    """Seed s of a StaticHOI as the arrays of STATIC.npz (io/formats.py layout) plus the pipeline's extras."""
+def static_arrays(hoi: StaticHOI, s: int, *, body=None) -> dict:
+    """Seed s of a StaticHOI as the arrays of STATIC.npz (io/formats.py layout) plus the pipeline's extras.
+
+    body: the composition's body. For SMPL-X its shape space is num_betas body directions followed by
+    the expression directions (body/smplx.py); with the body given, β is split into `betas` and
+    `expression` as the STATIC layout (and `load_smplx(num_betas=..., num_expression=...)`) expects.
+    """
     pose = onp.asarray(hoi.pose[s], onp.float32)
+    betas = onp.asarray(hoi.betas[s], onp.float32)
+    expression = None
+    if hoi.body_model == "smplx" and body is not None:
+        nb = dict(_model(body).metadata or ()).get("num_betas")
+        if nb is not None and betas.shape[0] > nb:
+            betas, expression = betas[:nb], betas[nb:]
     if hoi.body_model == "smplx":
         # STATIC layout: body joints 1..21; the 55-joint SMPL-X adds jaw, eyes and hands (a reduced
         # SMPL-X-named body, e.g. the tests' skeleton, has no slots for its extra joints: dropped).
@@ -825,7 +836,7 @@ def static_arrays(hoi: StaticHOI, s: int) -> dict:
     else:
         body_pose = pose[1:].reshape(-1)
     arrays = dict(
-        body_model=onp.asarray(hoi.body_model), betas=onp.asarray(hoi.betas[s], onp.float32),
+        body_model=onp.asarray(hoi.body_model), betas=betas,
         scale=onp.asarray(hoi.scale[s], onp.float32).reshape(()), global_orient=pose[0],
         body_pose=body_pose, transl=onp.asarray(hoi.transl[s], onp.float32),
         object_vertices=hoi.object_vertices[s], object_faces=hoi.object_faces[s],
@@ -837,6 +848,8 @@ def static_arrays(hoi: StaticHOI, s: int) -> dict:
         displacements=onp.asarray(hoi.displacements[s], onp.float32),
         object_colors=hoi.object_colors[s],
     )
+    if expression is not None:
+        arrays["expression"] = expression
     if hoi.body_model == "smplx" and pose.shape[0] == 55:
         for k, (a, b) in {"jaw_pose": (22, 23), "leye_pose": (23, 24), "reye_pose": (24, 25),
                           "left_hand_pose": (25, 40), "right_hand_pose": (40, 55)}.items():
@@ -881,7 +894,7 @@ def write_static(out_dir, static_hoi: StaticHOI, seed_index: int, body, *, cfg: 
         export.write_obj(tmp / "object.obj", ow, of, oc)
         export.write_glb(tmp / "hoi.glb", [export.SceneMesh("human", hf, hv, hc),
                                            export.SceneMesh("object", of, ov, oc, rotation=R, translation=t)])
-        export.write_npz(tmp / "static.npz", static_arrays(static_hoi, s))
+        export.write_npz(tmp / "static.npz", static_arrays(static_hoi, s, body=body))
         try:
             read_static(tmp / "static.npz")
         except FormatError as e:
