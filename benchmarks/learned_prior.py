@@ -209,7 +209,8 @@ def empty_outside_blob(params, offset: float):
     so the Adam state from `init` still matches.
     """
     bias = params["d2"]["bias"]
-    bias[...] = bias[...].at[..., 0].add(-offset)
+    off = jnp.asarray(offset, jnp.float32)  # scalar, or one per seed (S,)
+    bias[...] = bias[...].at[..., 0].add(-off)
     return params
 
 
@@ -323,6 +324,73 @@ def markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
+def parse_sweep(text: str) -> list[dict]:
+    """'scale=20,offset=6,tmax=0.98,lr=0.01;...' -> one dict per config (missing keys: the defaults)."""
+    out = []
+    for part in text.split(";"):
+        cfg = dict(scale=15.0, offset=6.0, tmax=0.98, lr=1e-2)
+        for kv in filter(None, part.split(",")):
+            k, v = kv.split("=")
+            if k not in cfg:
+                raise ValueError(f"--sweep: unknown key {k!r} (known: {sorted(cfg)})")
+            cfg[k] = float(v)
+        out.append(cfg)
+    return out
+
+
+def sweep(args, out: Path, log, prior_dir, det, field, rcfg, res, device, dtype) -> dict:
+    """Coarse stage only for several SDS settings at once (one run per config and class, vmapped; each
+    run's guidance, start offset and lr its own), on tuning keys; canonical renders, coverage and the
+    detector's keypoint confidence per run. Never on the evaluation keys (--seed-offset 0 is refused)."""
+    if args.seed_offset == 0:
+        raise ValueError("--sweep tunes settings: use --seed-offset != 0 (offset 0 are the evaluation keys)")
+    cfgs = parse_sweep(args.sweep)
+    runs = [(i, c) for i in range(len(cfgs)) for c in range(NC)]
+    S = len(runs)
+    n = args.sweep_steps
+    parts = []
+    for i, c in runs:
+        sds = SDSConfig(t_range_start=(0.02, cfgs[i]["tmax"]), t_range_end=(0.02, args.t_max_end), anneal_steps=n,
+                        anneal="linear")
+        g = GuidanceConfig(kind="real", if_dir=str(prior_dir), mvdream_weight=0.0, if_scale=cfgs[i]["scale"], sds=sds)
+        parts.append((build_guidance(lpd.class_prompt(c), g, device=device, dtype=dtype), 1.0))
+    guidance = StackedGuidance(parts)
+    ccfg = coarse.CoarseConfig(field=field, render=rcfg, resolution=res, steps=n, views=args.views, log_every=50,
+                               shading=coarse.ShadingConfig(albedo_steps=n, background="white"))
+    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(7), args.seed_offset + i))(jnp.arange(S))
+    st = coarse.init_seeds(keys, ccfg)
+    st = st.replace(params=empty_outside_blob(st.params, jnp.asarray([cfgs[i]["offset"] for i, _ in runs])))
+    weights = coarse.CoarseWeights.default(sparsity=args.sparsity).replace(
+        lr=jnp.asarray([cfgs[i]["lr"] for i, _ in runs], jnp.float32))
+    t0 = time.perf_counter()
+    st, hist = coarse.fit(st, ccfg, weights, guidance)
+    jax.block_until_ready(st.params)
+    log(f"sweep: {S} runs x {n} steps in {time.perf_counter() - t0:.1f} s")
+    cams = pf.canonical_cameras(pf.CanonicalViews(azimuths_deg=(0.0, 90.0, 180.0, 270.0), radius=3.0,
+                                                  elevation_deg=10.0, fov_y_deg=40.0, size=res))
+    albedo = dataclasses.replace(rcfg, shading="albedo", normals=False)
+    rgb, alpha = jax.jit(jax.vmap(lambda p: tuple(render_nerf_views(p, field, cams, None, render_cfg=albedo,
+                                                                    background=0.0)[k] for k in ("rgb", "alpha"))))(st.params)
+    img = onp.asarray(over_white(rgb, alpha))
+    kp, conf, probs = detect(det, img)
+    drawn = onp.stack([[_draw_kp(img[s, v], kp[s, v], conf[s, v]) for v in range(img.shape[1])] for s in range(S)])
+    from anchorhoi_jax.io.export import write_png
+
+    write_png(out / "sweep.png", onp.clip(_grid(onp.concatenate([img, drawn], 1)), 0, 1))
+    al = onp.asarray(alpha)
+    stats = [dict(config=cfgs[i], cls=lpd.CLASSES[c], coverage=float(al[s].mean()),
+                  human_prob=float(probs[s, :, 1].mean()), object_prob=float(probs[s, :, 2].mean()),
+                  kp_conf=float(conf[s].mean())) for s, (i, c) in enumerate(runs)]
+    per_cfg = [dict(config=cfgs[i], **{k: float(onp.mean([r[k] for r in stats[i * NC:(i + 1) * NC]]))
+                                       for k in ("coverage", "human_prob", "object_prob", "kp_conf")})
+               for i in range(len(cfgs))]
+    result = dict(steps=n, seed_offset=args.seed_offset, runs=stats, per_config=per_cfg, history=hist[-2:])
+    (out / "sweep.json").write_text(json.dumps(result, indent=1))
+    for r in per_cfg:
+        log(f"sweep {r}")
+    return result
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--prior", default=".cache/prior/model")
@@ -343,13 +411,19 @@ def main(argv=None) -> None:
     ap.add_argument("--blob-radius", type=float, default=0.5)
     ap.add_argument("--density-offset", type=float, default=6.0,
                     help="raw density shift of the fresh field (empty_outside_blob); 0 = the field's own start")
-    ap.add_argument("--t-max-end", type=float, default=0.5, help="t_max after the linear anneal (t_max 0.98 ->)")
+    ap.add_argument("--t-max-start", type=float, default=0.98, help="t_max of the first SDS step")
+    ap.add_argument("--t-max-end", type=float, default=0.5, help="t_max after the linear anneal over the N steps")
     ap.add_argument("--sds-budget-s", type=float, default=240.0,
                     help="seconds for coarse + direct together: the step count N (<= --steps, same for both arms) "
                          "is chosen from their measured step times before either real run starts")
     ap.add_argument("--seed-offset", type=int, default=0,
                     help="runs use keys fold_in(key(7), offset + i); tune on an offset != 0, report offset 0")
     ap.add_argument("--classes-only", default=None, help="comma list of class ids (tuning runs); default all")
+    ap.add_argument("--sweep", default=None, metavar="CFG;CFG;...",
+                    help="tuning mode: coarse stage only, one run per (config, class) on keys offset by --seed-offset "
+                         "(use one far from 0), e.g. 'scale=20,offset=6,tmax=0.98,lr=0.01;scale=40,...'; writes "
+                         "sweep.png (rows: runs, config-major) and sweep.json (coverage, detector confidence)")
+    ap.add_argument("--sweep-steps", type=int, default=300)
     ap.add_argument("--contact-m", type=float, default=0.15)
     ap.add_argument("--smoke", action="store_true", help="CPU plumbing check with tiny artifacts and sizes")
     ap.add_argument("--calibrate", default=None, metavar="DATA_NPZ",
@@ -392,8 +466,11 @@ def main(argv=None) -> None:
     betas = jnp.zeros((1,), jnp.float32)
     setup, fbody = pf.make_setup(body)
     det = tp.load_detector(det_path, device)
+    if args.sweep:
+        return sweep(args, out, log, prior_dir, det, field, rcfg, res, device, dtype)
+
     def make_guidance(anneal_steps: int):
-        sds = SDSConfig(t_range_start=(0.02, 0.98), t_range_end=(0.02, args.t_max_end), anneal_steps=anneal_steps,
+        sds = SDSConfig(t_range_start=(0.02, args.t_max_start), t_range_end=(0.02, args.t_max_end), anneal_steps=anneal_steps,
                         anneal="linear")
         gcfg = GuidanceConfig(kind="real", if_dir=str(prior_dir), mvdream_weight=0.0, if_scale=args.if_scale, sds=sds)
         # runs are class-major: chunk i = the seeds of run_classes[i]
@@ -577,7 +654,7 @@ def main(argv=None) -> None:
         seconds=dict(coarse=coarse_s, anchor_and_detect=anchor_s, pose_fit=fit_s, direct=direct_s,
                      total=time.perf_counter() - t_start),
         settings=dict(resolution=res, views=args.views, if_scale=args.if_scale, lr=args.lr, sparsity=args.sparsity,
-                      density_offset=args.density_offset, t_max_end=args.t_max_end, background="white",
+                      density_offset=args.density_offset, t_max=(args.t_max_start, args.t_max_end), background="white",
                       step_times_ms=dict(coarse=1e3 * t_coarse, direct=1e3 * t_direct), field=dataclasses.asdict(field),
                       render=dataclasses.asdict(rcfg), canonical_views=dataclasses.asdict(views),
                       contact_m=args.contact_m, detector="heatmap UNet trained on the same renders (train_prior.py)"),
