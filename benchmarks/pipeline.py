@@ -23,8 +23,10 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
 
 import argparse  # noqa: E402
+import logging  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
+import re  # noqa: E402
 import resource  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -54,6 +56,7 @@ GPU_OVERRIDES = [
 PROMPT = "A man with sideburns sitting on a sofa"
 # The composition half of the graph (issue 6's whole chain: coarse .. object, static assembly excluded).
 COMPOSITION_STAGES = ("coarse", "masks", "anchor", "avatar", "pose", "object")
+GRAPH_STAGES = COMPOSITION_STAGES + ("static", "render", "contacts", "video", "detect", "motion")
 
 
 def paper_steps(cfg) -> dict:
@@ -89,6 +92,54 @@ def _tree_state() -> dict:
             return ""
 
     return {"commit": git("rev-parse", "HEAD"), "dirty_files": git("status", "--porcelain", "-uno").splitlines()}
+
+
+_LOG_RE = {
+    "start": re.compile(r"stage (\w+): start \(step (\d+) of (\d+)\)"),
+    "step": re.compile(r"stage (\w+): step (\d+)\b"),
+    "done": re.compile(r"stage (\w+): (\w+) in ([0-9.]+) s"),
+}
+
+
+def parse_stage_log(lines) -> tuple[dict, list]:
+    """Stage timings and progress events from the pipeline's log lines ("<asctime> <logger>: <message>").
+
+    Returns ({stage: {"status", "seconds", "steps"}}, [(stage, step, t_seconds)]) -- what `execute`
+    returns as timings / observer events, recovered from a run that stopped before returning."""
+    import datetime as dt
+
+    stages, events, last = {}, [], {}
+    for line in lines:
+        try:
+            t = dt.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        except ValueError:
+            continue
+        msg = line.split(": ", 1)[-1]
+        if m := _LOG_RE["start"].search(msg):
+            events.append((m[1], int(m[2]), t))
+            last[m[1]] = int(m[2])
+        elif m := _LOG_RE["done"].search(msg):
+            stages[m[1]] = {"status": m[2], "seconds": float(m[3]), "steps": last.get(m[1], 0)}
+        elif m := _LOG_RE["step"].search(msg):
+            events.append((m[1], int(m[2]), t))
+            last[m[1]] = int(m[2])
+    return stages, events
+
+
+def summarize(stages: dict, rates: dict, paper: dict) -> dict:
+    """Per-stage projection to the paper's step counts and the totals the results report."""
+    proj = {}
+    for name, st in stages.items():
+        rate = rates.get(name)
+        if rate and name in paper:
+            proj[name] = st["seconds"] + rate["s_per_step"] * (paper[name] - st["steps"])
+        else:
+            proj[name] = st["seconds"]
+    return {"stages": stages, "rates": rates, "projected_paper_steps_s": proj,
+            "projected_total_excl_video_s": sum(v for k, v in proj.items() if k != "video"),
+            "composition_s": sum(stages[k]["seconds"] for k in COMPOSITION_STAGES if k in stages),
+            "composition_projected_s": sum(proj[k] for k in COMPOSITION_STAGES if k in proj),
+            "complete": all(k in stages for k in GRAPH_STAGES)}
 
 
 def _peak(torch) -> dict:
@@ -170,18 +221,24 @@ def run_gpu(args) -> dict:
             torch.cuda.reset_peak_memory_stats()
         cfg = dataclasses.replace(cfg1, seeds=seeds)
         t0 = time.perf_counter()
-        r = execute(cfg, out=Path(args.runs) / f"run_s{seeds}", overwrite=True, priors_fn=None if priors is None else (lambda: priors),
-                    export=has_ffmpeg)
+        log_lines: list[str] = []
+        handler = _ListHandler(log_lines)
+        logging.getLogger("anchorhoi_jax").addHandler(handler)
+        try:
+            r = execute(cfg, out=Path(args.runs) / f"run_s{seeds}", overwrite=True,
+                        priors_fn=None if priors is None else (lambda: priors), export=has_ffmpeg)
+        except Exception as e:  # noqa: BLE001 -- record what ran (stage times, peak memory) and the error
+            stages, events = parse_stage_log(log_lines)
+            out = {"wall_s": time.perf_counter() - t0, **summarize(stages, stage_rates(events), res["paper_steps"]),
+                   **_peak(torch), "error": f"{type(e).__name__}: {' '.join(str(e).split())[:500]}"}
+            res[f"s{seeds}"] = out
+            print(json.dumps({f"s{seeds}": out}), flush=True)
+            Path(args.out, "pipeline_gpu.json").write_text(json.dumps(res, indent=2))
+            continue
+        finally:
+            logging.getLogger("anchorhoi_jax").removeHandler(handler)
         wall = time.perf_counter() - t0
-        rates = stage_rates(r.events)
         stages = {t.name: {"status": t.status, "seconds": t.seconds, "steps": t.steps} for t in r.timings}
-        proj = {}
-        for name, st in stages.items():
-            rate = rates.get(name)
-            if rate and name in res["paper_steps"]:
-                proj[name] = st["seconds"] + rate["s_per_step"] * (res["paper_steps"][name] - st["steps"])
-            else:
-                proj[name] = st["seconds"]
         infos = {}
         for sd, st in (r.outputs.get("static") or {}).items():
             if isinstance(st, dict) and "info" in st:
@@ -189,17 +246,40 @@ def run_gpu(args) -> dict:
 
                 i = unpack_json(st["info"])
                 infos[sd] = {k: i.get(k) for k in ("mesh_threshold", "mesh_threshold_source", "density_min",
-                                                   "density_max", "occupied_fraction", "human_mask_source",
-                                                   "pose_source")}
-        out = {"wall_s": wall, "stages": stages, "rates": rates, **_peak(torch),
-               "projected_paper_steps_s": proj,
-               "projected_total_excl_video_s": sum(v for k, v in proj.items() if k != "video"),
-               "composition_s": sum(stages[k]["seconds"] for k in COMPOSITION_STAGES if k in stages),
-               "composition_projected_s": sum(proj[k] for k in COMPOSITION_STAGES if k in proj),
+                                                   "density_max", "occupied_fraction", "mesh_faces",
+                                                   "mesh_resolution", "human_mask_source", "pose_source")}
+        out = {"wall_s": wall, **summarize(stages, stage_rates(r.events), res["paper_steps"]), **_peak(torch),
                "seed_infos": infos}
         res[f"s{seeds}"] = out
         print(json.dumps({f"s{seeds}": out}), flush=True)
         Path(args.out, "pipeline_gpu.json").write_text(json.dumps(res, indent=2))  # after every seed count
+    return res
+
+
+class _ListHandler(logging.Handler):
+    """Collects formatted log lines (the stage log of a run that may stop before returning)."""
+
+    def __init__(self, lines: list):
+        super().__init__(logging.INFO)
+        self.lines = lines
+        self.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+
+    def emit(self, record):
+        self.lines.append(self.format(record))
+
+
+def from_log(args) -> dict:
+    """A gpu-mode result (DIR/pipeline_gpu_from_log.json) rebuilt from a stage log file (--log) of a run
+    with --seeds N that stopped early: stage times and steady rates are in the log; peak memory is not."""
+    stages, events = parse_stage_log(Path(args.log).read_text().splitlines())
+    res = {"device": args.device, "jax": None, "torch": None, "overrides": GPU_OVERRIDES, "config": args.preset,
+           "paper_steps": paper_steps(None), "source_log": str(args.log)}
+    (n,) = args.seeds
+    res[f"s{n}"] = {**summarize(stages, stage_rates(events), res["paper_steps"]), "peak_gb": None,
+                    "torch_peak_gb": None, "jax_peak_gb": None, "error": args.error}
+    dst = Path(args.out, f"pipeline_gpu_s{n}_from_log.json")
+    dst.write_text(json.dumps(res, indent=2))
+    print(json.dumps(res, indent=1))
     return res
 
 
@@ -265,17 +345,31 @@ def merge(args) -> dict:
                        "projected_paper_steps_s1_s": s1["projected_paper_steps_s"].get(name),
                        "projected_paper_steps_s4_s": (s4 or {}).get("projected_paper_steps_s", {}).get(name)}
     excl = lambda r: sum(v["seconds"] for k, v in r["stages"].items() if k != "video")  # noqa: E731
+    complete1 = s1.get("complete", True)
+    complete4 = s4 is not None and s4.get("complete", True)
+    # Stages both runs finished (video excluded, as in the target): the ratio over them is a measurement
+    # even when a run stopped early; the whole-pipeline ratio needs both runs complete.
+    common = [k for k in s1["stages"] if s4 is not None and k in s4["stages"] and k != "video"]
+    sum_of = lambda r, key: sum(r[key][k] if key != "stages" else r[key][k]["seconds"] for k in common)  # noqa: E731
     res = {
         "device": gpu["device"],
         "demo_cpu_min": old.get("demo_cpu_min") if demo is None else demo["demo_cpu_min"],
         "demo_cpu_time_min": old.get("demo_cpu_time_min") if demo is None else demo["demo_cpu_time_min"],
-        "gpu_one_seed_min": excl(s1) / 60,
-        "gpu_one_seed_projected_paper_steps_min": s1["projected_total_excl_video_s"] / 60,
-        "gpu_four_seeds_min": None if s4 is None else excl(s4) / 60,
-        "gpu_four_seeds_projected_paper_steps_min": None if s4 is None else s4["projected_total_excl_video_s"] / 60,
-        "gpu_four_over_one": None if s4 is None else excl(s4) / excl(s1),
-        "gpu_four_over_one_projected_paper_steps": None if s4 is None else
-        s4["projected_total_excl_video_s"] / s1["projected_total_excl_video_s"],
+        "gpu_one_seed_min": excl(s1) / 60 if complete1 else None,
+        "gpu_one_seed_projected_paper_steps_min": s1["projected_total_excl_video_s"] / 60 if complete1 else None,
+        "gpu_four_seeds_min": excl(s4) / 60 if complete4 else None,
+        "gpu_four_seeds_projected_paper_steps_min": s4["projected_total_excl_video_s"] / 60 if complete4 else None,
+        "gpu_four_over_one": excl(s4) / excl(s1) if complete1 and complete4 else None,
+        "gpu_four_over_one_projected_paper_steps": s4["projected_total_excl_video_s"] / s1["projected_total_excl_video_s"]
+        if complete1 and complete4 else None,
+        "common_stages": common,
+        "four_over_one_common_stages": sum_of(s4, "stages") / sum_of(s1, "stages") if common else None,
+        "four_over_one_common_stages_projected_paper_steps":
+            sum_of(s4, "projected_paper_steps_s") / sum_of(s1, "projected_paper_steps_s") if common else None,
+        "gpu_one_seed_partial_min": excl(s1) / 60,
+        "gpu_one_seed_partial_projected_paper_steps_min": s1["projected_total_excl_video_s"] / 60,
+        "complete": {"s1": complete1, "s4": complete4},
+        "errors": {k: v.get("error") for k, v in (("s1", s1), ("s4", s4)) if v and v.get("error")},
         "composition_four_over_one": None if s4 is None else s4["composition_s"] / s1["composition_s"],
         "composition_four_over_one_projected_paper_steps": None if s4 is None else
         s4["composition_projected_s"] / s1["composition_projected_s"],
@@ -304,18 +398,20 @@ def merge(args) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("mode", choices=("gpu", "demo", "merge"))
+    ap.add_argument("mode", choices=("gpu", "demo", "merge", "from-log"))
     ap.add_argument("--out", required=True)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--runs", default="/tmp/anchorhoi_bench", help="run directories (checkpoints) of the gpu mode")
     ap.add_argument("--preset", default="configs/bench_pipeline.yaml", help="gpu: the config preset (repo-relative)")
     ap.add_argument("--tiny", action="store_true", help="gpu: the preset's own priors instead of real-size ones "
                     "(a CPU dry run with --preset configs/smoke.yaml)")
+    ap.add_argument("--log", help="from-log: the stage log file (pipeline_gpu.log of a gpu-mode call)")
+    ap.add_argument("--device", default="NVIDIA H100 80GB HBM3", help="from-log: the device the log came from")
+    ap.add_argument("--error", help="from-log: the error that stopped the run (recorded)")
     ap.add_argument("--gpu-json", nargs="+", help="merge: gpu-mode result files to combine (default DIR/pipeline_gpu.json)")
     ap.add_argument("--previous-label", help="merge: keep the file's previous measurements under previous_runs[LABEL]")
     ap.add_argument("extra", nargs="*", help="extra config overrides")
     args = ap.parse_args(argv)
-    import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -323,7 +419,7 @@ def main(argv=None):
     fh = logging.FileHandler(Path(args.out) / f"pipeline_{args.mode}.log")
     fh.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(fh)
-    {"gpu": run_gpu, "demo": run_demo, "merge": merge}[args.mode](args)
+    {"gpu": run_gpu, "demo": run_demo, "merge": merge, "from-log": from_log}[args.mode](args)
 
 
 if __name__ == "__main__":
