@@ -424,6 +424,9 @@ def main(argv=None) -> None:
                          "(use one far from 0), e.g. 'scale=20,offset=6,tmax=0.98,lr=0.01;scale=40,...'; writes "
                          "sweep.png (rows: runs, config-major) and sweep.json (coverage, detector confidence)")
     ap.add_argument("--sweep-steps", type=int, default=300)
+    ap.add_argument("--settings-from", default=None, metavar="SWEEP_JSON",
+                    help="take if-scale, density-offset, t-max-start and lr from the sweep's config whose coarse "
+                         "renders the segmentation net labels most as human (mean human probability, tuning keys)")
     ap.add_argument("--contact-m", type=float, default=0.15)
     ap.add_argument("--smoke", action="store_true", help="CPU plumbing check with tiny artifacts and sizes")
     ap.add_argument("--calibrate", default=None, metavar="DATA_NPZ",
@@ -433,6 +436,14 @@ def main(argv=None) -> None:
     if args.calibrate:
         calibrate(Path(args.calibrate), Path(args.classes), args.contact_m)
         return
+    chosen = None
+    if args.settings_from:
+        sw = json.loads(Path(args.settings_from).read_text())
+        chosen = max(sw["per_config"], key=lambda r: r["human_prob"])
+        c = chosen["config"]
+        args.if_scale, args.density_offset, args.t_max_start, args.lr = c["scale"], c["offset"], c["tmax"], c["lr"]
+        chosen = dict(chosen, rule="max mean human probability of the coarse renders (sweep on tuning keys)",
+                      sweep_seed_offset=sw["seed_offset"], sweep_steps=sw["steps"], all_configs=sw["per_config"])
     t_start = time.perf_counter()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.float16 if device == "cuda" else torch.float32
@@ -658,7 +669,7 @@ def main(argv=None) -> None:
                       step_times_ms=dict(coarse=1e3 * t_coarse, direct=1e3 * t_direct), field=dataclasses.asdict(field),
                       render=dataclasses.asdict(rcfg), canonical_views=dataclasses.asdict(views),
                       contact_m=args.contact_m, detector="heatmap UNet trained on the same renders (train_prior.py)"),
-        coarse_history=hist[-3:], log=log_lines, calibration=calib,
+        coarse_history=hist[-3:], log=log_lines, calibration=calib, settings_chosen=chosen,
         versions=dict(jax=jax.__version__, torch=torch.__version__),
     )
     if tj is not None and tj.exists():
