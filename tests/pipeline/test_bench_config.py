@@ -31,3 +31,23 @@ def test_bench_preset_equals_documented_overrides():
 
     names = [s.name for s in compose_stages(None, None)]
     assert names[-1] == "static" and tuple(names[:-1]) == bench.COMPOSITION_STAGES
+
+
+def test_stage_log_parsing_and_partial_summary():
+    bench = _bench_module()
+    lines = [
+        "2026-11-24 12:26:41,576 anchorhoi_jax.pipeline: stage coarse: start (step 0 of 40)",
+        "2026-11-24 12:27:04,113 anchorhoi_jax.pipeline: stage coarse: step 20 step=20 if/sds_loss=2.7e+05",
+        "2026-11-24 12:27:11,669 anchorhoi_jax.pipeline: stage coarse: step 40 step=40 if/sds_loss=2.6e+05",
+        "2026-11-24 12:27:14,358 anchorhoi_jax.pipeline: stage coarse: ran in 35.84 s",
+        "W1124 12:27:15.0 not a log line",
+        "2026-11-24 12:27:57,281 anchorhoi_jax.pipeline: stage masks: cached in 5.44 s",
+    ]
+    stages, events = bench.parse_stage_log(lines)
+    assert stages == {"coarse": {"status": "ran", "seconds": 35.84, "steps": 40},
+                      "masks": {"status": "cached", "seconds": 5.44, "steps": 0}}
+    rates = bench.stage_rates(events)
+    assert abs(rates["coarse"]["s_per_step"] - 7.556 / 20) < 1e-6
+    s = bench.summarize(stages, rates, {"coarse": 3000})
+    assert abs(s["projected_paper_steps_s"]["coarse"] - (35.84 + 7.556 / 20 * 2960)) < 1e-3
+    assert s["composition_s"] == 35.84 + 5.44 and not s["complete"]
