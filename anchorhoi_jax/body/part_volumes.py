@@ -255,21 +255,22 @@ def _inside_depth_fwd(points, p0, p1, radius):
 
 
 def _inside_depth_bwd(res, g):
-    # The max routes the cotangent to one part per point. d(r − dist)/dx = −e, d/dp0 = e(1 − t),
-    # d/dp1 = e·t, d/dr = 1 (at the closest point ∂dist/∂t = 0, so t's own dependence drops out).
-    # Written as masked dense expressions reduced over parts (for x) and over points (for the
-    # capsules) instead of autodiff of max/gather: XLA fuses each reduction with its elementwise
-    # producer, so no (N, P) residual is stored in the forward and no scatter-add runs here.
-    # Under the frame and seed vmaps of the motion stage the autodiff version stored ~8 arrays of
-    # L·N_o·P floats per seed and step (benchmarks/results/motion.md, seed scaling).
+    # The max routes the cotangent to one part per point, p*(n) = argmax. With e the unit vector
+    # from the closest segment point to x: d(r − dist)/dx = −e, d/dp0 = e(1 − t), d/dp1 = e·t,
+    # d/dr = 1 (at the closest point ∂dist/∂t = 0, so t's own dependence drops out). So the
+    # backward is O(N): gather each point's deepest capsule, then one segment sum of N rows of 7
+    # into the P capsules. Autodiff of the dense max instead stores and re-reads ~8 (N, P) arrays
+    # per frame and seed (an H100 step with 8 seeds spent 6 of its 10 ms in this term,
+    # benchmarks/results/motion.md).
     points, p0, p1, radius, idx = res
-    _, t, e = _depth_pairs(points, p0, p1, radius)
-    sel = (jnp.arange(p0.shape[0])[None, :] == idx[:, None]).astype(points.dtype) * g[:, None]  # (N, P)
-    ge = sel[..., None] * e
-    g_x = -jnp.sum(ge, axis=1)
-    g_p0 = jnp.sum(ge * (1.0 - t)[..., None], axis=0)
-    g_p1 = jnp.sum(ge * t[..., None], axis=0)
-    return g_x, g_p0, g_p1, jnp.sum(sel, axis=0)
+    a, b = p0[idx], p1[idx]
+    ab, xa = b - a, points - a
+    t = jnp.clip(jnp.sum(xa * ab, -1) / jnp.maximum(jnp.sum(ab * ab, -1), 1e-12), 0.0, 1.0)
+    d = xa - t[:, None] * ab
+    ge = g[:, None] * d / jnp.sqrt(jnp.sum(d * d, -1) + 1e-12)[:, None]
+    rows = jnp.concatenate([ge * (1.0 - t)[:, None], ge * t[:, None], g[:, None]], -1)  # (N, 7)
+    caps = jax.ops.segment_sum(rows, idx, num_segments=p0.shape[0])
+    return -ge, caps[:, 0:3], caps[:, 3:6], caps[:, 6]
 
 
 _inside_depth.defvjp(_inside_depth_fwd, _inside_depth_bwd)

@@ -515,22 +515,50 @@ def motion_loss(params: MotionParams, data: MotionData, weights: MotionWeights, 
     """L_total of Eq. 4 (weights applied here, in one place). Returns (loss, per-term values).
 
     `sigma_px`: the (traced) σ of Eq. 5 for this step (see `sigma_schedule`); default cfg.sigma_px."""
+    one = jax.tree.map(lambda x: x[None], params)
+    sig = None if sigma_px is None else jnp.reshape(jnp.asarray(sigma_px, jnp.float32), (1,))
+    _, (total, values) = motion_loss_seeds(one, data, weights, cfg, sig)
+    return total[0], {k: v[0] for k, v in values.items()}
+
+
+def motion_loss_seeds(params: MotionParams, data: MotionData, weights: MotionWeights, cfg: MotionConfig, sigma_px=None):
+    """Eq. 4 for S seeds sharing `data`; params carry a leading seed axis (S, L, ...).
+
+    Returns (Σ_s L_total(s), (L_total per seed (S,), per-term values (S,) each)). The seeds are
+    independent problems, so the gradient of the sum is each seed's own gradient, and Adam is
+    elementwise, so one Adam step on the stacked parameters is S independent Adam steps.
+
+    Why not vmap over seeds: the per-frame model is written for one frame and vmapped over frames;
+    a second vmap over seeds gives XLA 5-D batched shapes (seeds × frames × points × parts × 3) that
+    it fused and laid out far worse than the 1-seed program (8 seeds cost 7.5× one seed on the
+    H100). Here the S·L frames are one flat frame axis — the 1-seed program with a longer batch —
+    and only the per-seed reductions (means over frames, temporal smoothness) see the seed axis.
+    `sigma_px`: (S,) traced σ of Eq. 5 per seed, default cfg.sigma_px.
+    """
     with jax.named_scope("motion.loss"):
-        out = forward_all(data, cfg, params)
+        S, L = params.transl.shape[:2]
+        flat = jax.tree.map(lambda x: x.reshape((S * L,) + x.shape[2:]), params)
+        out = forward_all(data, cfg, flat)
         static_bp = data.static.pose[jnp.asarray(cfg.pose_joints)]
-        terms = jax.vmap(lambda o, kp, c, bp: frame_terms(data, cfg, o, kp, c, bp, static_bp, sigma_px))(
-            out, data.keypoints, data.confidence, params.body_pose
+        sig = jnp.full((S,), cfg.sigma_px, jnp.float32) if sigma_px is None else jnp.asarray(sigma_px, jnp.float32)
+        kp = jnp.broadcast_to(data.keypoints[None], (S,) + data.keypoints.shape).reshape((S * L,) + data.keypoints.shape[1:])
+        conf = jnp.broadcast_to(data.confidence[None], (S,) + data.confidence.shape).reshape(S * L, -1)
+        terms = jax.vmap(lambda o, k, c, bp, sg: frame_terms(data, cfg, o, k, c, bp, static_bp, sg))(
+            out, kp, conf, flat.body_pose, jnp.repeat(sig, L)
         )
-        values = {k: jnp.mean(v[0]) for k, v in terms.items()}
-        zero = jnp.zeros((), jnp.float32)
-        values["smooth_joints"] = zero if "smooth_joints" in cfg.skip_terms else joint_smoothness(out.joints)[0]
-        values["smooth_object"] = zero if "smooth_object" in cfg.skip_terms else object_smoothness(out.R_obj, out.t_obj)[0]
+        values = {k: jnp.mean(v[0].reshape(S, L), axis=1) for k, v in terms.items()}
+        joints = out.joints.reshape((S, L) + out.joints.shape[1:])
+        R_obj, t_obj = out.R_obj.reshape(S, L, 3, 3), out.t_obj.reshape(S, L, 3)
+        zero = jnp.zeros((S,), jnp.float32)
+        values["smooth_joints"] = zero if "smooth_joints" in cfg.skip_terms else jax.vmap(joint_smoothness)(joints)[0]
+        values["smooth_object"] = (zero if "smooth_object" in cfg.skip_terms
+                                   else jax.vmap(object_smoothness)(R_obj, t_obj)[0])
         if cfg.render_fn is not None and data.frames is not None and "render" not in cfg.skip_terms:
-            values["render"] = _render_term(params, data, cfg)
+            values["render"] = jax.vmap(lambda p: _render_term(p, data, cfg))(params)
         else:
-            values["render"] = jnp.zeros((), jnp.float32)
-        total = sum(getattr(weights, k) * v for k, v in values.items())  # Eq. 4
-        return total, values
+            values["render"] = zero
+        total = sum(getattr(weights, k) * v for k, v in values.items())  # Eq. 4, per seed
+        return jnp.sum(total), (total, values)
 
 
 def _render_term(params: MotionParams, data: MotionData, cfg: MotionConfig):
@@ -686,6 +714,38 @@ def make_motion_step(cfg: MotionConfig):
     return init, update
 
 
+def make_seeds_update(cfg: MotionConfig):
+    """`update` for S seeds that share `data`: state with a leading seed axis (from vmap(init)).
+
+    Same results as `jax.vmap(update, in_axes=(0, None, None))` (tests/motion/test_motion.py), but
+    the seeds' frames form one flat frame axis (see `motion_loss_seeds`). Returns
+    `update(state, data, weights) -> (state, losses (S, K), terms {name: (S,)})`; jit it."""
+    opt = optax.adam(cfg.learning_rate)
+
+    def update(state: MotionState, data: MotionData, weights: MotionWeights):
+        grad_fn = jax.value_and_grad(motion_loss_seeds, has_aux=True)
+
+        def one(carry, _):
+            params, opt_state, step = carry
+            sigma = jax.vmap(lambda k: sigma_schedule(cfg, data, k))(step)
+            (_, (loss, terms)), g = grad_fn(params, data, weights, cfg, sigma)
+            upd, opt_state = jax.vmap(opt.update)(g, opt_state, params)  # Adam state per seed (its count)
+            upd = upd.replace(
+                body_pose=weights.pose_update * upd.body_pose,
+                object_delta_rot=weights.object_update * upd.object_delta_rot,
+                object_translation=weights.object_update * upd.object_translation,
+            )
+            return (optax.apply_updates(params, upd), opt_state, step + 1), (loss, terms)
+
+        (params, opt_state, _), (losses, terms) = jax.lax.scan(
+            one, (state.params, state.opt_state, state.step), None, length=cfg.steps_per_call
+        )
+        new = state.replace(params=params, opt_state=opt_state, step=state.step + cfg.steps_per_call)
+        return new, losses.T, jax.tree.map(lambda x: x[-1], terms)
+
+    return update
+
+
 def motion_phases(weights: MotionWeights, cfg: MotionConfig, num_steps: int) -> list[tuple[int, MotionWeights]]:
     """(number of update calls, weights) per stage; both stages share one compiled program.
 
@@ -740,9 +800,8 @@ def run_motion(
 
 
 def jit_update(cfg: MotionConfig):
-    """The stage-step boundary: seed-vmapped update, jitted, state buffers donated."""
-    _, update = make_motion_step(cfg)
-    return jax.jit(jax.vmap(update, in_axes=(0, None, None)), donate_argnums=(0,))
+    """The stage-step boundary: the S-seed update (seeds share data), jitted, state buffers donated."""
+    return jax.jit(make_seeds_update(cfg), donate_argnums=(0,))
 
 
 def best_seed(losses: Float[Array, "seeds steps"]) -> int:

@@ -15,7 +15,7 @@ from synthetic_scenes import SCENES, observe
 
 from anchorhoi_jax.stages.motion import (
     MotionConfig, MotionState, MotionWeights, StaticInstance, initial_params, keypoint_initial_params, keypoint_translations,
-    make_motion_step, motion_loss, prepare_motion_data, sigma_schedule,
+    make_motion_step, make_seeds_update, motion_loss, prepare_motion_data, sigma_schedule,
 )
 
 
@@ -75,6 +75,26 @@ def test_weight_sweep_never_recompiles_and_vmapped_seeds(setup, compiled):
     # The paper's start (cfg.init_translation=False): every frame at the static instance (noise aside).
     p_static = initial_params(data, cfg)
     onp.testing.assert_allclose(onp.asarray(p_static.transl), onp.broadcast_to(onp.asarray(data.static.transl), (4, 3)))
+
+
+def test_flat_seed_update_equals_vmapped_seeds(setup, compiled):
+    """make_seeds_update (seeds' frames on one flat axis, one Adam over the stack) == vmap(update)."""
+    model, sc, data, cfg = setup
+    init, update, step, _ = compiled
+    keys = jnp.stack([jax.random.fold_in(jax.random.key(5), i) for i in range(2)])  # the compiled 2-seed shape
+    s0 = jax.vmap(init, in_axes=(None, 0))(data, keys)
+    w = MotionWeights.default(contact=2.0)
+    flat = jax.jit(make_seeds_update(cfg))
+    sa, la, ta = step(s0, data, w)
+    sb, lb, tb = flat(s0, data, w)
+    sa, la2, _ = step(sa, data, w)  # a second call: Adam moments and step counters carried alike
+    sb, lb2, _ = flat(sb, data, w)
+    assert lb.shape == la.shape == (2, cfg.steps_per_call) and tb["contact"].shape == (2,)
+    onp.testing.assert_allclose(onp.asarray(lb), onp.asarray(la), rtol=2e-4, atol=1e-9)
+    onp.testing.assert_allclose(onp.asarray(lb2), onp.asarray(la2), rtol=2e-4, atol=1e-9)
+    for name in ("transl", "body_pose", "object_translation"):
+        onp.testing.assert_allclose(onp.asarray(getattr(sb.params, name)), onp.asarray(getattr(sa.params, name)), atol=5e-5)
+    onp.testing.assert_array_equal(onp.asarray(sb.step), onp.asarray(sa.step))
 
 
 def test_tracking_recovers_shift_and_keeps_contact(setup, compiled):
