@@ -45,7 +45,7 @@ from anchorhoi_jax.body.skinning import pose  # noqa: E402
 from anchorhoi_jax.geometry.rotations import axis_angle_to_matrix  # noqa: E402
 from anchorhoi_jax.geometry.sdf import point_triangle_distance, sdf_grid_from_mesh  # noqa: E402
 from anchorhoi_jax.stages.motion import (  # noqa: E402
-    MotionConfig, MotionWeights, StaticInstance, full_pose, make_motion_step, motion_loss, motion_phases, prepare_motion_data,
+    MotionConfig, MotionWeights, StaticInstance, full_pose, make_motion_step, make_seeds_update, motion_loss, motion_phases, prepare_motion_data,
     select_seed,
 )
 from synthetic_scenes import SCENES, observe  # noqa: E402
@@ -145,6 +145,10 @@ def build_case(name, model, op_ids, cand, L, key, args):
                                contact_target=args.contact_target,
                                pen_parts_static_allowance=args.pen_parts_allowance,
                                max_contact_pairs=args.max_contact_pairs)
+    if args.speed_only:  # timing needs only the MotionData
+        print(f"case {name} (speed only): {time.perf_counter() - t0:.1f}s", flush=True)
+        return dict(scene=sc, data=data, f1=float("nan"), f1_frames=[], occluded=float(occ.mean()),
+                    n_pairs=int(onp.asarray(data.contacts.mask).sum()), n_truth=-1)
     gt = posed_seq(model, betas, sc.pose, sc.transl)
     grid = sdf_grid_from_mesh(sc.object_vertices, sc.object_faces, resolution=128, padding=0.05)
     R_gt, t_gt = jnp.asarray(sc.R_obj, jnp.float32), jnp.asarray(sc.t_obj, jnp.float32)
@@ -223,7 +227,7 @@ DIAG_VARIANTS = {  # name -> MotionConfig.skip_terms (terms removed from the com
 }
 
 
-def speed_diagnosis(cfg, data, steps, K, reps=2):
+def speed_diagnosis(cfg, data, steps, K, reps=2, layout="flat"):
     """Time 1 and 8 vmapped seeds with each term of Eq. 4 removed in turn, plus forward only.
 
     Answers where the seed scaling goes: a term whose removal drops the 8-seed time much more than
@@ -233,7 +237,7 @@ def speed_diagnosis(cfg, data, steps, K, reps=2):
     for name, skip in DIAG_VARIANTS.items():
         c = dataclasses.replace(cfg, skip_terms=skip)
         init, upd = make_motion_step(c)
-        u = jax.jit(jax.vmap(upd, in_axes=(0, None, None)), donate_argnums=(0,))
+        u = jax.jit(make_seeds_update(c) if layout == "flat" else jax.vmap(upd, in_axes=(0, None, None)), donate_argnums=(0,))
         t1 = time_run(u, init, data, w, steps, K, jax.random.key(2), 1, reps)
         t8 = time_run(u, init, data, w, steps, K, jax.random.key(2), 8, reps)
         out[name] = {"ms_per_step_1": 1e3 * t1 / steps, "ms_per_step_8": 1e3 * t8 / steps, "ratio": t8 / t1}
@@ -303,6 +307,10 @@ def main():
                     help="held-out scenes (other motion/object/camera draws, 3 px noise), full variant only; '' = none")
     ap.add_argument("--speed-diagnose", action="store_true", help="time 1 vs 8 seeds with each term removed, forward only")
     ap.add_argument("--diag-steps", type=int, default=200)
+    ap.add_argument("--speed-only", action="store_true", help="build only the first scene's data; timings, no accuracy")
+    ap.add_argument("--seed-layout", default="flat", choices=("flat", "vmap"),
+                    help="S seeds as one flat frame axis (default) or jax.vmap over the 1-seed update")
+    ap.add_argument("--speed-vmap-layout", action="store_true", help="also time 8 seeds with --seed-layout vmap")
     ap.add_argument("--speed-no-compaction", action="store_true", help="also time 1/8 seeds with max_contact_pairs=0")
     ap.add_argument("--ab-surface", action="store_true",
                     help="also run the full variant with Eq. 6 surface targets (contact_target='surface')")
@@ -312,8 +320,11 @@ def main():
     t_all = time.perf_counter()
     model, op_ids, cand, smplx_path = load_body(args.body)
     key = jax.random.key(0)
+    scene_names = args.scenes.split(",")[:1] if args.speed_only else args.scenes.split(",")
+    if args.speed_only:
+        args.heldout = ""
     cases = {n: build_case(n, model, op_ids, cand, args.frames, jax.random.fold_in(key, i), args)
-             for i, n in enumerate(args.scenes.split(","))}
+             for i, n in enumerate(scene_names)}
     held = {n: build_case(n, model, op_ids, cand, args.frames, jax.random.fold_in(key, 100 + i), args)
             for i, n in enumerate(x for x in args.heldout.split(",") if x)}
     print(f"setup {time.perf_counter() - t_all:.1f}s", {n: (c["n_pairs"], c["n_truth"], round(c["f1"], 3), round(c["occluded"], 3)) for n, c in cases.items()}, flush=True)
@@ -321,10 +332,13 @@ def main():
                                  sigma_anneal_steps=args.sigma_anneal_steps, init_translation=not args.no_keypoint_init,
                                  lbs=args.lbs)
     init, update_1 = make_motion_step(cfg)
+    update_flat = make_seeds_update(cfg)
     traces = {"n": 0}
 
     def counted(state, data, weights):
         traces["n"] += 1
+        if args.seed_layout == "flat":  # seeds' frames on one axis (stages/motion.make_seeds_update)
+            return update_flat(state, data, weights)
         return jax.vmap(update_1, in_axes=(0, None, None))(state, data, weights)
 
     update = jax.jit(counted, donate_argnums=(0,))
@@ -340,6 +354,7 @@ def main():
         "sigma_anneal_steps": args.sigma_anneal_steps,
         "keypoint_init": not args.no_keypoint_init,
         "lbs": args.lbs,
+        "seed_layout": args.seed_layout,
         "contact_target": args.contact_target,
         "pen_near_fraction": args.pen_near_fraction,
         "pen_parts_allowance": args.pen_parts_allowance,
@@ -364,7 +379,8 @@ def main():
 
     if args.speed_diagnose:
         c = next(iter(cases.values()))
-        summary["speed_diagnosis"] = speed_diagnosis(cfg, c["data"], args.diag_steps, args.steps_per_call)
+        summary["speed_diagnosis"] = speed_diagnosis(cfg, c["data"], args.diag_steps, args.steps_per_call,
+                                                     layout=args.seed_layout)
         dump()
     if not args.no_speed:
         c = next(iter(cases.values()))
@@ -375,6 +391,12 @@ def main():
                        speed_frames=args.frames)
         print("speed", t1, t8, flush=True)
         dump()
+        if args.speed_vmap_layout:
+            u_v = jax.jit(jax.vmap(update_1, in_axes=(0, None, None)), donate_argnums=(0,))
+            v8 = time_run(u_v, init, c["data"], w, args.steps, args.steps_per_call, jax.random.key(2), 8)
+            summary.update(vmap_layout_seed8_s=v8 * 1000.0 / args.steps, vmap_layout_seed8_over_seed1=v8 / t1)
+            print("speed vmap layout 8 seeds", v8, flush=True)
+            dump()
         if args.speed_other_lbs:
             other = "dense" if cfg.lbs == "sparse" else "sparse"
             cfg_s = dataclasses.replace(cfg, lbs=other)
@@ -397,6 +419,8 @@ def main():
             summary["speedup_vs_torch"] = summary["torch_s_1000"] / summary["gpu_s_1000x120"]
         print("torch", tt, flush=True)
         dump()
+    if args.speed_only:
+        return
     results = {}
     variants = {k: VARIANTS[k] for k in args.variants.split(",")}
     if args.sweep:  # extra weight sets, same compiled program
