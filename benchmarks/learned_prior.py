@@ -436,6 +436,8 @@ def main(argv=None) -> None:
     if args.calibrate:
         calibrate(Path(args.calibrate), Path(args.classes), args.contact_m)
         return
+    if args.sweep and args.seed_offset == 0:
+        raise ValueError("--sweep tunes settings: use --seed-offset != 0 (offset 0 are the evaluation keys)")
     chosen = None
     if args.settings_from:
         sw = json.loads(Path(args.settings_from).read_text())

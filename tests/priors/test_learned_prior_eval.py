@@ -1,0 +1,73 @@
+"""Pieces of the issue-7 evaluation (benchmarks/learned_prior.py) that decide whether SDS can work at all:
+the empty start of the coarse field, the white backdrop, the tuning-sweep parser and its guard."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as onp
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+import learned_prior as lp  # noqa: E402
+
+from anchorhoi_jax.nerf import field as nerf_field  # noqa: E402
+from anchorhoi_jax.nerf.field import FieldConfig  # noqa: E402
+from anchorhoi_jax.stages import coarse  # noqa: E402
+
+CFG = FieldConfig(n_levels=4, log2_table_size=10, max_resolution=64, hidden=16, blob_density=10.0, blob_radius=0.5)
+POINTS = jnp.array([[0.0, 0.0, 0.0], [0.95, 0.95, 0.95], [0.0, 0.9, 0.0]], jnp.float32)  # centre, corner, top
+
+
+def _density(params):
+    return onp.asarray(nerf_field.density(params, CFG, POINTS))
+
+
+def test_fresh_field_is_fog_without_offset_and_a_blob_with_it():
+    st = coarse.init_seeds(jax.random.split(jax.random.key(0), 2), coarse.CoarseConfig(field=CFG, steps=10))
+    one = jax.tree.map(lambda a: a[0], st.params)
+    fog = _density(one)
+    # trunc_exp(raw ~ 0 + Gaussian bias) >= ~1/m everywhere: the 2 m box is opaque at init
+    assert fog[1] > 0.5 and fog[0] > 1e3
+    shifted = lp.empty_outside_blob(st.params, 6.0)
+    d = _density(jax.tree.map(lambda a: a[0], shifted))
+    assert d[0] > 20.0  # the blob stays opaque: exp(10 - 6) ~ 55 / m
+    assert d[1] < 0.02 and d[2] < 0.5  # outside it the box starts (nearly) empty
+    onp.testing.assert_allclose(d, fog * onp.exp(-6.0), rtol=1e-4)
+
+
+def test_offset_per_seed_matches_scalar_offsets():
+    keys = jax.random.split(jax.random.key(1), 2)
+    cfg = coarse.CoarseConfig(field=CFG, steps=10)
+    a = lp.empty_outside_blob(coarse.init_seeds(keys, cfg).params, jnp.array([4.0, 6.0]))
+    for s, off in enumerate((4.0, 6.0)):
+        b = lp.empty_outside_blob(coarse.init_seeds(keys, cfg).params, off)
+        onp.testing.assert_allclose(_density(jax.tree.map(lambda x: x[s], a)), _density(jax.tree.map(lambda x: x[s], b)),
+                                    rtol=1e-6)
+
+
+def test_over_white_composites_premultiplied_renders():
+    rgb = jnp.array([[[0.2, 0.1, 0.0]]])
+    alpha = jnp.array([[0.25]])
+    onp.testing.assert_allclose(onp.asarray(lp.over_white(rgb, alpha)), [[[0.95, 0.85, 0.75]]], rtol=1e-6)
+
+
+def test_parse_sweep_defaults_and_overrides():
+    cfgs = lp.parse_sweep("scale=40,lr=0.003;offset=4")
+    assert cfgs[0] == dict(scale=40.0, offset=6.0, tmax=0.98, lr=0.003)
+    assert cfgs[1] == dict(scale=15.0, offset=4.0, tmax=0.98, lr=0.01)
+
+
+def test_parse_sweep_unknown_key_is_a_one_line_error():
+    with pytest.raises(ValueError, match=r"--sweep: unknown key 'cfg'") as e:
+        lp.parse_sweep("scale=20;cfg=3")
+    assert "\n" not in str(e.value)
+
+
+def test_sweep_refuses_the_evaluation_keys(tmp_path):
+    with pytest.raises(ValueError, match=r"use --seed-offset != 0 \(offset 0 are the evaluation keys\)"):
+        lp.main(["--smoke", "--out", str(tmp_path), "--sweep", "scale=20"])
