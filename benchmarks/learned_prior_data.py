@@ -12,10 +12,12 @@ plus uniform noise, with an object placed so the interaction is physically consi
 * "standing beside a box" upright, arms hanging; a box on the floor beside the body.
 
 Phenotypes (`demo.random_phenotype`) and clothing/skin/object colours are random; the background is
-white by default (`--background white`: the coarse SDS stage renders over the same white, so a field
-that paints its whole box one colour is not a mode of the prior; `random` = uniform random colour per
-view, the first session's data, on which every coarse field collapsed to a backdrop); cameras come from `geometry.cameras.sample_views` with its defaults (the distribution the
-SDS stages sample), the scene centred on the look-at target. Images are hard-rasterised
+white by default (`--background white`: the evaluation's SDS views use the same white, so a field that
+paints its whole box one colour is not a mode of the prior; `random` = a uniform random colour per view,
+session 2's data, on which every coarse field filled its box with a backdrop colour; with white, session 3's
+fields emptied instead, see benchmarks/results/learned_prior.md); cameras come from
+`geometry.cameras.sample_views` with its defaults (the distribution the SDS stages sample), the scene
+centred on the look-at target. Images are hard-rasterised
 (render/raster.py) at 2x and box-filtered to 64 px, Lambert-shaded by a headlight.
 
 Writes OUT/data.npz (uint8 images (N,64,64,3), human/object coverage (N,64,64) uint8, OpenPose-18
