@@ -2,6 +2,12 @@
 
     python benchmarks/learned_prior.py --prior .cache/prior/model --out DIR            # H100
     python benchmarks/learned_prior.py --smoke --out DIR                                 # CPU plumbing check
+    python benchmarks/learned_prior.py --sweep "scale=20;scale=40" --seed-offset 1000 --out SW   # tuning keys
+    python benchmarks/learned_prior.py --settings-from SW/sweep.json --out DIR         # evaluation keys
+
+Every SDS view (both arms) is rendered over white, the backdrop of the training renders; the coarse field
+starts empty outside its density blob (`empty_outside_blob`); both arms run exactly N SDS steps, N chosen
+from their measured step times within `--sds-budget-s` before either real run starts.
 
 For each class prompt of benchmarks/learned_prior_data.py and `--seeds` seeds (all 16 runs vmapped in
 one program, their renders one torch batch split by class with `priors.guidance.StackedGuidance`):
