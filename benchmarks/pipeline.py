@@ -155,8 +155,11 @@ def _peak(torch) -> dict:
     return out
 
 
-def real_size_priors(cfg, device, dtype):
-    """ComposePriors over real-size random IF-I-XL and MVDream; stand-in segmenter/detector (see docstring)."""
+def real_size_priors(cfg, device, dtype, *, accelerate: bool = False):
+    """ComposePriors over real-size random IF-I-XL and MVDream; stand-in segmenter/detector (see docstring).
+
+    accelerate: apply cfg.compose.guidance.accelerate / channels_last to both priors as build_guidance does
+    (CUDA graphs, NHWC); False = eager, as session 3's pipeline measurements ran."""
     import numpy as onp
 
     from anchorhoi_jax.priors import guidance as G
@@ -167,6 +170,9 @@ def real_size_priors(cfg, device, dtype):
     g = cfg.compose.guidance
     p_if = build_real_size("if", device, dtype)
     p_mv = build_real_size("mvdream", device, dtype)
+    if accelerate:
+        for p in (p_if, p_mv):
+            p.accelerate(g.accelerate, channels_last=g.channels_last)
 
     def guid(text):
         a = G.IndependentViews(SDSGuidance(p_if, text, dataclasses.replace(g.sds, guidance_scale=g.if_scale),
@@ -208,7 +214,9 @@ def run_gpu(args) -> dict:
     cfg1 = dataclasses.replace(cfg1, prompt=PROMPT)
     t0 = time.perf_counter()
     # --tiny: the preset's own priors (a CPU dry run of this script with configs/smoke.yaml)
-    priors = None if args.tiny else real_size_priors(cfg1, device, dtype)
+    priors = None if args.tiny else real_size_priors(cfg1, device, dtype, accelerate=args.accelerate)
+    res["priors_accelerate"] = (f"{cfg1.compose.guidance.accelerate}, channels_last={cfg1.compose.guidance.channels_last}"
+                                if args.accelerate and not args.tiny else "none (eager)")
     res["priors_build_s"] = time.perf_counter() - t0
     res["paper_steps"] = paper_steps(cfg1)
     import importlib.util
@@ -405,13 +413,15 @@ def main(argv=None):
     ap.add_argument("--preset", default="configs/bench_pipeline.yaml", help="gpu: the config preset (repo-relative)")
     ap.add_argument("--tiny", action="store_true", help="gpu: the preset's own priors instead of real-size ones "
                     "(a CPU dry run with --preset configs/smoke.yaml)")
+    ap.add_argument("--accelerate", action="store_true", help="gpu: run the real-size priors with the config's "
+                    "guidance.accelerate / channels_last (as build_guidance does); default eager (session 3)")
     ap.add_argument("--log", help="from-log: the stage log file (pipeline_gpu.log of a gpu-mode call)")
     ap.add_argument("--device", default="NVIDIA H100 80GB HBM3", help="from-log: the device the log came from")
     ap.add_argument("--error", help="from-log: the error that stopped the run (recorded)")
     ap.add_argument("--gpu-json", nargs="+", help="merge: gpu-mode result files to combine (default DIR/pipeline_gpu.json)")
     ap.add_argument("--previous-label", help="merge: keep the file's previous measurements under previous_runs[LABEL]")
     ap.add_argument("extra", nargs="*", help="extra config overrides")
-    args = ap.parse_args(argv)
+    args = ap.parse_intermixed_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     Path(args.out).mkdir(parents=True, exist_ok=True)
