@@ -39,6 +39,12 @@ HEADLINES = [
     ("composition", "anchor_iou", "Anchor NeRF human-mask IoU (synthetic scene)", "≥ 0.9"),
     ("composition", "coarse_3000_min", "Coarse HOI NeRF, 3000 SDS iterations (min)", "≤ 10"),
     ("composition", "seeds4_over_seed1", "Composition, 4 seeds / 1 seed time", "report"),
+    ("learned_prior", "accuracy_anchor", "Learned prior: class accuracy with anchor NeRF", "≥ 0.75, > direct"),
+    ("learned_prior", "accuracy_direct", "… class accuracy, direct body SDS", "< anchor"),
+    ("learned_prior", "eval_plus_train_minutes", "… train + 16 runs, device minutes", "≤ 25"),
+    ("pipeline", "demo_cpu_min", "Pipeline: README smoke command on CPU (min)", "≤ 15"),
+    ("pipeline", "gpu_one_seed_projected_paper_steps_min", "… 1 seed at paper step counts, projected (min)", "≤ 20"),
+    ("pipeline", "four_over_one_common_stages", "… 4 seeds / 1 seed (coarse..render)", "≤ 2×"),
     ("multigpu", "efficiency", "Seeds over 2 GPUs: motion scaling efficiency", "≥ 90 %"),
     ("multigpu", "pose_fit_efficiency", "… pose-fit scaling efficiency", "report"),
 ]
