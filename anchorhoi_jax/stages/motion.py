@@ -698,11 +698,7 @@ def make_motion_step(cfg: MotionConfig):
             params, opt_state, step = carry
             (loss, terms), g = grad_fn(params, data, weights, cfg, sigma_schedule(cfg, data, step))
             upd, opt_state = opt.update(g, opt_state, params)
-            upd = upd.replace(
-                body_pose=weights.pose_update * upd.body_pose,
-                object_delta_rot=weights.object_update * upd.object_delta_rot,
-                object_translation=weights.object_update * upd.object_translation,
-            )
+            upd = _gate_updates(upd, weights)
             return (optax.apply_updates(params, upd), opt_state, step + 1), (loss, terms)
 
         (params, opt_state, _), (losses, terms) = jax.lax.scan(
@@ -712,6 +708,15 @@ def make_motion_step(cfg: MotionConfig):
         return new, losses, jax.tree.map(lambda x: x[-1], terms)
 
     return init, update
+
+
+def _gate_updates(upd: MotionParams, weights: MotionWeights) -> MotionParams:
+    """Adam steps with the phase gates applied (`motion_phases`: pose / object frozen in the global stage)."""
+    return upd.replace(
+        body_pose=weights.pose_update * upd.body_pose,
+        object_delta_rot=weights.object_update * upd.object_delta_rot,
+        object_translation=weights.object_update * upd.object_translation,
+    )
 
 
 def make_seeds_update(cfg: MotionConfig):
@@ -730,11 +735,7 @@ def make_seeds_update(cfg: MotionConfig):
             sigma = jax.vmap(lambda k: sigma_schedule(cfg, data, k))(step)
             (_, (loss, terms)), g = grad_fn(params, data, weights, cfg, sigma)
             upd, opt_state = jax.vmap(opt.update)(g, opt_state, params)  # Adam state per seed (its count)
-            upd = upd.replace(
-                body_pose=weights.pose_update * upd.body_pose,
-                object_delta_rot=weights.object_update * upd.object_delta_rot,
-                object_translation=weights.object_update * upd.object_translation,
-            )
+            upd = _gate_updates(upd, weights)
             return (optax.apply_updates(params, upd), opt_state, step + 1), (loss, terms)
 
         (params, opt_state, _), (losses, terms) = jax.lax.scan(
