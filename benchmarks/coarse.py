@@ -423,24 +423,8 @@ def run_accel(args, res, cfg, guidance, torch, T0):
     if args.variants:
         res["variants"] = {}
         for spec in args.variants.split(","):
-            seeds, shading, remat, iters = spec.split(":")
-            name = f"s{seeds}_{shading}_remat{remat}"
-            if time.perf_counter() - T0 > args.budget_s:
-                res["variants"][name] = {"skipped": "wall-time budget"}
-                continue
-            vcfg = dataclasses.replace(cfg, render=dataclasses.replace(cfg.render, shading=shading,
-                                                                       remat=bool(int(remat))))
-            gc.collect()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-                torch.cuda.reset_peak_memory_stats()
-            try:
-                r = time_fit(vcfg, guidance, seeds=int(seeds), warmup=args.warmup, iters=int(iters), key=int(seeds))
-                r.update(_peak(torch))
-            except Exception as e:  # noqa: BLE001 - e.g. out of memory: record it and go on
-                r = {"error": repr(e)[:400]}
+            name, r = time_variant(spec, args, cfg, guidance, torch, T0)
             res["variants"][name] = r
-            print(name, json.dumps(r), flush=True)
             dump()
 
     # 4) compile (guidance only), last: its compile time is not bounded by anything we control
@@ -458,29 +442,34 @@ def run_accel(args, res, cfg, guidance, torch, T0):
     dump()
 
 
+def time_variant(spec, args, cfg, guidance, torch, T0):
+    """Time one "seeds:shading:remat:iters" variant of the stage -> (name, result dict)."""
+    seeds, shading, remat, iters = spec.split(":")
+    name = f"s{seeds}_{shading}_remat{remat}"
+    if time.perf_counter() - T0 > args.budget_s:
+        return name, {"skipped": "wall-time budget"}
+    vcfg = dataclasses.replace(cfg, render=dataclasses.replace(cfg.render, shading=shading, remat=bool(int(remat))))
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    try:
+        r = time_fit(vcfg, guidance, seeds=int(seeds), warmup=args.warmup, iters=int(iters), key=int(seeds))
+        r.update(_peak(torch))
+    except Exception as e:  # noqa: BLE001 - e.g. out of memory: record it and go on
+        r = {"error": repr(e)[:400]}
+    print(name, json.dumps(r), flush=True)
+    return name, r
+
+
 def run_variants(args, res, cfg, guidance, torch, T0):
     """Time several (seeds, shading, remat) configurations of the same stage in one process."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     res["variants"] = {}
     for spec in args.variants.split(","):
-        seeds, shading, remat, iters = spec.split(":")
-        name = f"s{seeds}_{shading}_remat{remat}"
-        if time.perf_counter() - T0 > args.budget_s:
-            res["variants"][name] = {"skipped": "wall-time budget"}
-            continue
-        vcfg = dataclasses.replace(cfg, render=dataclasses.replace(cfg.render, shading=shading, remat=bool(int(remat))))
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
-        try:
-            r = time_fit(vcfg, guidance, seeds=int(seeds), warmup=args.warmup, iters=int(iters), key=int(seeds))
-            r.update(_peak(torch))
-        except Exception as e:  # noqa: BLE001 - e.g. out of memory: record it and go on
-            r = {"error": repr(e)[:400]}
+        name, r = time_variant(spec, args, cfg, guidance, torch, T0)
         res["variants"][name] = r
-        print(name, json.dumps(r), flush=True)
         (out / "coarse_variants.json").write_text(json.dumps(res, indent=2))
     res["total_wall_s"] = time.perf_counter() - T0
     (out / "coarse_variants.json").write_text(json.dumps(res, indent=2))
