@@ -293,14 +293,8 @@ def guidance_oracle_and_time(guidance, cfg, mode: str, ref: dict | None, *, iter
     """
     import torch
 
-    from anchorhoi_jax.stages import coarse as co
-
     dev = guidance_priors(guidance)[0].device
-    batch = co.sample_step_batch(jax.random.key(3), 1000, n_views=cfg.views, resolution=cfg.resolution,
-                                 camera=cfg.camera, shading=cfg.shading)
-    views = co.views_info(batch, cfg.views)
-    gen = torch.Generator(device="cpu").manual_seed(0)
-    x = (torch.rand(cfg.views, 3, cfg.resolution, cfg.resolution, generator=gen) * 2 - 1).to(dev, guidance.dtype)
+    views, x = probe_inputs(guidance, cfg, dev)
     eff = set_accelerate(guidance, mode)
 
     def call(seed):
@@ -335,19 +329,26 @@ def guidance_oracle_and_time(guidance, cfg, mode: str, ref: dict | None, *, iter
     return r
 
 
-def fp16_noise_floor(guidance, cfg, ref_mode: str) -> dict:
-    """Relative change of the reference gradient when the input moves by 1 fp16 ulp (rounding-noise scale)."""
+def probe_inputs(guidance, cfg, dev):
+    """Fixed views (step 1000) and a fixed random image batch for comparing guidance modes."""
     import torch
 
     from anchorhoi_jax.stages import coarse as co
 
-    set_accelerate(guidance, ref_mode)
-    dev = guidance_priors(guidance)[0].device
     batch = co.sample_step_batch(jax.random.key(3), 1000, n_views=cfg.views, resolution=cfg.resolution,
                                  camera=cfg.camera, shading=cfg.shading)
-    views = co.views_info(batch, cfg.views)
     gen = torch.Generator(device="cpu").manual_seed(0)
     x = (torch.rand(cfg.views, 3, cfg.resolution, cfg.resolution, generator=gen) * 2 - 1).to(dev, guidance.dtype)
+    return co.views_info(batch, cfg.views), x
+
+
+def fp16_noise_floor(guidance, cfg, ref_mode: str) -> dict:
+    """Relative change of the reference gradient when the input moves by 1 fp16 ulp (rounding-noise scale)."""
+    import torch
+
+    set_accelerate(guidance, ref_mode)
+    dev = guidance_priors(guidance)[0].device
+    views, x = probe_inputs(guidance, cfg, dev)
     x2 = torch.nextafter(x, torch.full_like(x, 2.0))
     out = {}
     for g, _ in guidance.parts:

@@ -447,35 +447,28 @@ def main():
         r0 = evaluate(c, model, cfg, p0)
         summary.setdefault("init", {})[n] = {k: r0[k] for k in ("mpjpe_mm", "object_transl_err_mm", "contact_mm")}
         print("init", n, summary["init"][n], flush=True)
+    def fit_and_record(label, n, c, data, weights, *, final_loss=False):
+        """Optimise one scene with `weights`, evaluate seed 0, record it under results[label][n]."""
+        state, losses, terms = optimise(update, init, data, weights, args.steps, args.steps_per_call,
+                                        jax.random.key(1), cfg=cfg)
+        r = evaluate(c, model, cfg, select_seed(state.params, 0))
+        if final_loss:
+            r["final_loss"] = float(losses[0, -1])
+        results.setdefault(label, {})[n] = r
+        print(label, n, json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()}), flush=True)
+        summary["per_scene"] = results
+        dump()
+
     t0 = time.perf_counter()
     for vname, wd in variants.items():
         weights = MotionWeights.default(**wd)
         for n, c in cases.items():
-            state, losses, terms = optimise(update, init, c["data"], weights, args.steps, args.steps_per_call, jax.random.key(1), cfg=cfg)
-            r = evaluate(c, model, cfg, select_seed(state.params, 0))
-            r["final_loss"] = float(losses[0, -1])
-            results.setdefault(vname, {})[n] = r
-            print(vname, n, json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()}), flush=True)
-            summary["per_scene"] = results
-            dump()
+            fit_and_record(vname, n, c, c["data"], weights, final_loss=True)
     if args.ab_surface:  # Eq. 6 as printed: pull each pair to the sampled surface point
         for n, c in cases.items():
-            d_s = c["data"].replace(contact_target=None)
-            state, losses, terms = optimise(update, init, d_s, MotionWeights.default(), args.steps, args.steps_per_call,
-                                            jax.random.key(1), cfg=cfg)
-            r = evaluate(c, model, cfg, select_seed(state.params, 0))
-            results.setdefault("full_surface_target", {})[n] = r
-            print("full_surface_target", n, json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()}), flush=True)
-            summary["per_scene"] = results
-            dump()
+            fit_and_record("full_surface_target", n, c, c["data"].replace(contact_target=None), MotionWeights.default())
     for n, c in held.items():  # held-out scenes: full variant only
-        state, losses, terms = optimise(update, init, c["data"], MotionWeights.default(), args.steps, args.steps_per_call,
-                                        jax.random.key(1), cfg=cfg)
-        r = evaluate(c, model, cfg, select_seed(state.params, 0))
-        results.setdefault("full_heldout", {})[n] = r
-        print("full_heldout", n, json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()}), flush=True)
-        summary["per_scene"] = results
-        dump()
+        fit_and_record("full_heldout", n, c, c["data"], MotionWeights.default())
     t_variants = time.perf_counter() - t0
     mean = lambda v, k: float(onp.mean([results[v][n][k] for n in results[v]])) if v in results else None  # noqa: E731
     summary["variants_wall_s"] = t_variants
