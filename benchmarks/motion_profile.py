@@ -1,0 +1,179 @@
+"""Motion tracking step (issue 5): timing of 1 vs S seeds and a per-kernel device profile.
+
+    python benchmarks/motion_profile.py --out DIR [--seeds 1,8] [--frames 120] [--steps 1000] [--trace]
+
+Builds the speed benchmark's MotionData exactly as `benchmarks/motion.py --speed-only` does (first scene,
+smplx-synthetic body, N_o = 2048, 2048 L_pen vertices), times 1000 Adam steps for each seed count with
+the same `time_run` (init included, median of `--reps` runs after a warm-up), then, with `--trace`,
+records one jitted update call (cfg.steps_per_call Adam steps) per seed count with jax.profiler and
+aggregates the device events per kernel (count, total µs, share) into DIR/profile_S<n>.json and a
+markdown table; the fusion → source mapping comes from the compiled HLO's op_name metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import gzip
+import json
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as onp  # noqa: E402
+
+from motion import build_case, load_body, time_run  # noqa: E402
+from anchorhoi_jax.stages.motion import MotionConfig, MotionWeights, make_motion_step, make_seeds_update  # noqa: E402
+
+
+def case_args(ns):
+    return argparse.Namespace(object_points=ns.object_points, pen_vertices=ns.pen_vertices, pen_near_fraction=0.5,
+                              contact_target="static", pen_parts_allowance=False, max_contact_pairs=256, speed_only=True)
+
+
+def fusion_sources(hlo_text: str) -> dict[str, str]:
+    """Instruction name -> op_name metadata (the jax source scope) for every instruction of the compiled HLO."""
+    out = {}
+    for m in re.finditer(r"^\s*(?:ROOT\s+)?%?([\w.\-]+) = [^\n]*?metadata=\{([^}]*)\}", hlo_text, re.M):
+        op = re.search(r'op_name="([^"]*)"', m.group(2))
+        if op:
+            out[m.group(1)] = op.group(1)
+    return out
+
+
+def short_scope(op_name: str) -> str:
+    """Drop the jit/transpose/vmap wrappers of an op_name, keep the named scopes and the primitive."""
+    parts = [p for p in op_name.split("/") if p and not p.startswith(("jit(", "while", "body", "vmap(", "checkpoint"))]
+    return "/".join(parts[-4:])
+
+
+def parse_trace(trace_dir: str, sources: dict[str, str], steps: int, plane_prefix: str = "/device:GPU") -> dict:
+    from jax.profiler import ProfileData
+
+    files = glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True)
+    agg = collections.defaultdict(lambda: [0, 0.0])
+    lines_seen = collections.Counter()
+    stats_example = {}
+    for f in files:
+        pd = ProfileData.from_file(f)
+        for plane in pd.planes:
+            if not plane.name.startswith(plane_prefix):
+                continue
+            for line in plane.lines:
+                evs = list(line.events)
+                lines_seen[line.name] += len(evs)
+                # Kernels are on the stream lines; "XLA Ops"/"XLA Modules" lines summarise the same time.
+                cat = re.sub(r"[#\d(].*", "", line.name).strip() or line.name
+                for e in evs:
+                    st = dict(e.stats)
+                    hlo = str(st.get("hlo_op", ""))
+                    key = (cat, e.name, hlo)
+                    agg[key][0] += 1
+                    agg[key][1] += e.duration_ns / 1e3
+                    if len(stats_example) < 5:
+                        stats_example[e.name] = {k: str(v)[:120] for k, v in st.items()}
+    rows = {}
+    cats = sorted({k[0] for k in agg})
+    for src in cats:
+        sub = [(k, v) for k, v in agg.items() if k[0] == src]
+        total = sum(v[1] for _, v in sub)
+        sub.sort(key=lambda kv: -kv[1][1])
+        rows[src] = {
+            "total_us": total,
+            "us_per_step": total / steps,
+            "top": [{"kernel": k[1][:90], "hlo_op": k[2], "count": v[0], "total_us": round(v[1], 1),
+                     "us_per_step": round(v[1] / steps, 2), "share": round(v[1] / max(total, 1e-9), 4),
+                     "source": short_scope(sources.get(k[2], sources.get(k[1], "")))} for k, v in sub[:60]],
+        }
+    main = "Stream" if "Stream" in rows else max(rows, key=lambda c: sum(t["count"] for t in rows[c]["top"]), default=None)
+    return {"lines": dict(lines_seen), "stats_example": stats_example, "main": main, "categories": rows}
+
+
+def markdown(prof: dict, S: int) -> str:
+    if prof["main"] is None:
+        return f"### {S} seed(s): no device events\n"
+    main = prof["categories"][prof["main"]]
+    out = [f"### {S} seed(s): device time per Adam step {main['us_per_step']:.1f} µs ({prof['main']} lines)", "",
+           "| kernel | hlo op | count | µs/step | share | source scope |", "|---|---|---|---|---|---|"]
+    for r in main["top"][:40]:
+        out.append(f"| {r['kernel'][:50]} | {r['hlo_op'][:40]} | {r['count']} | {r['us_per_step']} | {100 * r['share']:.1f}% | "
+                   f"{r['source'][:90]} |")
+    return "\n".join(out) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="/tmp/motion_profile")
+    ap.add_argument("--frames", type=int, default=120)
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--steps-per-call", type=int, default=100)
+    ap.add_argument("--object-points", type=int, default=2048)
+    ap.add_argument("--pen-vertices", type=int, default=2048)
+    ap.add_argument("--seeds", default="1,8")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--trace", action="store_true")
+    ap.add_argument("--hlo", action="store_true", help="write the compiled HLO (gzipped) per seed count")
+    ap.add_argument("--lbs", default="sparse")
+    ap.add_argument("--body", default="smplx-synthetic")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    model, op_ids, cand, _ = load_body(args.body)
+    case = build_case("carry_box", model, op_ids, cand, args.frames, jax.random.fold_in(jax.random.key(0), 0), case_args(args))
+    data = case["data"]
+    cfg = MotionConfig.for_model(model, steps_per_call=args.steps_per_call, lbs=args.lbs)
+    init, _ = make_motion_step(cfg)
+    update = jax.jit(make_seeds_update(cfg), donate_argnums=(0,))
+    w = MotionWeights.default()
+    summary = {"device": jax.devices()[0].device_kind, "jax": jax.__version__, "frames": args.frames, "steps": args.steps,
+               "sub_vertices": int(data.sub_rest.shape[0]), "skin_k": int(data.sub_skin_ids.shape[1]),
+               "parts": int(data.parts.radius.shape[0]), "self_pen_pairs": int(data.parts.pair_a.shape[0]),
+               "posedirs": list(data.sub_posedirs.shape), "setup_s": time.perf_counter() - t0}
+    print("setup", summary, flush=True)
+    md = []
+    for S in [int(s) for s in args.seeds.split(",")]:
+        t = time_run(update, init, data, w, args.steps, args.steps_per_call, jax.random.key(2), S, args.reps)
+        summary[f"s_1000_seed{S}"] = t * 1000.0 / args.steps
+        print(f"seeds {S}: {t:.4f} s per {args.steps} steps", flush=True)
+        if args.trace or args.hlo:
+            keys = jnp.stack([jax.random.fold_in(jax.random.key(2), i) for i in range(S)])
+            state = jax.jit(jax.vmap(init, in_axes=(None, 0)))(data, keys)
+            compiled = update.lower(state, data, w).compile()
+            hlo = compiled.as_text()
+            if args.hlo:
+                with gzip.open(out / f"hlo_seed{S}.txt.gz", "wt") as fh:
+                    fh.write(hlo)
+            sources = fusion_sources(hlo)
+            state, losses, _ = update(state, data, w)
+            jax.block_until_ready(losses)
+            if args.trace:
+                tdir = tempfile.mkdtemp()
+                with jax.profiler.trace(tdir):
+                    state, losses, _ = update(state, data, w)
+                    jax.block_until_ready(losses)
+                prof = parse_trace(tdir, sources, args.steps_per_call,
+                                   "/device:GPU" if jax.default_backend() == "gpu" else "/host:CPU")
+                shutil.rmtree(tdir, ignore_errors=True)
+                (out / f"profile_seed{S}.json").write_text(json.dumps(prof, indent=1) + "\n")
+                md.append(markdown(prof, S))
+                print(md[-1], flush=True)
+        (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    if "s_1000_seed1" in summary and "s_1000_seed8" in summary:
+        summary["seed8_over_seed1"] = summary["s_1000_seed8"] / summary["s_1000_seed1"]
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (out / "profile.md").write_text("\n".join(md))
+    print(json.dumps(summary, indent=1), flush=True)
+
+
+if __name__ == "__main__":
+    main()
