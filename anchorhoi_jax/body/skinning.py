@@ -22,6 +22,8 @@ Speed (why the code looks the way it does; see benchmarks/results/body_forward.m
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as onp
@@ -247,14 +249,39 @@ def with_fused_blend(model: BodyModel) -> BodyModel:
     return model.replace(blend_dirs=jax.device_put(M), extra_blend_dirs=jax.device_put(extra))
 
 
-# Precision sentinel for `pose(..., precision=TF32X3)`: the posing GEMM as ONE tensor-core TF32
-# product with K tripled (needs `with_tf32x3_blend`); every other product stays at HIGHEST.
-TF32X3 = "tf32x3"
+# Named modes of the posing GEMM (`pose(..., precision=...)`; any jax.lax.Precision or
+# DotAlgorithmPreset is accepted too and passed through):
+#   "highest"     = Precision.HIGHEST: cuBLAS FFMA float32 (the default; parity reference).
+#   "tf32"        = Precision.DEFAULT: one TF32 tensor-core GEMM (on GPUs; ~5e-4 m error on SMPL-X).
+#   "fp32_3xtf32" = float32-accurate GEMM on TF32 tensor cores (error-compensated, see
+#                   `with_tf32x3_blend`); GPU-only effect: on CPU (and without the split) it is
+#                   exactly the "highest" computation. Every other product stays at HIGHEST.
+FP32_3XTF32 = "fp32_3xtf32"
+TF32X3 = FP32_3XTF32  # session-3 name of the same mode (the string "tf32x3" is accepted too)
+GEMM_MODES = {"highest": HIGHEST, "tf32": jax.lax.Precision.DEFAULT, FP32_3XTF32: FP32_3XTF32}
+_3XTF32_NAMES = (FP32_3XTF32, "tf32x3")
+
+
+def _is_3xtf32(precision) -> bool:
+    return isinstance(precision, str) and precision in _3XTF32_NAMES
+
+
+def _gemm_precision(precision):
+    """The precision of the posing GEMM: a named mode resolved, anything else unchanged."""
+    if not isinstance(precision, str):
+        return precision
+    if precision in GEMM_MODES or _is_3xtf32(precision):
+        return GEMM_MODES.get(precision, FP32_3XTF32)
+    try:
+        return jax.lax.Precision(precision)  # jax's own names ("float32", "default", ...)
+    except ValueError:
+        raise ValueError(f"unknown precision {precision!r}: use {sorted(GEMM_MODES)} or a jax.lax.Precision") from None
 
 
 def _exact(precision):
     """The precision for the small products (joints, rest frames, extra points) under `precision`."""
-    return HIGHEST if isinstance(precision, str) and precision == TF32X3 else precision
+    precision = _gemm_precision(precision)
+    return HIGHEST if _is_3xtf32(precision) else precision
 
 
 def _round_tf32_host(x: onp.ndarray) -> onp.ndarray:
@@ -270,8 +297,14 @@ def _round_tf32(x):
     return jax.lax.bitcast_convert_type(b, jnp.float32)
 
 
+def _split_tf32(x):
+    """x = hi + lo + O(2⁻²²|x|) with hi, lo exactly representable in TF32 (hi's bits are x's; no gradient)."""
+    hi = _round_tf32(x)
+    return hi, _round_tf32(jax.lax.stop_gradient(x) - hi)
+
+
 def with_tf32x3_blend(model: BodyModel) -> BodyModel:
-    """`model` with `blend_dirs_tf32x3` = [M_hi; M_lo; M_hi] for `pose(..., precision=TF32X3)` (opt-in).
+    """`model` with `blend_dirs_tf32x3` = [M_hi; M_lo; M_hi] for `pose(..., precision="fp32_3xtf32")`.
 
     M = M_hi + M_lo + O(2⁻²²|M|) with both parts exactly representable in TF32, so with the features
     split the same way, f·M ≈ [f_hi, f_hi, f_lo] · [M_hi; M_lo; M_hi] is one TF32 tensor-core GEMM
@@ -288,18 +321,50 @@ def with_tf32x3_blend(model: BodyModel) -> BodyModel:
     return model.replace(blend_dirs_tf32x3=jax.device_put(jnp.asarray(onp.concatenate([hi, lo, hi], 0))))
 
 
-def _tf32x3_product(f, M3, algorithm=jax.lax.DotAlgorithmPreset.TF32_TF32_F32):
+_TF32 = jax.lax.DotAlgorithmPreset.TF32_TF32_F32
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _tf32x3_matmul(f, M3, algorithm):
+    hi, lo = _split_tf32(f)
+    return jnp.matmul(jnp.concatenate([hi, hi, lo], -1), M3, precision=algorithm)
+
+
+def _tf32x3_fwd(f, M3, algorithm):
+    return _tf32x3_matmul(f, M3, algorithm), (None, M3)
+
+
+def _tf32x3_bwd(algorithm, res, ct):
+    """Cotangents at float32 accuracy too: ct·Mᵀ ≈ ct_hi·M_hiᵀ + ct_hi·M_loᵀ + ct_lo·M_hiᵀ.
+
+    (Plain autodiff would run ct·M3ᵀ with ct rounded to TF32: ~2⁻¹² relative error in the
+    gradient.) The three products have small (…, Q) outputs, so they are three GEMMs summed.
+    """
+    _, M3 = res
+    q = M3.shape[0] // 3
+    c_hi, c_lo = _split_tf32(ct)
+    dims = (((ct.ndim - 1,), (1,)), ((), ()))
+
+    def mm(a, b):
+        return jax.lax.dot_general(a, b, dims, precision=algorithm)
+
+    df = mm(c_hi, M3[:q]) + mm(c_hi, M3[q : 2 * q]) + mm(c_lo, M3[:q])
+    # The split matrix is a derived constant (rounding has no derivative): no cotangent flows into it.
+    # Differentiate the model itself through the plain path (avatar.py drops blend_dirs when it edits them).
+    return df, None
+
+
+_tf32x3_matmul.defvjp(_tf32x3_fwd, _tf32x3_bwd)
+
+
+def _tf32x3_product(f, M3, algorithm=_TF32):
     """f · M through the stacked TF32 GEMM of `with_tf32x3_blend` (leading axes of f: batch).
 
-    r = f − f_hi is exact; f_hi is formed as f − stop_gradient(r) (same bits) so the gradient with
-    respect to f is M_hi + M_lo = M to f32 accuracy. Every operand is TF32-exact, so `algorithm`
-    HIGHEST gives the same products (CPU has no TF32 GEMM; tests use that).
+    Forward: [f_hi, f_hi, f_lo]·[M_hi; M_lo; M_hi] in one GEMM; backward: the same split for the
+    cotangent (`_tf32x3_bwd`), so the gradient w.r.t. f is ct·Mᵀ to float32 accuracy. Every operand
+    is TF32-exact, so `algorithm` HIGHEST gives the same products (CPU has no TF32 GEMM; tests use that).
     """
-    r = jax.lax.stop_gradient(f - _round_tf32(f))
-    hi = f - r
-    lo = _round_tf32(r)
-    feats = jnp.concatenate([hi, hi, lo], -1)
-    return jnp.matmul(feats, M3, precision=algorithm)
+    return _tf32x3_matmul(f, M3, algorithm)
 
 
 def _blend_features(model: BodyModel, betas, R_local):
@@ -316,21 +381,37 @@ def posed_rest_vertices(
     With `model.blend_dirs` this is a single product [1, β, vec(R[1:] − I)] · blend_dirs (the
     template and shape blend ride along as extra rows of the pose-corrective GEMM, so a batch
     never materialises a separate shaped mesh); otherwise shape blend plus corrective product.
-    Models without pose correctives (Anny) take the plain blend-shape path.
+    Models without pose correctives (Anny) take the plain blend-shape path. `precision`: see
+    `GEMM_MODES`; "fp32_3xtf32" uses the split only on CUDA (`platform_dependent`: the CPU branch
+    is the plain HIGHEST product, bit-identical to precision="highest").
     """
     n = 3 * model.v_template.shape[0]
+    precision = _gemm_precision(precision)
     if model.posedirs.shape[0] and model.blend_dirs is not None and model.blend_dirs_tf32x3 is not None:
-        if isinstance(precision, str) and precision == TF32X3:
-            return _tf32x3_product(_blend_features(model, betas, R_local), model.blend_dirs_tf32x3)[:n].reshape(-1, 3)
+        if _is_3xtf32(precision):
+            out = jax.lax.platform_dependent(
+                _blend_features(model, betas, R_local), model.blend_dirs_tf32x3, model.blend_dirs,
+                cuda=lambda f, M3, M: _tf32x3_product(f, M3),
+                default=lambda f, M3, M: jnp.matmul(f, M, precision=HIGHEST),
+            )  # fmt: skip
+            return out[:n].reshape(-1, 3)
     precision = _exact(precision)
     if model.posedirs.shape[0] == 0:
         return rest_vertices(model, betas, precision)
     pf = _pose_feature(R_local).astype(betas.dtype)
     if model.blend_dirs is not None:
-        out = jnp.matmul(_blend_features(model, betas, R_local), model.blend_dirs, precision=precision)
+        f = _blend_features(model, betas, R_local)
+        if _FEATURE_BARRIER:
+            f = jax.lax.optimization_barrier(f)
+        out = jnp.matmul(f, model.blend_dirs, precision=precision)
         return out[:n].reshape(-1, 3)
     v = rest_vertices(model, betas, precision)
     return v + jnp.matmul(pf, model.posedirs, precision=precision).reshape(-1, 3)
+
+
+# Benchmark knob (read at trace time; benchmarks/body_forward.py times both): materialise the GEMM's
+# input features before the product, so XLA cannot fuse the Rodrigues/feature producers into it.
+_FEATURE_BARRIER = False
 
 
 def pose(
@@ -347,9 +428,12 @@ def pose(
       params: betas (S,), pose (J,3) axis-angle, transl (3,), scale ().
       rotations: optional (J,3,3) local rotations that replace `params.pose` (6D/matrix
         parameterisations convert to matrices and pass them here).
-      precision: of the blend-shape/pose-corrective product (FK and skinning are exact f32);
-        `TF32X3` runs that product as one error-compensated TF32 GEMM when the model carries
-        `blend_dirs_tf32x3` (`with_tf32x3_blend`; float32-level error, not `Precision.HIGHEST`).
+      precision: of the blend-shape/pose-corrective GEMM (FK and skinning are exact f32): a
+        jax precision, or a named mode (`GEMM_MODES`): "highest" (default), "tf32", or
+        "fp32_3xtf32" = that GEMM as one error-compensated TF32 tensor-core product at float32-level
+        error (forward and gradient) when the model carries `blend_dirs_tf32x3`
+        (`with_tf32x3_blend`). GPU-only effect: on CPU, or without the split, "fp32_3xtf32" computes
+        plain float32 (`Precision.HIGHEST`), bit-identical to "highest".
     """
     with jax.named_scope("body.pose"):
         R_local = rodrigues(params.pose) if rotations is None else rotations
