@@ -48,6 +48,9 @@ GPU_OVERRIDES = [
     # Random-init priors can saturate a seed's object field (4-seed H100 run: seed 2's density [38.1, 1.07e9]
     # never crossed the default level 10): the marching-cubes level comes from each seed's densities.
     "compose.object.mesh_threshold=auto",
+    # One UNet call per prior for the object + layout views (StackedGuidance(fuse=True)); `--ab` measures it
+    # against the chunk-by-chunk call in the same process.
+    "compose.object.fuse_guidance=true",
     "compose.anchor.steps=200", "compose.anchor.steps_per_call=100",
     "compose.segmentation.on_empty=foreground", "compose.detection.on_missing=rest_pose",
     "video.kind=tiny", "video.seconds=5.0", "video.num_inference_steps=4", "detect.kind=static",
@@ -95,6 +98,8 @@ def _tree_state() -> dict:
 
 
 _LOG_RE = {
+    "saved": re.compile(r"stage (\w+): state of step (\d+) saved in ([0-9.]+) s"),
+    "waited": re.compile(r"stage (\w+): waited ([0-9.]+) s for checkpoint saves"),
     "start": re.compile(r"stage (\w+): start \(step (\d+) of (\d+)\)"),
     "step": re.compile(r"stage (\w+): step (\d+)\b"),
     "done": re.compile(r"stage (\w+): (\w+) in ([0-9.]+) s"),
@@ -115,6 +120,8 @@ def parse_stage_log(lines) -> tuple[dict, list]:
         except ValueError:
             continue
         msg = line.split(": ", 1)[-1]
+        if _LOG_RE["saved"].search(msg) or _LOG_RE["waited"].search(msg):
+            continue
         if m := _LOG_RE["start"].search(msg):
             events.append((m[1], int(m[2]), t))
             last[m[1]] = int(m[2])
@@ -124,6 +131,89 @@ def parse_stage_log(lines) -> tuple[dict, list]:
             events.append((m[1], int(m[2]), t))
             last[m[1]] = int(m[2])
     return stages, events
+
+
+def checkpoint_costs(lines) -> dict:
+    """Per stage from the log: background save seconds (what a synchronous save would have stalled the
+    stage for) and the seconds the stage itself waited for saves."""
+    out: dict[str, dict] = {}
+    for line in lines:
+        msg = line.split(": ", 1)[-1]
+        if m := _LOG_RE["saved"].search(msg):
+            out.setdefault(m[1], {"saves_s": [], "waited_s": 0.0})["saves_s"].append(float(m[3]))
+        elif m := _LOG_RE["waited"].search(msg):
+            out.setdefault(m[1], {"saves_s": [], "waited_s": 0.0})["waited_s"] = float(m[2])
+    return out
+
+
+def stage_windows(lines) -> list:
+    """[(stage, t_start)] from the log's "stage X: start" lines (epoch seconds), in order."""
+    import datetime as dt
+
+    out = []
+    for line in lines:
+        m = _LOG_RE["start"].search(line.split(": ", 1)[-1])
+        if m:
+            out.append((m[1], dt.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()))
+    return out
+
+
+def _stage_at(windows, t) -> str | None:
+    name = None
+    for n, t0 in windows:
+        if t0 <= t + 0.002:  # the log's millisecond stamps
+            name = n
+    return name
+
+
+def phase_summary(records, prior_events, windows, skip: int = 2) -> dict:
+    """Median per-step phase times (ms) per SDS stage (bridge.record_phases), the first `skip` steps of a
+    stage (compilation, CUDA-graph capture) left out, and the mean per step of each prior's UNet / encoder
+    forward time (synchronised wrappers)."""
+    import numpy as onp
+
+    by: dict[str, list] = {}
+    for r in records:
+        st = _stage_at(windows, r["t"])
+        if st is not None:
+            by.setdefault(st, []).append(r)
+    out = {}
+    for st, rs in by.items():
+        steady = rs[skip:] if len(rs) > skip + 2 else rs
+        t_lo = steady[0]["t"] if steady else 0.0
+        row = {"steps_timed": len(steady), "batch": steady[0]["batch"] if steady else None}
+        for k in ("render_vjp", "to_torch", "guidance", "to_jax", "update", "total"):
+            row[k + "_ms"] = 1e3 * float(onp.median([r[k] for r in steady])) if steady else None
+        nxt = [t0 for n, t0 in windows if t0 > t_lo and n != st]
+        t_hi = min(nxt) if nxt else float("inf")
+        ev: dict[str, list] = {}
+        for e in prior_events:
+            if t_lo <= e[0] < t_hi:
+                ev.setdefault(e[1], []).append(e[2])
+        for k, v in ev.items():
+            row[k + "_ms_per_step"] = 1e3 * float(onp.sum(v)) / max(1, len(steady))
+            row[k + "_calls_per_step"] = len(v) / max(1, len(steady))
+        out[st] = row
+    return out
+
+
+def _time_prior_calls(prior, name: str, events: list, torch) -> None:
+    """Wrap a prior's UNet (predict_eps) and encoder forward with synchronised clocks (diagnostics)."""
+    import time as _t
+
+    def wrap(fn, label):
+        def timed(*a, **k):
+            torch.cuda.synchronize()
+            t0 = _t.perf_counter()
+            out = fn(*a, **k)
+            torch.cuda.synchronize()
+            events.append((_t.time(), label, _t.perf_counter() - t0))
+            return out
+        return timed
+
+    prior.predict_eps = wrap(prior.predict_eps, f"{name}_unet")
+    if name == "mvdream":
+        prior.encode = wrap(prior.encode, f"{name}_encode_fwd")
 
 
 def summarize(stages: dict, rates: dict, paper: dict) -> dict:
@@ -192,8 +282,52 @@ def real_size_priors(cfg, device, dtype, *, accelerate: bool = False):
         lead = onp.shape(images)[:-3]
         return onp.zeros((*lead, 18, 2), onp.float32), onp.zeros((*lead, 18), onp.float32)
 
-    return ComposePriors(inter=guid("a man with sideburns sitting on a sofa"), human=guid("a man with sideburns"),
-                         object=guid("a sofa"), segmenter=segmenter, detector=detector)
+    out = ComposePriors(inter=guid("a man with sideburns sitting on a sofa"), human=guid("a man with sideburns"),
+                        object=guid("a sofa"), segmenter=segmenter, detector=detector)
+    out.torch_priors = {"if": p_if, "mvdream": p_mv}  # for the benchmark's timers and A/B
+    return out
+
+
+def object_guidance_ab(priors, seeds: int, torch, *, calls: int = 10, warmup: int = 3) -> dict:
+    """The object stage's guidance (T_object + layout T_inter chunks) per step, chunk by chunk vs fused
+    (StackedGuidance(fuse=True)), same process, same inputs: median ms of `calls` synchronised calls."""
+    import time as _t
+
+    import numpy as onp
+
+    from anchorhoi_jax.priors.bridge import ViewInfo
+    from anchorhoi_jax.priors.guidance import StackedGuidance
+    from anchorhoi_jax.stages.object_stage import _Named
+
+    n = 2 * 4 * seeds
+    rng = onp.random.default_rng(0)
+    c2w = onp.tile(onp.eye(4), (n, 1, 1))
+    c2w[:, :3, 3] = rng.normal(size=(n, 3)) * 2.5
+    views = ViewInfo(azimuth_deg=rng.uniform(-180, 180, n), elevation_deg=rng.uniform(-10, 40, n),
+                     camera_to_world=c2w, views_per_sample=4)
+    g = torch.Generator(device="cuda").manual_seed(0)
+    x = (torch.rand(n, 3, 64, 64, device="cuda", generator=g) * 2 - 1).half()
+    parts = [(_Named(priors.object, "object"), 1.0), (_Named(priors.inter, "layout"), 1.0)]
+    res = {}
+    for label, fuse in (("chunked", False), ("fused", True), ("chunked_again", False)):
+        sg = StackedGuidance(parts, fuse=fuse)
+        ts = []
+        for i in range(warmup + calls):
+            torch.cuda.synchronize()
+            t0 = _t.perf_counter()
+            grad, _ = sg(x, views=views, step=1000, generator=torch.Generator(device="cuda").manual_seed(i))
+            torch.cuda.synchronize()
+            ts.append(_t.perf_counter() - t0)
+            if i == warmup:
+                ref = grad
+        res[label + "_ms"] = 1e3 * float(onp.median(ts[warmup:]))
+        res.setdefault("grads", {})[label] = ref
+    gr = res.pop("grads")
+    res["fused_vs_chunked_rel_diff"] = float((gr["fused"] - gr["chunked"]).norm() / gr["chunked"].norm().clamp_min(1e-30))
+    res["chunked_repeat_rel_diff"] = float((gr["chunked_again"] - gr["chunked"]).norm()
+                                           / gr["chunked"].norm().clamp_min(1e-30))
+    res["images"] = n
+    return res
 
 
 def run_gpu(args) -> dict:
@@ -215,6 +349,10 @@ def run_gpu(args) -> dict:
     t0 = time.perf_counter()
     # --tiny: the preset's own priors (a CPU dry run of this script with configs/smoke.yaml)
     priors = None if args.tiny else real_size_priors(cfg1, device, dtype, accelerate=args.accelerate)
+    prior_events: list = []
+    if args.phases and priors is not None and device == "cuda":
+        for name, p in priors.torch_priors.items():
+            _time_prior_calls(p, name, prior_events, torch)
     res["priors_accelerate"] = (f"{cfg1.compose.guidance.accelerate}, channels_last={cfg1.compose.guidance.channels_last}"
                                 if args.accelerate and not args.tiny else "none (eager)")
     res["priors_build_s"] = time.perf_counter() - t0
@@ -232,13 +370,20 @@ def run_gpu(args) -> dict:
         log_lines: list[str] = []
         handler = _ListHandler(log_lines)
         logging.getLogger("anchorhoi_jax").addHandler(handler)
+        records: list = []
+        prior_events.clear()
+        from anchorhoi_jax.priors.bridge import record_phases
+
         try:
-            r = execute(cfg, out=Path(args.runs) / f"run_s{seeds}", overwrite=True,
-                        priors_fn=None if priors is None else (lambda: priors), export=has_ffmpeg)
+            with record_phases(records) if args.phases else _nullcontext():
+                r = execute(cfg, out=Path(args.runs) / f"run_s{seeds}", overwrite=True,
+                            priors_fn=None if priors is None else (lambda: priors), export=has_ffmpeg)
         except Exception as e:  # noqa: BLE001 -- record what ran (stage times, peak memory) and the error
             stages, events = parse_stage_log(log_lines)
             out = {"wall_s": time.perf_counter() - t0, **summarize(stages, stage_rates(events), res["paper_steps"]),
-                   **_peak(torch), "error": f"{type(e).__name__}: {' '.join(str(e).split())[:500]}"}
+                   **_peak(torch), "error": f"{type(e).__name__}: {' '.join(str(e).split())[:500]}",
+                   "checkpoints": checkpoint_costs(log_lines),
+                   "phases": phase_summary(records, prior_events, stage_windows(log_lines)) if args.phases else None}
             res[f"s{seeds}"] = out
             print(json.dumps({f"s{seeds}": out}), flush=True)
             Path(args.out, "pipeline_gpu.json").write_text(json.dumps(res, indent=2))
@@ -257,11 +402,25 @@ def run_gpu(args) -> dict:
                                                    "density_max", "occupied_fraction", "mesh_faces",
                                                    "mesh_resolution", "human_mask_source", "pose_source")}
         out = {"wall_s": wall, **summarize(stages, stage_rates(r.events), res["paper_steps"]), **_peak(torch),
-               "seed_infos": infos}
+               "seed_infos": infos, "checkpoints": checkpoint_costs(log_lines),
+               "phases": phase_summary(records, prior_events, stage_windows(log_lines)) if args.phases else None}
         res[f"s{seeds}"] = out
+        if args.ab and priors is not None and device == "cuda":
+            try:
+                out["object_guidance_ab"] = object_guidance_ab(priors, seeds, torch)
+            except Exception as e:  # noqa: BLE001 -- the A/B is extra; keep the run's numbers
+                out["object_guidance_ab"] = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
         print(json.dumps({f"s{seeds}": out}), flush=True)
         Path(args.out, "pipeline_gpu.json").write_text(json.dumps(res, indent=2))  # after every seed count
     return res
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *a):
+        return False
 
 
 class _ListHandler(logging.Handler):
@@ -415,6 +574,10 @@ def main(argv=None):
                     "(a CPU dry run with --preset configs/smoke.yaml)")
     ap.add_argument("--accelerate", action="store_true", help="gpu: run the real-size priors with the config's "
                     "guidance.accelerate / channels_last (as build_guidance does); default eager (session 3)")
+    ap.add_argument("--phases", action="store_true", help="gpu: record per-step phase times of every SDS step "
+                    "(bridge.record_phases) and each prior's synchronised UNet / encoder time")
+    ap.add_argument("--ab", action="store_true", help="gpu: after each seed count, time the object stage's guidance "
+                    "chunk by chunk vs fused in the same process")
     ap.add_argument("--log", help="from-log: the stage log file (pipeline_gpu.log of a gpu-mode call)")
     ap.add_argument("--device", default="NVIDIA H100 80GB HBM3", help="from-log: the device the log came from")
     ap.add_argument("--error", help="from-log: the error that stopped the run (recorded)")

@@ -150,6 +150,7 @@ class ObserveConfig:
     progress: bool = True
     tensorboard: bool = False  # needs tensorboardX (or tensorboard); scalars in <out>/tensorboard
     checkpoint_every: int = 1  # save a stage's state every N progress callbacks
+    checkpoint_async: bool = True  # write it in a background thread while the stage goes on (pipeline/store.py)
     profile_stage: str = "motion"  # with --profile: trace this stage ...
     profile_start: int = 0  # ... from this step ...
     profile_steps: int = 100  # ... for this many steps (into <out>/profile)
@@ -157,6 +158,8 @@ class ObserveConfig:
     def __post_init__(self):
         if self.checkpoint_every < 1:
             raise ValueError(f"observe.checkpoint_every must be >= 1, got {self.checkpoint_every}")
+        if not isinstance(self.checkpoint_async, bool):
+            raise ValueError(f"observe.checkpoint_async must be true or false, got {self.checkpoint_async!r}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -83,7 +83,7 @@ def run_pipeline(rd, stages, cfg, external: dict, body_fn, *, num_seeds: int, fr
     try:
         outputs, timings = run_graph(stages, cfg, external, rd.path / CHECKPOINTS, observer, key=jax.random.key(cfg.seed),
                                      num_seeds=num_seeds, from_stage=from_stage,
-                                     checkpoint_every=obs.checkpoint_every)
+                                     checkpoint_every=obs.checkpoint_every, checkpoint_async=obs.checkpoint_async)
     finally:
         observer.close()
     metrics = {}

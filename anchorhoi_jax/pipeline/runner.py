@@ -61,7 +61,7 @@ def _stage_rng(root: jax.Array, name: str) -> jax.Array:
 
 def run_graph(stages: Sequence[Stage], cfg: Any, external: Mapping[str, External], root: Path, observer: Observer,
               *, key: jax.Array, num_seeds: int, from_stage: str | None = None, checkpoint_every: int = 1,
-              ) -> tuple[dict[str, Any], list[StageTiming]]:
+              checkpoint_async: bool = True) -> tuple[dict[str, Any], list[StageTiming]]:
     """Run every stage in dependency order.
 
     A stage whose output checkpoint exists is loaded, not rerun ('cached'); one with mid-stage
@@ -89,7 +89,7 @@ def run_graph(stages: Sequence[Stage], cfg: Any, external: Mapping[str, External
             log.info("stage %s: finished earlier, loaded %s", s.name, store.directory.name)
             continue
         ctx = StageContext(s.name, store, observer, key=_stage_rng(key, s.name), num_seeds=num_seeds,
-                           checkpoint_every=checkpoint_every)
+                           checkpoint_every=checkpoint_every, checkpoint_async=checkpoint_async)
         try:
             inputs = {i: outputs[i] for i in s.inputs}
             out = to_host(s.fn(ctx, inputs, section_of(cfg, s.section)))
@@ -103,4 +103,6 @@ def run_graph(stages: Sequence[Stage], cfg: Any, external: Mapping[str, External
         status = "resumed" if ctx.resumed_from is not None else "ran"
         timings.append(StageTiming(s.name, status, time.perf_counter() - t0, ctx.last_step))
         log.info("stage %s: %s in %.2f s", s.name, status, timings[-1].seconds)
+        if ctx.checkpoint_wait_s > 0.0:
+            log.info("stage %s: waited %.3f s for checkpoint saves", s.name, ctx.checkpoint_wait_s)
     return outputs, timings

@@ -5,6 +5,8 @@ Layout under the run's `checkpoints/` folder (io/checkpoint.py does the orbax wo
 refusal to overwrite):
 
     <stage>-<16 hex>/state/<step>/   mid-stage state (params, opt_state, step, key), last 2 kept
+                                     (written by a background thread: the stage keeps stepping while
+                                     orbax writes and hashes; at most one save in flight)
     <stage>-<16 hex>/output/0/       the finished stage's output (a nested dict of arrays)
 
 The hex key hashes the stage name, its config section and its inputs' keys (io.checkpoint.stage_key),
@@ -14,9 +16,11 @@ again (skip) or continued (resume mid-stage after a crash).
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import math
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +59,8 @@ class StageStore:
     def __init__(self, directory: Path):
         self.directory = Path(directory)
         self._state: Checkpointer | None = None
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pending: concurrent.futures.Future | None = None
 
     @property
     def output_dir(self) -> Path:
@@ -73,6 +79,7 @@ class StageStore:
             return to_host(c.restore(0))
 
     def save_output(self, output: Any) -> None:
+        self.wait_state()  # orbax saves never overlap (its async machinery is process-global)
         with Checkpointer(self.output_dir, max_to_keep=1) as c:
             c.save(0, output)
 
@@ -81,6 +88,41 @@ class StageStore:
             self._state = Checkpointer(self.state_dir, max_to_keep=2)
         return self._state
 
+    def save_state(self, step: int, state: Any, *, background: bool = True, name: str = "") -> float:
+        """Save a mid-stage state as `step` (skipped if that step exists); returns the seconds the caller waited.
+
+        background=True: the state's device arrays are copied (a snapshot, so a later donation cannot
+        free them) and a worker thread writes, verifies and hashes the copy while the stage goes on
+        (why: a coarse/object NeRF state is 0.2 GB per seed; a synchronous orbax save + sha256 digest
+        stalled every `log_every`-th SDS step). At most one save is in flight: the next save, `wait_state`,
+        `close` and `drop_state` wait for it, and a failed background save is raised by the next of them.
+        """
+        t0 = time.perf_counter()
+        self.wait_state()
+        ckpt = self.state()
+        if int(step) in ckpt.all_steps():
+            return time.perf_counter() - t0
+        if not background:
+            self._timed_save(ckpt, int(step), state, name)
+            return time.perf_counter() - t0
+        snap = jax.tree.map(lambda x: x.copy() if isinstance(x, jax.Array) else x, state)
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="anchorhoi-ckpt")
+        self._pending = self._pool.submit(self._timed_save, ckpt, int(step), snap, name)
+        return time.perf_counter() - t0
+
+    @staticmethod
+    def _timed_save(ckpt: Checkpointer, step: int, state: Any, name: str) -> None:
+        t0 = time.perf_counter()
+        ckpt.save(step, state)
+        log.info("stage %s: state of step %d saved in %.3f s", name, step, time.perf_counter() - t0)
+
+    def wait_state(self) -> None:
+        """Block until the background save (if any) is committed; re-raise its error."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
     def drop_state(self) -> None:
         """Remove mid-stage states once the output is committed (the output supersedes them)."""
         self.close()
@@ -88,6 +130,13 @@ class StageStore:
             shutil.rmtree(self.state_dir)
 
     def close(self) -> None:
+        try:
+            self.wait_state()
+        except Exception as e:  # noqa: BLE001 -- an older state failed to save; the error is not the caller's
+            log.warning("a background checkpoint save failed: %s: %s", type(e).__name__, e)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         if self._state is not None:
             self._state.close()
             self._state = None
@@ -105,17 +154,20 @@ class StageContext:
     `callback(step, state, info)` (every `log_every` steps, the INTERFACES.md contract) checks that
     the losses in `info` are finite (else NonFiniteLossError; the last good checkpoint stays),
     updates the progress bar / TensorBoard / profiler, and saves `state` every `checkpoint_every`
-    calls.
+    calls (in a background thread unless `checkpoint_async=False`; `checkpoint_wait_s` sums the time the
+    stage itself waited for saves).
     """
 
     def __init__(self, name: str, store: StageStore, observer: Observer, *, key: jax.Array, num_seeds: int,
-                 checkpoint_every: int = 1):
+                 checkpoint_every: int = 1, checkpoint_async: bool = True):
         self.name = name
         self.store = store
         self.observer = observer
         self.key = key
         self.num_seeds = num_seeds
         self.checkpoint_every = max(1, checkpoint_every)
+        self.checkpoint_async = bool(checkpoint_async)
+        self.checkpoint_wait_s = 0.0
         self.resumed_from: int | None = None
         self.last_step = 0
         self._calls = 0
@@ -141,6 +193,7 @@ class StageContext:
         step = int(step)
         bad = _non_finite(info)
         if bad is not None:
+            self.store.wait_state()  # a save still in flight is of an earlier, finite step: keep it
             last = self.store.state().latest_step() if self.store.state_dir.is_dir() else None
             kept = (f"the last good checkpoint (step {last}) is kept in {self.store.state_dir}" if last is not None
                     else "no checkpoint of this stage had been written yet")
@@ -158,15 +211,12 @@ class StageContext:
         self.last_step = step
         self._calls += 1
         if state is not None and self._calls % self.checkpoint_every == 0:
-            ckpt = self.store.state()
-            if step not in ckpt.all_steps():
-                ckpt.save(step, state)
+            self.checkpoint_wait_s += self.store.save_state(step, state, background=self.checkpoint_async,
+                                                            name=self.name)
 
     def checkpoint(self, step: int, state: Any) -> None:
-        """Save a state now (e.g. at a stage's phase boundary)."""
-        ckpt = self.store.state()
-        if int(step) not in ckpt.all_steps():
-            ckpt.save(int(step), state)
+        """Save a state now (e.g. at a stage's phase boundary; committed when this returns)."""
+        self.checkpoint_wait_s += self.store.save_state(int(step), state, background=False, name=self.name)
 
 
 def check_output_finite(name: str, output: Any) -> None:

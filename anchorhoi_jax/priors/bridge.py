@@ -25,7 +25,9 @@ The split SDS step (STYLE.md "The torch bridge"): a jitted `forward` renders and
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import time
 from typing import Any, Callable, Protocol
 
 import jax
@@ -46,6 +48,7 @@ __all__ = [
     "SDSState",
     "make_sds_step",
     "torch_seed_from_key",
+    "record_phases",
 ]
 
 
@@ -183,6 +186,31 @@ class SDSState:
     key: jax.Array
 
 
+# Diagnostics only (benchmarks): where `record_phases` collects per-step phase times; None = off.
+_PHASE_SINK: list | None = None
+
+
+@contextlib.contextmanager
+def record_phases(sink: list):
+    """Within the block, every split SDS step appends its phase times (host seconds) to `sink`:
+
+        {"t": wall clock at the step's start, "batch": torch batch size,
+         "render_vjp": JAX forward + vjp (blocked on), "to_torch": DLPack + range map + cast,
+         "guidance": the torch guidance (synchronised), "to_jax": gradient layout + DLPack,
+         "update": pullback + optimiser (blocked on), "total"}
+
+    Why: the step's phases otherwise overlap asynchronously and only their sum is visible. Recording adds
+    one torch synchronize after the guidance and a JAX block after the update (a step otherwise lets the
+    update run on while the host prepares the next step), so steps are a little slower while recording.
+    """
+    global _PHASE_SINK
+    prev, _PHASE_SINK = _PHASE_SINK, sink
+    try:
+        yield sink
+    finally:
+        _PHASE_SINK = prev
+
+
 def make_sds_step(
     render_fn: Callable[..., Any],
     optimizer: optax.GradientTransformation,
@@ -251,6 +279,8 @@ def make_sds_step(
     keepalive: list[Any] = [None]
 
     def step(state: SDSState, batch, views: ViewInfo):
+        if _PHASE_SINK is not None:
+            return _timed_step(state, batch, views, _PHASE_SINK)
         images, pullback, aux = forward(state.params, batch)
         x_model = images_to_model(images, value_range=guidance.value_range, dtype=guidance.dtype)
         keepalive[0] = None  # the previous update has completed: `images` depended on it
@@ -261,6 +291,37 @@ def make_sds_step(
         grad_img = model_grad_to_images(grad_model, images.shape[:-3], value_range=guidance.value_range)
         keepalive[0] = grad_img
         new_state, extra = update(state, batch, pullback, grad_img)
+        info = dict(info)
+        if extra_loss_fn is not None:
+            info["extra_loss"] = extra
+        if has_aux:
+            info["aux"] = aux
+        return new_state, info
+
+    def _timed_step(state: SDSState, batch, views: ViewInfo, sink: list):
+        # `step` with a clock at every hand-over (record_phases); same arithmetic, same order.
+        wall, t0 = time.time(), time.perf_counter()
+        images, pullback, aux = forward(state.params, batch)
+        jax.block_until_ready(images)
+        t1 = time.perf_counter()
+        x_model = images_to_model(images, value_range=guidance.value_range, dtype=guidance.dtype)
+        _torch_sync(x_model.device)
+        t2 = time.perf_counter()
+        keepalive[0] = None
+        gen = torch.Generator(device=x_model.device).manual_seed(
+            torch_seed_from_key(jax.random.fold_in(state.key, 1))
+        )
+        grad_model, info = guidance(x_model, views=views, step=int(state.step), generator=gen)
+        _torch_sync(grad_model.device)
+        t3 = time.perf_counter()
+        grad_img = model_grad_to_images(grad_model, images.shape[:-3], value_range=guidance.value_range)
+        keepalive[0] = grad_img
+        t4 = time.perf_counter()
+        new_state, extra = update(state, batch, pullback, grad_img)
+        jax.block_until_ready(new_state)
+        t5 = time.perf_counter()
+        sink.append({"t": wall, "batch": int(x_model.shape[0]), "render_vjp": t1 - t0, "to_torch": t2 - t1,
+                     "guidance": t3 - t2, "to_jax": t4 - t3, "update": t5 - t4, "total": t5 - t0})
         info = dict(info)
         if extra_loss_fn is not None:
             info["extra_loss"] = extra

@@ -30,7 +30,7 @@ import torch
 from anchorhoi_jax.priors.accelerate import check_accelerate
 from anchorhoi_jax.priors.bridge import Guidance, ViewInfo
 from anchorhoi_jax.priors.manifest import MissingWeightsError, resolve_weights
-from anchorhoi_jax.priors.sds import SDSConfig, SDSGuidance
+from anchorhoi_jax.priors.sds import SDSConfig, SDSGuidance, sample_timesteps, sds_gradient, sds_loss
 
 __all__ = [
     "GuidanceConfig",
@@ -124,16 +124,29 @@ class StackedGuidance:
 
     Used when one render holds several image sets that need different prompts (object stage: object
     alone with T_object, human + object with T_inter); the chunks' ViewInfo rows are sliced alike.
+
+    fuse=True: when every chunk is a CombinedGuidance (or a wrapper with `transparent = True` around one)
+    over the same priors with the same SDS settings -- only the prompts differ -- each prior runs ONCE on
+    all chunks (one encoder pass, one CFG UNet call of the whole batch) instead of once per chunk. The
+    timesteps and noise are drawn from exactly the generators, in exactly the order, of the chunk-by-chunk
+    path, and every operation is per sample (MVDream's 4-view groups never straddle chunks), so the
+    result equals fuse=False up to the kernels' rounding at another batch size. Anything else (other
+    estimators, mismatched parts) runs chunk by chunk.
     """
 
-    def __init__(self, parts: Sequence[tuple[Guidance, float]]):
+    def __init__(self, parts: Sequence[tuple[Guidance, float]], *, fuse: bool = False):
         self.parts, self.value_range, self.dtype = _checked_parts("StackedGuidance", parts)
+        if not isinstance(fuse, bool):
+            raise ValueError(f"StackedGuidance: fuse must be a bool, got {fuse!r}")
+        self._fused = _fusable(self.parts) if fuse else None
 
     def __call__(self, x_model: torch.Tensor, *, views: ViewInfo, step: int, generator: torch.Generator):
         n, k = x_model.shape[0], len(self.parts)
         if n % k:
             raise ValueError(f"StackedGuidance: batch of {n} images does not split into {k} equal chunks")
         m = n // k
+        if self._fused is not None and all(m % g.views_per_sample(views) == 0 for g in self._fused.parts):
+            return _fused_call(self._fused, self.value_range, x_model, views, step, generator)
         out = torch.zeros(x_model.shape, dtype=torch.float32, device=x_model.device)
         info: dict[str, float] = {}
         for i, (g, w) in enumerate(self.parts):
@@ -146,6 +159,130 @@ class StackedGuidance:
             name = getattr(g, "name", f"chunk{i}")
             info.update({f"{name}/{key}": float(v) for key, v in inf.items()})
         return out, info
+
+
+def _sds_of(part) -> tuple[SDSGuidance, bool] | None:
+    """(the SDSGuidance, whether every view is its own sample) of a CombinedGuidance part, else None."""
+    if isinstance(part, IndependentViews) and isinstance(part.inner, SDSGuidance):
+        return part.inner, True
+    if isinstance(part, SDSGuidance):
+        return part, False
+    return None
+
+
+@dataclasses.dataclass
+class _FusedPart:
+    """Part k of every chunk: one prior, one SDS config, the chunks' own SDSGuidance (their prompts)."""
+
+    name: str
+    weights: list  # w_k of each chunk's CombinedGuidance
+    sds: list  # each chunk's SDSGuidance
+    independent: bool  # IndependentViews: every image its own sample
+
+    def views_per_sample(self, views: ViewInfo) -> int:
+        return 1 if self.independent else views.views_per_sample
+
+
+@dataclasses.dataclass
+class _Fused:
+    chunk_names: list
+    chunk_weights: list
+    combined: list  # each chunk's CombinedGuidance
+    parts: list  # _FusedPart k = part k of every chunk
+
+
+def _fusable(parts) -> _Fused | None:
+    """The fused plan of StackedGuidance parts, or None when the chunks differ in more than their prompts."""
+    combined, names = [], []
+    for i, (g, _) in enumerate(parts):
+        c = g
+        while not isinstance(c, CombinedGuidance) and getattr(c, "transparent", False):
+            c = c.inner
+        if not isinstance(c, CombinedGuidance):
+            return None
+        combined.append(c)
+        names.append(getattr(g, "name", f"chunk{i}"))
+    first = combined[0]
+    fparts = []
+    for k, (g0, _) in enumerate(first.parts):
+        s0 = _sds_of(g0)
+        if s0 is None or getattr(s0[0].cfg, "estimator", "sds") != "sds":
+            return None
+        sds, weights = [], []
+        for c in combined:
+            if len(c.parts) != len(first.parts) or c.value_range != first.value_range:
+                return None
+            gi, wi = c.parts[k]
+            si = _sds_of(gi)
+            if (si is None or si[1] != s0[1] or si[0].prior is not s0[0].prior or si[0].cfg != s0[0].cfg
+                    or getattr(gi, "name", None) != getattr(g0, "name", None)):
+                return None
+            sds.append(si[0])
+            weights.append(wi)
+        fparts.append(_FusedPart(getattr(g0, "name", f"part{k}"), weights, sds, s0[1]))
+    return _Fused(names, [w for _, w in parts], combined, fparts)
+
+
+def _fused_call(plan: _Fused, value_range, x_model: torch.Tensor, views: ViewInfo, step: int,
+                generator: torch.Generator):
+    """StackedGuidance(CombinedGuidance...) with one prior call per part over all chunks (see StackedGuidance)."""
+    K = len(plan.combined)
+    n = x_model.shape[0]
+    m = n // K
+    # The generators of the chunk-by-chunk path, created in its order: chunk i from `generator`, part k from
+    # chunk i's (drawn even for weight 0, as there).
+    chunk_gens = [_sub_generator(generator) for _ in range(K)]
+    part_gens = [[_sub_generator(g) for _ in plan.parts] for g in chunk_gens]
+    out = torch.zeros(x_model.shape, dtype=torch.float32, device=x_model.device)
+    info: dict[str, float] = {}
+    for k, fp in enumerate(plan.parts):
+        live = [i for i in range(K) if plan.chunk_weights[i] != 0.0 and fp.weights[i] != 0.0]
+        if not live:
+            continue
+        s0 = fp.sds[live[0]]
+        prior, cfg = s0.prior, s0.cfg
+        vps = fp.views_per_sample(views)
+        x_k, dxk_dx = _to_part(x_model, plan.combined[0].value_range, tuple(s0.value_range), s0.dtype)
+        rows = torch.cat([torch.arange(i * m, (i + 1) * m, device=x_model.device) for i in live]) \
+            if len(live) < K else None
+        sub_views = views if rows is None else _concat_views([_slice_views(views, i * m, (i + 1) * m) for i in live])
+        sub_views = dataclasses.replace(sub_views, views_per_sample=vps)
+        with torch.enable_grad():
+            x = (x_k if rows is None else x_k[rows]).detach().requires_grad_(True)
+            z = prior.encode(x)
+            T = prior.alphas_cumprod.shape[0]
+            ts, noises, conds, unconds = [], [], [], []
+            for j, i in enumerate(live):
+                gen = part_gens[i][k]
+                ts.append(sample_timesteps(cfg, step, m // vps, T, gen, z.device).repeat_interleave(vps))
+                zi = z[j * m : (j + 1) * m]
+                noises.append(torch.randn(zi.shape, generator=gen, device=gen.device, dtype=z.dtype).to(z.device))
+                c, u = fp.sds[i].embeddings_for(_slice_views(sub_views, j * m, (j + 1) * m, vps), m)
+                conds.append(c)
+                unconds.append(u)
+            t = torch.cat(ts)
+            grad_z = sds_gradient(prior, z.detach(), t, torch.cat(noises), torch.cat(conds), torch.cat(unconds), cfg,
+                                  sub_views)
+            losses = [sds_loss(z[j * m : (j + 1) * m], grad_z[j * m : (j + 1) * m].to(z.dtype))
+                      for j in range(len(live))]
+            (grad_x,) = torch.autograd.grad(sum(losses), x)
+            grad_x = torch.nan_to_num(grad_x, nan=0.0, posinf=0.0, neginf=0.0)
+        for j, i in enumerate(live):
+            sl = slice(i * m, (i + 1) * m)
+            out[sl] += (plan.chunk_weights[i] * fp.weights[i] * dxk_dx) * grad_x[j * m : (j + 1) * m].float()
+            gz = grad_z[j * m : (j + 1) * m]
+            pre = f"{plan.chunk_names[i]}/{fp.name}"
+            info.update({f"{pre}/sds_loss": float(losses[j].detach()), f"{pre}/t_mean": float(ts[j].float().mean()),
+                         f"{pre}/grad_norm": float(gz.norm())})
+    return out, info
+
+
+def _concat_views(parts: Sequence[ViewInfo]) -> ViewInfo:
+    cams = [p.camera_to_world for p in parts]
+    return ViewInfo(azimuth_deg=onp.concatenate([onp.asarray(p.azimuth_deg) for p in parts]),
+                    elevation_deg=onp.concatenate([onp.asarray(p.elevation_deg) for p in parts]),
+                    camera_to_world=None if any(c is None for c in cams) else onp.concatenate(cams),
+                    views_per_sample=parts[0].views_per_sample)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -318,6 +318,9 @@ def _guidances(prompts: Sequence[str], gcfg: GuidanceConfig, *, device, dtype) -
             g.name = "if"
             parts[i].append((g, gcfg.if_weight))
         prior.free_text_encoder()
+        # As build_guidance: CUDA-graph replay / NHWC per GuidanceConfig (no-op on CPU), after the prompts are
+        # embedded (the text encoder never runs again).
+        prior.accelerate(gcfg.accelerate, channels_last=gcfg.channels_last)
     if gcfg.mvdream_weight > 0:
         if gcfg.kind == "tiny":
             prior = make_tiny_mvdream(gcfg.tiny_seed + 1, resolution=gcfg.tiny_mvdream_resolution, device=device,
@@ -331,6 +334,7 @@ def _guidances(prompts: Sequence[str], gcfg: GuidanceConfig, *, device, dtype) -
             g.name = "mvdream"
             parts[i].append((g, gcfg.mvdream_weight))
         prior.free_text_encoder()
+        prior.accelerate(gcfg.accelerate, channels_last=gcfg.channels_last)
     return [G.CombinedGuidance(ps) for ps in parts]
 
 

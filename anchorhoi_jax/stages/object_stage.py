@@ -90,6 +90,9 @@ class ObjectConfig:
     mesh_max_faces: None (default) or a face budget: the marching-cubes grid is coarsened until the
       (largest-component) mesh fits it, so a noisy field cannot hand the contact, SDF and export stages
       a multi-million-face mesh; the resolution used is reported in the infos.
+    fuse_guidance: run each prior once per step on the object and the layout views together
+      (priors.guidance.StackedGuidance(fuse=True): one UNet call of both prompts' batch instead of two;
+      same timesteps and noise, equal up to kernel rounding) instead of once per prompt.
     """
 
     field: nerf_field.FieldConfig = nerf_field.FieldConfig()
@@ -116,6 +119,7 @@ class ObjectConfig:
     mesh_threshold: float | Literal["auto"] = 10.0
     keep_largest: bool = True
     mesh_max_faces: int | None = None
+    fuse_guidance: bool = False
 
     def __post_init__(self):
         for name in ("resolution", "steps", "views", "log_every", "init_steps", "init_rays"):
@@ -141,6 +145,8 @@ class ObjectConfig:
                                               or not math.isfinite(self.mesh_threshold)):
             raise ValueError(f"ObjectConfig.mesh_threshold must be a finite density > 0 or 'auto', got "
                              f"{self.mesh_threshold!r}")
+        if not isinstance(self.fuse_guidance, bool):
+            raise ValueError(f"ObjectConfig.fuse_guidance must be true or false, got {self.fuse_guidance!r}")
         if self.mesh_max_faces is not None and self.mesh_max_faces < 1000:
             raise ValueError(f"ObjectConfig.mesh_max_faces must be >= 1000 or None, got {self.mesh_max_faces}")
 
@@ -330,7 +336,7 @@ def fit(
         raise ValueError(f"object_stage.fit: one seed needs vertices (N, 3) and colors (N, 3), got "
                          f"{tuple(verts.shape)}, {tuple(colors.shape)}")
     stacked = StackedGuidance([(_Named(guidance_object, "object"), cfg.object_weight),
-                               (_Named(guidance_layout, "layout"), cfg.layout_weight)])
+                               (_Named(guidance_layout, "layout"), cfg.layout_weight)], fuse=cfg.fuse_guidance)
     program = _object_program(cfg, seeded)
     return run_sds_loop(program, state, weights, stacked, total_steps=cfg.steps, log_every=cfg.log_every,
                         sample_extra=(center, verts, faces.astype(jnp.int32), colors), callback=callback,
@@ -339,6 +345,8 @@ def fit(
 
 class _Named:
     """A guidance under another name (history keys `object/...`, `layout/...`)."""
+
+    transparent = True  # StackedGuidance(fuse=True) may look through it to the CombinedGuidance inside
 
     def __init__(self, inner, name: str):
         self.inner, self.name = inner, name
