@@ -4,13 +4,18 @@ One process, same inputs for all three (10 betas, 10 expression coefficients, fu
 the file's mean hand pose added), on the synthetic SMPL-X file written by
 `anchorhoi_jax.body.smplx_synthetic.write_synthetic_smplx`:
 
-    python benchmarks/body_forward.py --out benchmarks/results
+    python benchmarks/body_forward.py --out benchmarks/results [--quick] [--diagnose]
 
 Rows: batch 1, 64, 512, 2048, 4096; fp32 (jax Precision.HIGHEST, torch allow_tf32=False) and TF32
 (jax Precision.DEFAULT / default_matmul_precision('tensorfloat32'), torch allow_tf32=True); full
-forward (vertices + joints) and joints-only. Times are medians of per-call wall times after warm-up,
-each call synchronised (block_until_ready / torch.cuda.synchronize). Writes body_forward.json and
-body_forward.md, and prints the table with ratios per row.
+forward (vertices + joints) and joints-only; plus our opt-in float32-accurate "fp32_3xtf32" GEMM mode
+(full; its peers are their fp32 times). Two timings per cell, the same method for all three libraries:
+* per call: median wall time of single calls, each followed by a sync (block_until_ready /
+  torch.cuda.synchronize), after 3 warm-up calls: latency, includes host dispatch and the sync;
+* pipelined: K calls dispatched back to back, ONE sync after the K-th, wall / K (median of R
+  repeats): throughput, host dispatch overlaps the GPU work of earlier calls.
+Writes body_forward.json and body_forward_table.md (`--diagnose` adds HLO text files), and prints
+the table with ratios per row.
 
 What each peer runs (their fastest path that gives the same output):
 * ours full: `pose` -> vertices (V,3) and all 127 smplx joints; joints-only: `pose_joints` (127).
@@ -18,6 +23,12 @@ What each peer runs (their fastest path that gives the same output):
   joints-only row is `forward(return_verts=False)`, which still skins the whole mesh.
 * body-models full: `forward_vertices` (vertices only, no joints: favourable to it);
   joints-only: `forward_skeleton` (55 joint transforms, no vertex joints / landmarks).
+
+`--diagnose` (batch 2048): where per-call wall time goes beyond GPU kernel time (a profiler trace
+with one annotation per call: launch delay, GPU span, kernel busy time, tail; probes: a jitted no-op
+with the same arguments, a 257 MB write, the model closed over, command buffers off) and the TF32
+row (optimized HLO, kernels, and variants: features behind an optimization barrier, Triton GEMM off,
+the explicit TF32 algorithm).
 """
 
 from __future__ import annotations
@@ -107,20 +118,142 @@ def _gpu_kernel_profile(fn, calls, tmp):
     return out
 
 
+def _timed(call, block, reps, k, pipe_reps, warmup=3):
+    """(per-call ms, pipelined ms per call) of `call` (dispatch) with `block` (sync on an output).
+
+    Per call: median of `reps` single calls, each followed by `block`. Pipelined: `k` calls back to
+    back and one `block` on the last (same stream: all k are done), wall / k, median of `pipe_reps`.
+    The same function times ours, body-models (block_until_ready) and smplx (torch.cuda.synchronize).
+    """
+    for _ in range(warmup):
+        block(call())
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        block(call())
+        ts.append((time.perf_counter() - t0) * 1e3)
+    ps = []
+    for _ in range(pipe_reps):
+        t0 = time.perf_counter()
+        for _ in range(k - 1):
+            call()
+        block(call())
+        ps.append((time.perf_counter() - t0) * 1e3 / k)
+    return statistics.median(ts), statistics.median(ps)
+
+
+def _trace_calls(targets, n, tmp):
+    """Where the per-call wall time goes: a profiler trace of `n` synchronised calls of each target.
+
+    Each call runs inside a TraceAnnotation; GPU events (the /device:GPU "Stream" lines: kernels and
+    copies) that start inside its window belong to it. Per call: wall (annotation), launch delay
+    (annotation start -> first GPU event), GPU span (first start -> last end), kernel busy (sum of
+    event durations; span - busy = gaps between kernels), tail (last GPU end -> annotation end:
+    completion noticed, output handed back). Medians over the calls, plus the top GPU events.
+    """
+    import glob
+
+    import jax
+    from jax.profiler import ProfileData, TraceAnnotation
+
+    for fn in targets.values():
+        fn()
+    d = tempfile.mkdtemp(dir=tmp)
+    with jax.profiler.trace(d):
+        for name, fn in targets.items():
+            for i in range(n):
+                with TraceAnnotation(f"bench|{name}|{i}"):
+                    fn()
+    pb = glob.glob(os.path.join(d, "**", "*.xplane.pb"), recursive=True)[0]
+    calls, events, modules = [], [], []
+    for plane in ProfileData.from_file(pb).planes:
+        gpu = plane.name.startswith("/device:GPU")
+        for line in plane.lines:
+            if gpu and "Module" in line.name:  # one event per executable run on the GPU (clock-free check)
+                modules.extend((ev.start_ns, ev.duration_ns, ev.name) for ev in line.events)
+            if gpu and not line.name.startswith("Stream"):
+                continue  # XLA op/module lines repeat the stream events under other names
+            for ev in line.events:
+                if gpu:
+                    events.append((ev.start_ns, ev.duration_ns, ev.name))
+                elif ev.name.startswith("bench|"):
+                    calls.append((ev.start_ns, ev.duration_ns, ev.name.split("|")[1]))
+    events.sort()
+    modules.sort()
+    out = {
+        "_events": {
+            "annotations": len(calls),
+            "gpu_events": len(events),
+            "annotation_range_ns": [min(c[0] for c in calls), max(c[0] + c[1] for c in calls)] if calls else None,
+            "gpu_range_ns": [events[0][0], max(e[0] + e[1] for e in events)] if events else None,
+        },
+        "_gpu_module_runs_us": [[m[2][:60], round(m[1] / 1e3, 1)] for m in modules][:200],
+    }
+    for name in targets:
+        rows, top = [], {}
+        for s, dur, who in calls:
+            if who != name:
+                continue
+            ks = [e for e in events if s <= e[0] <= s + dur]
+            row = {"wall_us": dur / 1e3, "gpu_events": len(ks)}
+            if ks:
+                first, last = ks[0][0], max(e[0] + e[1] for e in ks)
+                row.update(
+                    launch_delay_us=(first - s) / 1e3,
+                    gpu_span_us=(last - first) / 1e3,
+                    kernel_busy_us=sum(e[1] for e in ks) / 1e3,
+                    tail_us=(s + dur - last) / 1e3,
+                )
+                for e in ks:
+                    top[e[2]] = top.get(e[2], 0) + e[1]
+            rows.append(row)
+        keys = sorted({k for r in rows for k in r})
+        out[name] = {
+            "median": {k: statistics.median([r[k] for r in rows if k in r]) for k in keys},
+            "calls": len(rows),
+            "top_gpu_events_us_per_call": [
+                [k[:110], v / 1e3 / max(1, len(rows))] for k, v in sorted(top.items(), key=lambda kv: -kv[1])[:12]
+            ],
+        }
+    return out
+
+
+def _hlo_summary(text):
+    """GEMM back ends and fusion kinds in an optimized HLO module (cuBLAS custom calls, Triton GEMM fusions)."""
+    import re
+
+    count = lambda xs: {x: xs.count(x) for x in sorted(set(xs))}  # noqa: E731
+    return {
+        "custom_call_targets": count(re.findall(r'custom_call_target="([^"]+)"', text)),
+        "fusion_backend_kinds": count(re.findall(r'"kind":"(__[a-z_]+)"', text)),
+        "fusion_kinds": count(re.findall(r"kind=(k[A-Za-z]+)", text)),
+        "dot_lines": [ln.strip()[:300] for ln in text.splitlines() if " dot(" in ln][:12],
+    }
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="benchmarks/results")
     ap.add_argument("--batches", default=",".join(map(str, BATCHES)))
-    ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--reps", type=int, default=15, help="single synchronised calls per cell (median)")
+    ap.add_argument("--pipeline", type=int, default=10, help="K calls per pipelined measurement")
+    ap.add_argument("--pipe-reps", type=int, default=5, help="pipelined measurements per cell (median)")
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions (reps 9, K 8, 3 pipelined; smplx fewer)")
+    ap.add_argument("--deadline", type=float, default=None, help="seconds: start no new batch after this")
+    ap.add_argument("--diagnose", action="store_true", help="wall-time decomposition and the TF32 row at batch 2048")
     ap.add_argument("--variants", action="store_true", help="also time implementation variants at batch 2048")
     ap.add_argument("--breakdown", action="store_true", help="per-part timings and a kernel profile at batch 2048")
-    ap.add_argument("--breakdown-batch", type=int, default=2048, help="batch of --breakdown (2048; smaller for smoke tests)")
+    ap.add_argument("--breakdown-batch", type=int, default=2048, help="batch of --breakdown/--diagnose (2048)")
     ap.add_argument("--old-skinning", default=None, help="an earlier skinning.py to time beside the current one")
+    ap.add_argument("--wait-for", default=None, help="before timing anything, wait (<= 120 s) until this file exists")
     ap.add_argument("--allow-cpu", action="store_true", help="smoke-test the script without a GPU (times not reportable)")
     args = ap.parse_args(argv)
+    t_start = time.perf_counter()
+    if args.quick:
+        args.reps, args.pipeline, args.pipe_reps = min(args.reps, 9), min(args.pipeline, 8), min(args.pipe_reps, 3)
     batches = [int(b) for b in args.batches.split(",")]
-    # Batch 2048 (the issue's target) first, so a run cut short still has it.
-    order = sorted(batches, key=lambda b: (b != 2048, b))
+    # Batch 2048 (the issue's target) first, then the largest, so a run cut short keeps the big rows.
+    order = sorted(batches, key=lambda b: (b != 2048, -b))
 
     import jax
     import jax.numpy as jnp
@@ -130,7 +263,7 @@ def main(argv=None):
     from body_models.smplx.jax import SMPLX as BMSMPLX
 
     from anchorhoi_jax.body import skinning as sk
-    from anchorhoi_jax.body.skinning import TF32X3, pose, pose_joints, with_tf32x3_blend
+    from anchorhoi_jax.body.skinning import FP32_3XTF32, pose, pose_joints, with_tf32x3_blend
     from anchorhoi_jax.body.smplx import load_smplx, make_params
     from anchorhoi_jax.body.smplx_synthetic import write_synthetic_smplx
 
@@ -149,7 +282,7 @@ def main(argv=None):
 
     model, extras = load_smplx(tmp, num_betas=10, num_expression=10, use_pca=False, flat_hand_mean=False)
     model = jax.device_put(model, gpu)
-    model3 = with_tf32x3_blend(model) if on_gpu else None  # the opt-in error-compensated TF32 variant
+    model3 = with_tf32x3_blend(model)  # carries the split; on CPU the mode computes plain fp32
     old = None
     if args.old_skinning:
         import importlib.util
@@ -164,9 +297,13 @@ def main(argv=None):
     HIGHEST, DEFAULT = jax.lax.Precision.HIGHEST, jax.lax.Precision.DEFAULT
     to_params = jax.jit(jax.vmap(lambda a: make_params(model, extras, **a)))
 
-    def ours_full(prec, posefn=pose):
+    def ours_full(prec, posefn=pose, barrier=False):
         def f(m, p):  # vertices and all 127 joints, both inside the one jit
-            o = posefn(m, p, precision=prec)
+            sk._FEATURE_BARRIER = barrier  # read while tracing (benchmark-only knob)
+            try:
+                o = posefn(m, p, precision=prec)
+            finally:
+                sk._FEATURE_BARRIER = False
             return o.vertices, o.all_joints
 
         return jax.jit(jax.vmap(f, in_axes=(None, 0)))
@@ -205,62 +342,153 @@ def main(argv=None):
         with open(os.path.join(args.out, f"body_forward_{tag}.json"), "w") as fh:
             json.dump(results, fh, indent=1)
 
+    # (output, precision) -> (our function, the model it takes)
     fns = {
-        ("full", "fp32"): ours_full(HIGHEST),
-        ("full", "tf32"): ours_full(DEFAULT),
-        ("joints", "fp32"): ours_joints(HIGHEST),
-        ("joints", "tf32"): ours_joints(DEFAULT),
+        ("full", "fp32"): (ours_full(HIGHEST), model),
+        ("full", "tf32"): (ours_full(DEFAULT), model),
+        ("full", FP32_3XTF32): (ours_full(FP32_3XTF32), model3),
+        ("joints", "fp32"): (ours_joints(HIGHEST), model),
+        ("joints", "tf32"): (ours_joints(DEFAULT), model),
     }
-    bm_fns = {(k, p): bm_fn(k, {"fp32": "highest", "tf32": "tensorfloat32"}[p]) for k, p in fns}
+    peer_prec = {"fp32": "fp32", "tf32": "tf32", FP32_3XTF32: "fp32"}  # 3xTF32 is float32-accurate: peers at fp32
+    bm_fns = {(k, p): bm_fn(k, {"fp32": "highest", "tf32": "tensorfloat32"}[p]) for k in ("full", "joints") for p in ("fp32", "tf32")}
 
-    # --- parity on the GPU (fp32 everywhere) ---
+    # --- parity on the GPU (fp32 everywhere), values and gradients, batch 64 ---
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     xp = _inputs(64, seed=123)
     xj = {k: jnp.asarray(v) for k, v in xp.items()}
     p64 = to_params(xj)
-    verts, joints = fns[("full", "fp32")](model, p64)
     tm.batch_size = 64
-    with torch.no_grad():
-        out = tm(**{k: torch.from_numpy(v).to(tdev) for k, v in xp.items()})
-    v_ref, j_ref = out.vertices.cpu().numpy(), out.joints.cpu().numpy()
+    tx = {k: torch.from_numpy(v).to(tdev).requires_grad_(True) for k, v in xp.items()}
+    out = tm(**tx)
+    rng = onp.random.default_rng(7)
+    cv = rng.normal(size=tuple(out.vertices.shape)).astype(onp.float32)
+    cj = rng.normal(size=tuple(out.joints.shape)).astype(onp.float32)
+    ((out.vertices * torch.from_numpy(cv).to(tdev)).sum() + (out.joints * torch.from_numpy(cj).to(tdev)).sum()).backward()
+    v_ref, j_ref = out.vertices.detach().cpu().numpy(), out.joints.detach().cpu().numpy()
+    g_ref = {k: t.grad.cpu().numpy() for k, t in tx.items() if k != "transl"}
 
-    def verr(v):
-        return float(onp.abs(onp.asarray(v) - v_ref).max())
+    def err(a, ref):
+        return float(onp.abs(onp.asarray(a) - ref).max())
 
-    v_bm = onp.asarray(bm_fns[("full", "fp32")](xj))
-    results["parity_max_vertex_err_m"] = verr(verts)
-    results["parity_max_joint_err_m"] = float(onp.abs(onp.asarray(joints) - j_ref).max())
-    results["parity_max_joint_err_joints_only_m"] = float(
-        onp.abs(onp.asarray(fns[("joints", "fp32")](model, p64)) - j_ref).max()
-    )
-    results["parity_body_models_vs_smplx_vertex_err_m"] = float(onp.abs(v_bm - v_ref).max())
-    results["tf32_max_vertex_err_m"] = verr(fns[("full", "tf32")](model, p64)[0])
-    vfns = {}  # variants of the full forward, timed at batch 2048 below
-    if model3 is not None:
-        vfns["tf32x3_stacked"] = (ours_full(TF32X3), model3)
-    for name in ("TF32_TF32_F32_X3", "BF16_BF16_F32_X6"):
-        vfns[name.lower()] = (ours_full(getattr(jax.lax.DotAlgorithmPreset, name)), model)
-    if old is not None:
-        vfns["previous_skinning_fp32"] = (ours_full(HIGHEST, old.pose), model)
-        vfns["previous_skinning_joints_fp32"] = (ours_joints(HIGHEST, old.pose_joints), model)
-    for name, (f, m) in list(vfns.items()):
-        try:
-            o = f(m, p64)
-            v = o[0] if isinstance(o, tuple) else o
-            ref = v_ref if isinstance(o, tuple) else j_ref
-            kind = "vertex" if isinstance(o, tuple) else "joint"
-            results[f"variant_{name}_{kind}_err_m"] = float(onp.abs(onp.asarray(v) - ref).max())
-        except Exception as e:  # not every jax/GPU combination offers every algorithm
-            results[f"variant_{name}_error"] = f"{type(e).__name__}: {e}"[:300]
-            del vfns[name]
-    print(f"parity vs smplx (GPU, fp32, batch 64): vertices {results['parity_max_vertex_err_m']:.2e} m, "
-          f"joints {results['parity_max_joint_err_m']:.2e} m; TF32 vertices {results['tf32_max_vertex_err_m']:.2e} m",
-          {k: v for k, v in results.items() if k.startswith("variant_")}, flush=True)  # fmt: skip
+    for (kind, prec), (f, m) in fns.items():
+        o = f(m, p64)
+        tag = "" if prec == "fp32" else f"_{prec}"
+        if kind == "full":
+            results[f"parity{tag}_max_vertex_err_m"] = err(o[0], v_ref)
+            results[f"parity{tag}_max_joint_err_m"] = err(o[1], j_ref)
+        else:
+            results[f"parity{tag}_max_joint_err_joints_only_m"] = err(o, j_ref)
+    results["tf32_max_vertex_err_m"] = results.pop("parity_tf32_max_vertex_err_m")
+    results["parity_body_models_vs_smplx_vertex_err_m"] = err(bm_fns[("full", "fp32")](xj), v_ref)
+
+    def grad_errs(prec, m):
+        def loss(inp):
+            p = jax.vmap(lambda a: make_params(model, extras, **a))(inp)
+            o = jax.vmap(lambda q: pose(m, q, precision=prec))(p)
+            return jnp.sum(o.vertices * cv) + jnp.sum(o.all_joints * cj)
+
+        g = jax.jit(jax.grad(loss))(xj)
+        return {k: float(onp.abs(onp.asarray(g[k]) - r).max() / onp.abs(r).max()) for k, r in g_ref.items()}
+
+    for prec, m, tag in ((HIGHEST, model, ""), (FP32_3XTF32, model3, f"_{FP32_3XTF32}")):
+        ge = grad_errs(prec, m)
+        results[f"parity{tag}_grad_rel_err"] = ge
+        results[f"parity{tag}_max_grad_rel_err"] = max(ge.values())
+    print("parity vs smplx (batch 64, fp32):", json.dumps({k: v for k, v in results.items() if k != "rows"}), flush=True)
     save()
 
-    # --- per-part timings at batch 2048, fp32 HIGHEST, each part jitted alone ---
+    if args.wait_for:  # e.g. a GPU test run started beside this process: no timing while it runs
+        t_wait = time.perf_counter()
+        while not os.path.exists(args.wait_for) and time.perf_counter() - t_wait < 120:
+            time.sleep(0.5)
+        results["waited_for_s"] = time.perf_counter() - t_wait
+
     B, P, V = args.breakdown_batch, 486, model.num_vertices
+    pb = jax.block_until_ready(to_params({k: jnp.asarray(v) for k, v in _inputs(B).items()}))
+
+    def jtimed(f, *a, reps=None):
+        ms, pipe = _timed(lambda: f(*a), jax.block_until_ready, reps or args.reps, args.pipeline, args.pipe_reps)
+        return {"per_call_ms": ms, "pipelined_ms": pipe}
+
+    # --- where the wall time goes, and the TF32 row (batch 2048) ---
+    if args.diagnose:
+        dg = results[f"diagnose_b{B}"] = {}
+        f32, _ = fns[("full", "fp32")]
+        ftf, _ = fns[("full", "tf32")]
+        f3x, _ = fns[("full", FP32_3XTF32)]
+        fj, _ = fns[("joints", "fp32")]
+        xb = {k: jnp.asarray(v) for k, v in _inputs(B).items()}
+        nop = jax.jit(lambda m, p: p.transl + 1.0)
+        nop_p = jax.jit(lambda p: p.transl + 1.0)
+        write = jax.jit(lambda p: jnp.zeros((p.transl.shape[0], V, 3), p.transl.dtype) + p.transl[:, None, :])
+        closed = jax.jit(jax.vmap(lambda p: (lambda o: (o.vertices, o.all_joints))(pose(model, p)), in_axes=0))
+        probes = {
+            "nop_model_and_params": (nop, model, pb),
+            "nop_params_only": (nop_p, pb),
+            "write_257mb_output": (write, pb),
+            "ours_full_fp32": (f32, model, pb),
+            "ours_full_fp32_model_closed_over": (closed, pb),
+            "ours_full_tf32": (ftf, model, pb),
+            "ours_full_fp32_3xtf32": (f3x, model3, pb),
+        }
+        compiled_variants = {
+            "ours_full_fp32_compiled_default": (f32, {}),
+            "ours_full_fp32_command_buffers_off": (f32, {"xla_gpu_enable_command_buffer": ""}),
+            "ours_full_tf32_triton_gemm_off": (ftf, {"xla_gpu_enable_triton_gemm": False}),
+        }
+        for name, (f, opts) in compiled_variants.items():
+            try:
+                c = f.lower(model, pb).compile(compiler_options=opts or None)
+                probes[name] = (c, model, pb)
+            except Exception as e:
+                dg[f"{name}_error"] = f"{type(e).__name__}: {e}"[:300]
+        probes["ours_full_tf32_feature_barrier"] = (ours_full(DEFAULT, barrier=True), model, pb)
+        probes["ours_full_tf32_explicit_algorithm"] = (ours_full(jax.lax.DotAlgorithmPreset.TF32_TF32_F32), model, pb)
+        probes["body_models_full_fp32"] = (bm_fns[("full", "fp32")], xb)
+        tm_ = {}
+        for name, (f, *a) in probes.items():
+            try:
+                tm_[name] = jtimed(f, *a)
+            except Exception as e:
+                dg[f"{name}_error"] = f"{type(e).__name__}: {e}"[:300]
+        dg["timings"] = tm_
+        print("diagnose timings", json.dumps(tm_), flush=True)
+        save()
+        # Optimized HLO of the full forward per precision (what XLA runs; GEMM back end and fusions).
+        hlo = dg["hlo"] = {}
+        for name, (f, m) in (("full_fp32", (f32, model)), ("full_tf32", (ftf, model)), ("full_fp32_3xtf32", (f3x, model3))):
+            try:
+                txt = f.lower(m, pb).compile().as_text()
+                with open(os.path.join(args.out, f"body_forward_hlo_{name}_b{B}.txt"), "w") as fh:
+                    fh.write(txt)
+                hlo[name] = _hlo_summary(txt)
+            except Exception as e:
+                hlo[name] = {"error": f"{type(e).__name__}: {e}"[:300]}
+        bar = probes["ours_full_tf32_feature_barrier"][0]
+        try:
+            hlo["full_tf32_feature_barrier"] = _hlo_summary(bar.lower(model, pb).compile().as_text())
+        except Exception as e:
+            hlo["full_tf32_feature_barrier"] = {"error": f"{type(e).__name__}: {e}"[:300]}
+        save()
+        if on_gpu:
+            targets = {n: (lambda f=f, a=a: jax.block_until_ready(f(*a))) for n, (f, *a) in probes.items() if n in tm_}
+            try:
+                dg["trace"] = _trace_calls(targets, 5, tmp)
+            except Exception as e:
+                dg["trace_error"] = f"{type(e).__name__}: {e}"[:300]
+            save()
+        print("diagnose", json.dumps({k: v for k, v in dg.items() if k != "timings"})[:4000], flush=True)
+
+    # --- per-part timings at batch 2048, fp32 HIGHEST, each part jitted alone ---
+    vfns = {}
+    if args.variants:
+        for name in ("TF32_TF32_F32_X3", "BF16_BF16_F32_X6"):
+            vfns[name.lower()] = (ours_full(getattr(jax.lax.DotAlgorithmPreset, name)), model)
+        if old is not None:
+            vfns["previous_skinning_fp32"] = (ours_full(HIGHEST, old.pose), model)
+            vfns["previous_skinning_joints_fp32"] = (ours_joints(HIGHEST, old.pose_joints), model)
     if args.breakdown:
         bd = results["breakdown_b2048"] = {}
         pb = jax.block_until_ready(to_params({k: jnp.asarray(v) for k, v in _inputs(B).items()}))
@@ -302,8 +530,8 @@ def main(argv=None):
             bd["fk_transforms_previous_ms"] = t(transforms(old), model, pb)
         bd["lbs_place_ms"] = t(f_lbs, model, blended, A, root, pb.scale, pb.transl)
         bd["extra_points_ms"] = t(f_extra, verts_b, model.extra_vertex_ids, model.extra_bary)
-        bd["full_ms"] = t(fns[("full", "fp32")], model, pb)
-        bd["joints_only_ms"] = t(fns[("joints", "fp32")], model, pb)
+        bd["full_ms"] = t(fns[("full", "fp32")][0], model, pb)
+        bd["joints_only_ms"] = t(fns[("joints", "fp32")][0], model, pb)
         bd["sum_of_parts_ms"] = sum(bd[k] for k in ("features_ms", "gemm_ms", "fk_transforms_ms", "lbs_place_ms", "extra_points_ms"))
         # GEMM formulations of the same product (fp32 HIGHEST unless named).
         g = bd["gemm_layouts_ms"] = {}
@@ -313,7 +541,7 @@ def main(argv=None):
         g["nt_stored_transposed"] = t(jax.jit(lambda a, b: jax.lax.dot_general(a, b, dn, precision=HIGHEST)), feats, MT)
         g["output_transposed"] = t(jax.jit(lambda b, a: jax.lax.dot_general(b, a, dn, precision=HIGHEST)), MT, feats)
         g["nn_padded_tf32"] = t(jax.jit(lambda a, b: jnp.matmul(a, b, precision=DEFAULT)), feats, model.blend_dirs)
-        if model3 is not None:
+        if on_gpu:
             g["tf32x3_stacked"] = t(jax.jit(sk._tf32x3_product), feats, model3.blend_dirs_tf32x3)
         for name in ("TF32_TF32_F32_X3",):
             try:
@@ -326,14 +554,12 @@ def main(argv=None):
         if on_gpu:
             prof = results["kernel_profile_b2048"] = {}
             targets = {
-                "ours_full_fp32": lambda: jax.block_until_ready(fns[("full", "fp32")](model, pb)),
-                "ours_joints_fp32": lambda: jax.block_until_ready(fns[("joints", "fp32")](model, pb)),
+                "ours_full_fp32": lambda: jax.block_until_ready(fns[("full", "fp32")][0](model, pb)),
+                "ours_joints_fp32": lambda: jax.block_until_ready(fns[("joints", "fp32")][0](model, pb)),
+                "ours_full_fp32_3xtf32": lambda: jax.block_until_ready(fns[("full", FP32_3XTF32)][0](model3, pb)),
                 "body_models_full_fp32": lambda: jax.block_until_ready(bm_fns[("full", "fp32")](
                     {k: jnp.asarray(v) for k, v in _inputs(B).items()})),
             }  # fmt: skip
-            if "tf32x3_stacked" in vfns:
-                f3, m3 = vfns["tf32x3_stacked"]
-                targets["ours_full_tf32x3_stacked"] = lambda: jax.block_until_ready(f3(m3, pb))
             if "previous_skinning_fp32" in vfns:
                 fo, _ = vfns["previous_skinning_fp32"]
                 targets["previous_full_fp32"] = lambda: jax.block_until_ready(fo(model, pb))
@@ -344,49 +570,70 @@ def main(argv=None):
                     prof[name] = {"error": f"{type(e).__name__}: {e}"[:300]}
             save()
 
-    # --- timings ---
+
+    # --- timings: every cell per call and pipelined, same method for all three libraries ---
+    skipped = []
     for batch in order:
+        if args.deadline is not None and time.perf_counter() - t_start > args.deadline:
+            skipped.append(batch)
+            continue
         x = _inputs(batch)
         xj = {k: jax.device_put(jnp.asarray(v), gpu) for k, v in x.items()}
         params = jax.block_until_ready(to_params(xj))
         xt = {k: torch.from_numpy(v).to(tdev) for k, v in x.items()}
         tm.batch_size = batch
-        reps = args.reps if batch <= 2048 else max(5, args.reps // 2)
-        for (kind, prec), f in fns.items():
+        peers = {}  # (output, peer precision) -> timings, shared by the fp32 and 3xTF32 rows
+        # smplx is 10-150x slower per call: fewer of its calls carry the same relative noise.
+        t_reps, t_k, t_pr = max(5, args.reps // 2), max(4, args.pipeline // 2), max(2, args.pipe_reps - 1)
+        for (kind, prec), (f, m) in fns.items():
             row = {"batch": batch, "output": kind, "precision": prec}
-            row["ours_ms"] = _median_ms(lambda: jax.block_until_ready(f(model, params)), reps)
-            g = bm_fns[(kind, prec)]
-            row["body_models_ms"] = _median_ms(lambda: jax.block_until_ready(g(xj)), reps)
-            torch.backends.cuda.matmul.allow_tf32 = prec == "tf32"
-            torch.backends.cudnn.allow_tf32 = prec == "tf32"
+            row["ours_ms"], row["ours_pipelined_ms"] = _timed(
+                lambda: f(m, params), jax.block_until_ready, args.reps, args.pipeline, args.pipe_reps
+            )
+            pp = peer_prec[prec]
+            if (kind, pp) not in peers:
+                g = bm_fns[(kind, pp)]
+                bm_t = _timed(lambda: g(xj), jax.block_until_ready, args.reps, args.pipeline, args.pipe_reps)
+                torch.backends.cuda.matmul.allow_tf32 = pp == "tf32"
+                torch.backends.cudnn.allow_tf32 = pp == "tf32"
 
-            def run_torch():
-                with torch.no_grad():
-                    tm(**xt, return_verts=kind == "full")
-                if tdev == "cuda":
-                    torch.cuda.synchronize()
+                def run_torch():
+                    with torch.no_grad():
+                        return tm(**xt, return_verts=kind == "full")
 
-            row["smplx_ms"] = _median_ms(run_torch, reps)
-            row["ratio_smplx_over_ours"] = row["smplx_ms"] / row["ours_ms"]
-            row["ratio_body_models_over_ours"] = row["body_models_ms"] / row["ours_ms"]
+                def sync(_):
+                    if tdev == "cuda":
+                        torch.cuda.synchronize()
+
+                peers[(kind, pp)] = (bm_t, _timed(run_torch, sync, t_reps, t_k, t_pr))
+            (row["body_models_ms"], row["body_models_pipelined_ms"]), (row["smplx_ms"], row["smplx_pipelined_ms"]) = peers[
+                (kind, pp)
+            ]
+            if prec != pp:
+                row["peer_precision"] = pp
+            for who in ("smplx", "body_models"):
+                row[f"ratio_{who}_over_ours"] = row[f"{who}_ms"] / row["ours_ms"]
+                row[f"ratio_{who}_over_ours_pipelined"] = row[f"{who}_pipelined_ms"] / row["ours_pipelined_ms"]
             results["rows"].append(row)
             print(
-                f"B={batch:5d} {kind:6s} {prec}: ours {row['ours_ms']:8.3f} ms | smplx {row['smplx_ms']:8.3f} ms "
-                f"({row['ratio_smplx_over_ours']:6.1f}x) | body-models {row['body_models_ms']:8.3f} ms "
-                f"({row['ratio_body_models_over_ours']:5.2f}x)",
+                f"B={batch:5d} {kind:6s} {prec:11s}: ours {row['ours_ms']:7.3f} / {row['ours_pipelined_ms']:7.3f} ms | "
+                f"smplx {row['smplx_ms']:8.3f} / {row['smplx_pipelined_ms']:8.3f} | body-models {row['body_models_ms']:7.3f}"
+                f" / {row['body_models_pipelined_ms']:7.3f} (per call / pipelined) t={time.perf_counter() - t_start:.0f}s",
                 flush=True,
             )
         del xt
-        if batch == order[0] and args.variants:
-            # Variants of the full forward in the same process, right after the b2048 rows.
+        if batch == order[0] and vfns:
             vb = results[f"variants_b{batch}_ms"] = {}
             for name, (f, m) in vfns.items():
-                vb[name] = _median_ms(lambda: jax.block_until_ready(f(m, params)), args.reps)
-            vb["current_fp32_again"] = _median_ms(lambda: jax.block_until_ready(fns[("full", "fp32")](model, params)), args.reps)
-            vb["body_models_fp32_again"] = _median_ms(lambda: jax.block_until_ready(bm_fns[("full", "fp32")](xj)), args.reps)
+                try:
+                    vb[name] = _timed(lambda: f(m, params), jax.block_until_ready, args.reps, args.pipeline, args.pipe_reps)
+                except Exception as e:  # not every jax/GPU combination offers every algorithm
+                    vb[name + "_error"] = f"{type(e).__name__}: {e}"[:300]
             print(f"variants b{batch}", json.dumps(vb), flush=True)
         save()
+    results["batches_not_run_deadline"] = skipped
     results["rows"].sort(key=lambda r: (r["batch"], r["output"] != "full", r["precision"]))
+    results["elapsed_s"] = time.perf_counter() - t_start
 
     # --- the floor at batch 2048 ---
     B, S = 2048, model.num_shape
@@ -427,7 +674,7 @@ def main(argv=None):
         results["floor"]["gemm_only_tflops_fp32"] = (gemm_flops + shape_flops) / bd["gemm_ms"] / 1e9
 
     def row(b, kind, prec):
-        return next(r for r in results["rows"] if (r["batch"], r["output"], r["precision"]) == (b, kind, prec))
+        return next((r for r in results["rows"] if (r["batch"], r["output"], r["precision"]) == (b, kind, prec)), None)
 
     summary = {
         "device": f"{device_name} ({gpu.device_kind})",
@@ -436,10 +683,15 @@ def main(argv=None):
             "smplx": getattr(smplx, "__version__", "0.1.28"), "body_models": _version("body-models"),
         },  # fmt: skip
         "command": "python benchmarks/body_forward.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "timing": (
+            f"per call: median of {args.reps} synchronised calls after 3 warm-up calls; pipelined: {args.pipeline} calls "
+            f"back to back + one sync, / {args.pipeline}, median of {args.pipe_reps}; smplx: fewer calls "
+            "(see _timed / the timing loop)"
+        ),
         "synthetic_write_s": write_s,
     }
-    if 2048 in batches:
-        r = row(2048, "full", "fp32")
+    r = row(2048, "full", "fp32")
+    if r is not None:
         summary.update(
             smplx_ms_b2048_fp32=r["smplx_ms"],
             body_models_ms_b2048_fp32=r["body_models_ms"],
@@ -447,9 +699,30 @@ def main(argv=None):
             ratio_b2048_fp32=r["ratio_smplx_over_ours"],
             ratio_vs_body_models_b2048_fp32=r["ratio_body_models_over_ours"],
             gap_to_floor_b2048_fp32=r["ours_ms"] / results["floor"]["floor_fp32_ms"],
+            smplx_pipelined_ms_b2048_fp32=r["smplx_pipelined_ms"],
+            body_models_pipelined_ms_b2048_fp32=r["body_models_pipelined_ms"],
+            jax_pipelined_ms_b2048_fp32=r["ours_pipelined_ms"],
+            ratio_pipelined_b2048_fp32=r["ratio_smplx_over_ours_pipelined"],
+            ratio_vs_body_models_pipelined_b2048_fp32=r["ratio_body_models_over_ours_pipelined"],
         )
-        rt = row(2048, "full", "tf32")
-        summary.update(jax_ms_b2048_tf32=rt["ours_ms"], gap_to_floor_b2048_tf32=rt["ours_ms"] / floor_tf32_ms)
+    r3 = row(2048, "full", FP32_3XTF32)
+    if r3 is not None:
+        summary.update(
+            jax_ms_b2048_fp32_3xtf32=r3["ours_ms"],
+            jax_pipelined_ms_b2048_fp32_3xtf32=r3["ours_pipelined_ms"],
+            ratio_b2048_fp32_3xtf32=r3["ratio_smplx_over_ours"],
+            ratio_vs_body_models_b2048_fp32_3xtf32=r3["ratio_body_models_over_ours"],
+            ratio_vs_body_models_pipelined_b2048_fp32_3xtf32=r3["ratio_body_models_over_ours_pipelined"],
+            parity_max_vertex_err_m_fp32_3xtf32=results[f"parity_{FP32_3XTF32}_max_vertex_err_m"],
+            parity_max_joint_err_m_fp32_3xtf32=results[f"parity_{FP32_3XTF32}_max_joint_err_m"],
+            parity_max_grad_rel_err_fp32_3xtf32=results[f"parity_{FP32_3XTF32}_max_grad_rel_err"],
+        )
+    rt = row(2048, "full", "tf32")
+    if rt is not None:
+        summary.update(
+            jax_ms_b2048_tf32=rt["ours_ms"], jax_pipelined_ms_b2048_tf32=rt["ours_pipelined_ms"],
+            gap_to_floor_b2048_tf32=rt["ours_ms"] / floor_tf32_ms,
+        )  # fmt: skip
     results = {**summary, **results}
     with open(os.path.join(args.out, "body_forward.json"), "w") as fh:
         json.dump(results, fh, indent=1)
@@ -471,13 +744,17 @@ def _version(dist):
 
 def _table(results):
     lines = [
-        "| batch | output | precision | ours ms | smplx ms | body-models ms | smplx/ours | body-models/ours |",
-        "|---:|---|---|---:|---:|---:|---:|---:|",
+        "| batch | output | precision | ours ms | smplx ms | body-models ms | smplx/ours | body-models/ours |"
+        " ours pipelined | smplx pipelined | body-models pipelined | smplx/ours pipelined | body-models/ours pipelined |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results["rows"]:
+        prec = r["precision"] + (f" (peers {r['peer_precision']})" if "peer_precision" in r else "")
         lines.append(
-            f"| {r['batch']} | {r['output']} | {r['precision']} | {r['ours_ms']:.3f} | {r['smplx_ms']:.3f} | "
-            f"{r['body_models_ms']:.3f} | {r['ratio_smplx_over_ours']:.1f}x | {r['ratio_body_models_over_ours']:.2f}x |"
+            f"| {r['batch']} | {r['output']} | {prec} | {r['ours_ms']:.3f} | {r['smplx_ms']:.3f} | "
+            f"{r['body_models_ms']:.3f} | {r['ratio_smplx_over_ours']:.1f}x | {r['ratio_body_models_over_ours']:.2f}x | "
+            f"{r['ours_pipelined_ms']:.3f} | {r['smplx_pipelined_ms']:.3f} | {r['body_models_pipelined_ms']:.3f} | "
+            f"{r['ratio_smplx_over_ours_pipelined']:.1f}x | {r['ratio_body_models_over_ours_pipelined']:.2f}x |"
         )
     return "\n".join(lines)
 
