@@ -36,6 +36,7 @@ from jaxtyping import Array, Float, Int
 from anchorhoi_jax.body.model import BodyModel, BodyParams, depth_levels
 from anchorhoi_jax.body.part_volumes import PartVolumes, fit_part_volumes, inside_depth, pose_part_volumes
 from anchorhoi_jax.body.skinning import forward_kinematics, pose, rest_joints, rest_orientations, rest_vertices, rodrigues
+from anchorhoi_jax.geometry.cameras import project
 from anchorhoi_jax.geometry.mesh import farthest_point_sampling, vertex_normals
 from anchorhoi_jax.geometry.rotations import axis_angle_to_matrix
 from anchorhoi_jax.geometry.sdf import SDFGrid, sample_sdf, sdf_grid_from_mesh
@@ -50,11 +51,12 @@ from anchorhoi_jax.losses.regularizers import (
     self_penetration,
 )
 from anchorhoi_jax.losses.reprojection import reprojection_loss
+from anchorhoi_jax.losses.silhouette import silhouette_coverage, silhouette_inside, silhouette_targets
 from anchorhoi_jax.stages.contacts import ContactPairs, extract_contacts, object_surface_points
 
 HIGHEST = jax.lax.Precision.HIGHEST
 LOSS_TERMS = ("keypoints", "contact", "pen_object", "pen_parts", "smooth_joints", "smooth_object", "self_pen",
-              "pose_prior", "render")
+              "pose_prior", "render", "silhouette")
 SMPLX_BODY_JOINTS = tuple(range(1, 22))  # SMPL-X body_pose: joints 1..21 (63 values)
 
 
@@ -83,6 +85,9 @@ class MotionWeights:
     self_pen: Float[Array, ""] = 1.0
     pose_prior: Float[Array, ""] = 1e-5
     render: Float[Array, ""] = 0.0
+    # Mask silhouettes (part of L_reg's rendered-frame comparison, losses/silhouette.py); active only
+    # when the data carries masks (prepare_motion_data(human_masks=..., object_masks=...)).
+    silhouette: Float[Array, ""] = 1.0
     # Update gates (not loss weights): multiply the Adam updates of the body pose and of the object
     # motion; 0 freezes them (the global stage of `motion_phases`). Traced like the weights.
     pose_update: Float[Array, ""] = 1.0
@@ -149,6 +154,11 @@ class MotionData:
     # with the valid pairs first, and their mask; None = all N_o slots of `contacts` (mostly masked).
     contact_slots: Any = None
     contact_slot_mask: Any = None
+    # Per-frame human/object instance masks as silhouette tables (losses/silhouette.SilhouetteTargets),
+    # and (2,) the surface-sample spacing (m) of the projected body points (the L_pen subset) and of
+    # the object points, which sets the coverage tolerance; None = no masks (term off).
+    silhouette: Any = None
+    silhouette_spacing: Any = None
 
     @property
     def num_frames(self) -> int:
@@ -198,6 +208,10 @@ class MotionConfig:
     pose_prior: PosePrior = pose_prior_l2
     render_fn: Callable | None = None  # (vertices (V,3), R_obj, t_obj, frame_index) -> (image, mask)
     render_model: Any = None  # BodyModel for full-mesh skinning when render_fn is set
+    # Silhouette term (losses/silhouette.py): hinge of the inside side (mask boundary imperfection,
+    # pixels) and of the coverage side (τ_inside + factor × sample spacing projected at each frame's depth).
+    silhouette_tolerance_px: float = 1.0
+    silhouette_spacing_factor: float = 1.0
 
     def __post_init__(self):
         if self.lbs not in ("dense", "sparse"):
@@ -265,6 +279,10 @@ def prepare_motion_data(
     contact_target: str = "static",
     pen_parts_static_allowance: bool = False,
     max_contact_pairs: int = 256,
+    human_masks=None,
+    object_masks=None,
+    silhouette_samples: int = 128,
+    silhouette_stride: int = 2,
 ) -> MotionData:
     """Precompute contacts (Eq. 3), object SDF grid, part capsules and the skinned vertex subset.
 
@@ -273,7 +291,11 @@ def prepare_motion_data(
     `max_contact_pairs`: L_C skins only this many pair slots (valid pairs first; if Eq. 3 keeps
     more, a farthest-point subset of them, which leaves Eq. 6's mean nearly unchanged); 0 = all
     N_o slots. `data.contacts` keeps the full Eq. 3 result either way.
+    `human_masks`, `object_masks`: optional per-frame instance masks (L, H, W) (H, W from
+    `image_size` = (W, H)) for the silhouette part of L_reg (losses/silhouette.py): boundary samples
+    per mask and frame (`silhouette_samples`) and distance tables subsampled by `silhouette_stride`.
     """
+    _check_masks(human_masks, object_masks, keypoints, image_size)
     posed = pose(model, BodyParams(betas=static.betas, pose=static.pose, transl=static.transl, scale=static.scale))
     nrm = vertex_normals(posed.vertices, model.faces)
     k_surf, _ = jax.random.split(key)
@@ -322,6 +344,11 @@ def prepare_motion_data(
         caps = pose_part_volumes(parts, posed.T_world_joint, static.scale)  # as frame_forward places them
         o_w = o_pts @ static.R_world_obj.T + static.t_world_obj[None]
         allowance = jax.nn.relu(inside_depth(o_w, *caps))
+    silhouette = spacing = None
+    if human_masks is not None:
+        silhouette = silhouette_targets(human_masks, object_masks, num_samples=silhouette_samples, stride=silhouette_stride)
+        spacing = jnp.asarray([float(static.scale) * _sample_spacing(v_rest[jnp.asarray(pen_vertices)]),
+                               _sample_spacing(o_pts)], jnp.float32)
     return MotionData(
         static=static,
         j_rest=j_rest,
@@ -354,7 +381,34 @@ def prepare_motion_data(
         kp_point_weights=kp_point_weights,
         kp_joint_moments=kp_moments,
         pen_parts_allowance=allowance,
+        silhouette=silhouette,
+        silhouette_spacing=spacing,
     )
+
+
+def _check_masks(human_masks, object_masks, keypoints, image_size) -> None:
+    """One-line errors for the silhouette inputs: both or neither, each (L, H, W) matching the keypoints and image."""
+    if human_masks is None and object_masks is None:
+        return
+    if human_masks is None or object_masks is None:
+        raise ValueError("prepare_motion_data: give both human_masks and object_masks (or neither)")
+    L = onp.shape(keypoints)[0]
+    W, H = (int(x) for x in onp.asarray(image_size).reshape(-1)[:2])
+    for name, m in (("human_masks", human_masks), ("object_masks", object_masks)):
+        if onp.shape(m) != (L, H, W):
+            raise ValueError(f"prepare_motion_data: {name} must be (L, H, W) = ({L}, {H}, {W}) (keypoint frames, "
+                             f"image_size), got {onp.shape(m)}")
+
+
+def _sample_spacing(points) -> float:
+    """90th percentile of the nearest-neighbour distance (m) in a point sample: how far apart its points are."""
+    from scipy.spatial import cKDTree
+
+    p = onp.asarray(points, onp.float64)
+    if len(p) < 2:
+        return 0.0
+    d, _ = cKDTree(p).query(p, k=2)
+    return float(onp.percentile(d[:, 1], 90))
 
 
 def _contact_slots(contacts: ContactPairs, max_pairs: int):
@@ -557,8 +611,41 @@ def motion_loss_seeds(params: MotionParams, data: MotionData, weights: MotionWei
             values["render"] = jax.vmap(lambda p: _render_term(p, data, cfg))(params)
         else:
             values["render"] = zero
+        if data.silhouette is not None and "silhouette" not in cfg.skip_terms:
+            values["silhouette"] = _silhouette_term(data, cfg, out, S, L)
+        else:
+            values["silhouette"] = zero
         total = sum(getattr(weights, k) * v for k, v in values.items())  # Eq. 4, per seed
         return jnp.sum(total), (total, values)
+
+
+def _silhouette_term(data: MotionData, cfg: MotionConfig, out: FrameOutputs, S: int, L: int):
+    """Silhouette part of L_reg (losses/silhouette.py) per seed (S,): the posed L_pen body points and
+    the object surface points, projected, against frame i's mask tables (inside + both coverages)."""
+    sil = data.silhouette
+    norm = jnp.max(data.image_size)
+    focal = data.K[0, 0]
+    tol = cfg.silhouette_tolerance_px
+
+    def one(human, R, t, f):
+        obj = _mv(R[None], data.object_points) + t[None]
+        uv_h, z_h = project(data.K, data.T_cam_world, human)
+        uv_o, z_o = project(data.K, data.T_cam_world, obj)
+        w_h, w_o = (z_h > 0.05).astype(jnp.float32), (z_o > 0.05).astype(jnp.float32)
+        # Coverage hinge: the sample spacing projected at this frame's depth (not differentiated: a
+        # tolerance, not a way to lower the loss by moving away).
+        depth = jax.lax.stop_gradient(jnp.stack([jnp.sum(w_h * z_h) / jnp.maximum(jnp.sum(w_h), 1.0),
+                                                 jnp.sum(w_o * z_o) / jnp.maximum(jnp.sum(w_o), 1.0)]))
+        tol_cov = tol + cfg.silhouette_spacing_factor * data.silhouette_spacing * focal / jnp.maximum(depth, 0.05)
+        inside = silhouette_inside(jnp.concatenate([uv_h, uv_o]), jnp.concatenate([w_h, w_o]), sil.outside_distance, f,
+                                   sil.stride, norm, tol)[0]
+        cov_h = silhouette_coverage(uv_h, w_h, sil.human_samples[f], sil.human_weight[f], norm, tol_cov[0])[0]
+        cov_o = silhouette_coverage(uv_o, w_o, sil.object_samples[f], sil.object_weight[f], norm, tol_cov[1])[0]
+        return sil.frame_weight[f] * inside + cov_h + cov_o
+
+    frame = jnp.tile(jnp.arange(L, dtype=jnp.int32), S)
+    v = jax.vmap(one)(out.pen_points, out.R_obj, out.t_obj, frame)
+    return jnp.mean(v.reshape(S, L), axis=1)
 
 
 def _render_term(params: MotionParams, data: MotionData, cfg: MotionConfig):
