@@ -446,6 +446,12 @@ def main(argv=None):
                 dg[f"{name}_error"] = f"{type(e).__name__}: {e}"[:300]
         probes["ours_full_tf32_feature_barrier"] = (ours_full(DEFAULT, barrier=True), model, pb)
         probes["ours_full_tf32_explicit_algorithm"] = (ours_full(jax.lax.DotAlgorithmPreset.TF32_TF32_F32), model, pb)
+        # Session 1 timed vertices only inside the jit (joints concatenated outside): is the TF32 row's jump from that?
+        for pn, pr in (("fp32", HIGHEST), ("tf32", DEFAULT)):
+            vo = jax.jit(jax.vmap(lambda m, p, pr=pr: pose(m, p, precision=pr).vertices, in_axes=(None, 0)))
+            probes[f"ours_full_{pn}_vertices_only"] = (vo, model, pb)
+            if old is not None:
+                probes[f"previous_skinning_full_{pn}"] = (ours_full(pr, old.pose), model, pb)
         probes["body_models_full_fp32"] = (bm_fns[("full", "fp32")], xb)
         tm_ = {}
         for name, (f, *a) in probes.items():
