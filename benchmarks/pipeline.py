@@ -39,9 +39,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 # Reduced step counts of the GPU run (paper / default counts in PAPER_STEPS).
 GPU_OVERRIDES = [
-    "compose.coarse.steps=40", "compose.coarse.log_every=20",
-    "compose.avatar.steps=40", "compose.avatar.log_every=20",
-    "compose.object.steps=40", "compose.object.log_every=20",
+    "compose.coarse.steps=30", "compose.coarse.log_every=10",
+    "compose.avatar.steps=30", "compose.avatar.log_every=10",
+    "compose.object.steps=30", "compose.object.log_every=10",
     # Rematerialised NeRF renders: 4 seeds of the default coarse forward need ~123 GB without it
     # (benchmarks/results/composition.md); both seed counts run with it, so the ratio compares like with like.
     "compose.coarse.render.remat=true", "compose.object.render.remat=true",
@@ -288,6 +288,17 @@ def real_size_priors(cfg, device, dtype, *, accelerate: bool = False):
     return out
 
 
+def priors_state(priors) -> dict:
+    """How the shared torch priors ran: mode, memory format, captured CUDA graphs (UNet; VAE encoder VJP)."""
+    out = {}
+    for name, p in priors.torch_priors.items():
+        enc = getattr(p, "_encoder", None)
+        out[name] = {"accelerated": p.accelerated, "channels_last": p.memory_format == __import__("torch").channels_last,
+                     "unet_graphs": len(getattr(p._unet_runner, "graphs", {}) or {}),
+                     "encoder_vjp_graphs": len(getattr(enc, "graphs", {}) or {}) if enc is not None else None}
+    return out
+
+
 def object_guidance_ab(priors, seeds: int, torch, *, calls: int = 10, warmup: int = 3) -> dict:
     """The object stage's guidance (T_object + layout T_inter chunks) per step, chunk by chunk vs fused
     (StackedGuidance(fuse=True)), same process, same inputs: median ms of `calls` synchronised calls."""
@@ -356,6 +367,7 @@ def run_gpu(args) -> dict:
     res["priors_accelerate"] = (f"{cfg1.compose.guidance.accelerate}, channels_last={cfg1.compose.guidance.channels_last}"
                                 if args.accelerate and not args.tiny else "none (eager)")
     res["priors_build_s"] = time.perf_counter() - t0
+    res["render_remat"] = {"coarse": cfg1.compose.coarse.render.remat, "object": cfg1.compose.object.render.remat}
     res["paper_steps"] = paper_steps(cfg1)
     import importlib.util
 
@@ -405,6 +417,8 @@ def run_gpu(args) -> dict:
                "seed_infos": infos, "checkpoints": checkpoint_costs(log_lines),
                "phases": phase_summary(records, prior_events, stage_windows(log_lines)) if args.phases else None}
         res[f"s{seeds}"] = out
+        if priors is not None:
+            out["priors_state"] = priors_state(priors)
         if args.ab and priors is not None and device == "cuda":
             try:
                 out["object_guidance_ab"] = object_guidance_ab(priors, seeds, torch)

@@ -503,8 +503,13 @@ def fit(
     params, keys = st.params, st.key
     history: list[dict] = []
     start = int(steps[0])
+    # Step i+1's draw is dispatched before step i runs (it depends on the keys only): reading its views back
+    # then never waits for step i's update, so the GPU does not idle while the host prepares a step.
+    pending = draw(keys, target) if start < cfg.steps else None
     for i in range(start, cfg.steps):
-        keys, cams, bg, light, az, el, c2w = draw(keys, target)
+        keys, cams, bg, light, az, el, c2w = pending
+        if i + 1 < cfg.steps:
+            pending = draw(keys, target)
         batch = AvatarBatch(cameras=cams, background=bg, light=light, body=body, topology=topo, weights=weights)
         views = ViewInfo(azimuth_deg=onp.asarray(az).reshape(-1), elevation_deg=onp.asarray(el).reshape(-1),
                          camera_to_world=onp.asarray(c2w).reshape(-1, 4, 4), views_per_sample=cfg.views_per_sample)
