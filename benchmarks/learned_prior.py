@@ -331,10 +331,13 @@ def markdown(r: dict) -> str:
 
 
 def parse_sweep(text: str) -> list[dict]:
-    """'scale=20,offset=6,tmax=0.98,lr=0.01;...' -> one dict per config (missing keys: the defaults)."""
+    """'scale=20,offset=6,tmax=0.98,lr=0.01;...' -> one dict per config (missing keys: the defaults).
+
+    Keys: scale (CFG), offset (start density shift), tmax / tend (t_max at the first / last step), lr,
+    est (0 = SDS Eq. 1, 1 = the denoised-target estimator), k (its DDIM steps)."""
     out = []
     for part in text.split(";"):
-        cfg = dict(scale=15.0, offset=6.0, tmax=0.98, lr=1e-2)
+        cfg = dict(scale=15.0, offset=6.0, tmax=0.98, tend=0.5, lr=1e-2, est=0.0, k=4.0)
         for kv in filter(None, part.split(",")):
             k, v = kv.split("=")
             if k not in cfg:
@@ -342,6 +345,17 @@ def parse_sweep(text: str) -> list[dict]:
             cfg[k] = float(v)
         out.append(cfg)
     return out
+
+
+ESTIMATORS = ("sds", "denoised")
+
+
+def sds_settings(*, tmax: float, tend: float, est: float, k: float, steps: int) -> SDSConfig:
+    """SDSConfig of a run: t_max annealed linearly tmax -> tend over `steps`; the denoised estimator
+    with uniform w(t) (its residual z - x0_hat already shrinks with t), Eq. 1 with DreamFusion's w(t)."""
+    e = ESTIMATORS[int(est)]
+    return SDSConfig(t_range_start=(0.02, tmax), t_range_end=(0.02, tend), anneal_steps=steps, anneal="linear",
+                     estimator=e, denoise_steps=int(k), weighting="uniform" if e == "denoised" else "sds")
 
 
 def sweep(args, out: Path, log, prior_dir, det, field, rcfg, res, device, dtype) -> dict:
@@ -356,13 +370,12 @@ def sweep(args, out: Path, log, prior_dir, det, field, rcfg, res, device, dtype)
     n = args.sweep_steps
     parts = []
     for i, c in runs:
-        sds = SDSConfig(t_range_start=(0.02, cfgs[i]["tmax"]), t_range_end=(0.02, args.t_max_end), anneal_steps=n,
-                        anneal="linear")
+        sds = sds_settings(tmax=cfgs[i]["tmax"], tend=cfgs[i]["tend"], est=cfgs[i]["est"], k=cfgs[i]["k"], steps=n)
         g = GuidanceConfig(kind="real", if_dir=str(prior_dir), mvdream_weight=0.0, if_scale=cfgs[i]["scale"], sds=sds)
         parts.append((build_guidance(lpd.class_prompt(c), g, device=device, dtype=dtype), 1.0))
     guidance = StackedGuidance(parts)
     ccfg = coarse.CoarseConfig(field=field, render=rcfg, resolution=res, steps=n, views=args.views, log_every=50,
-                               shading=coarse.ShadingConfig(albedo_steps=n, background="white"))
+                               shading=coarse.ShadingConfig(albedo_steps=n, background=args.background))
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(7), args.seed_offset + i))(jnp.arange(S))
     st = coarse.init_seeds(keys, ccfg)
     st = st.replace(params=empty_outside_blob(st.params, jnp.asarray([cfgs[i]["offset"] for i, _ in runs])))
@@ -415,6 +428,15 @@ def main(argv=None) -> None:
     ap.add_argument("--sparsity", type=float, default=1.0)
     ap.add_argument("--blob-density", type=float, default=10.0)
     ap.add_argument("--blob-radius", type=float, default=0.5)
+    ap.add_argument("--blob-axes", default="1,1,1",
+                    help="x,y,z factors of the start blob's radius (nerf.field.FieldConfig.blob_axes); e.g. 0.5,1.6,0.5 "
+                         "is a person-sized upright ellipsoid, the same for every class and both arms' fairness unaffected")
+    ap.add_argument("--background", default="white", choices=("white", "random"),
+                    help="backdrop of every SDS view of both arms: white (the session-3 data) or a uniform random "
+                         "colour per view (DreamFusion; pair with train_prior.py --random-backdrop)")
+    ap.add_argument("--estimator", default="sds", choices=ESTIMATORS,
+                    help="guidance estimator of both arms: sds (Eq. 1) or denoised (priors.sds multi-step target)")
+    ap.add_argument("--denoise-steps", type=int, default=4, help="DDIM steps of the denoised estimator")
     ap.add_argument("--density-offset", type=float, default=6.0,
                     help="raw density shift of the fresh field (empty_outside_blob); 0 = the field's own start")
     ap.add_argument("--t-max-start", type=float, default=0.98, help="t_max of the first SDS step")
@@ -450,6 +472,7 @@ def main(argv=None) -> None:
         chosen = max(sw["per_config"], key=lambda r: r["human_prob"])
         c = chosen["config"]
         args.if_scale, args.density_offset, args.t_max_start, args.lr = c["scale"], c["offset"], c["tmax"], c["lr"]
+        args.t_max_end, args.estimator, args.denoise_steps = c["tend"], ESTIMATORS[int(c["est"])], int(c["k"])
         chosen = dict(chosen, rule="max mean human probability of the coarse renders (sweep on tuning keys)",
                       sweep_seed_offset=sw["seed_offset"], sweep_steps=sw["steps"], all_configs=sw["per_config"])
     t_start = time.perf_counter()
@@ -466,7 +489,8 @@ def main(argv=None) -> None:
 
     # Albedo shading (no normals: a third of the lambertian step) over the white backdrop the prior was
     # trained on; remat keeps the vjp residuals of 16 runs small.
-    blob = dict(blob_density=args.blob_density, blob_radius=args.blob_radius)
+    blob = dict(blob_density=args.blob_density, blob_radius=args.blob_radius,
+                blob_axes=tuple(float(a) for a in args.blob_axes.split(",")))
     res, field, rcfg, n_anchor_rays = 64, FieldConfig(log2_table_size=16, max_resolution=512, **blob), \
         RenderConfig(n_coarse=32, n_fine=32, shading="albedo", remat=True), 4096
     if args.smoke:
@@ -489,8 +513,8 @@ def main(argv=None) -> None:
         return sweep(args, out, log, prior_dir, det, field, rcfg, res, device, dtype)
 
     def make_guidance(anneal_steps: int):
-        sds = SDSConfig(t_range_start=(0.02, args.t_max_start), t_range_end=(0.02, args.t_max_end), anneal_steps=anneal_steps,
-                        anneal="linear")
+        sds = sds_settings(tmax=args.t_max_start, tend=args.t_max_end, est=ESTIMATORS.index(args.estimator),
+                           k=args.denoise_steps, steps=anneal_steps)
         gcfg = GuidanceConfig(kind="real", if_dir=str(prior_dir), mvdream_weight=0.0, if_scale=args.if_scale, sds=sds)
         # runs are class-major: chunk i = the seeds of run_classes[i]
         return StackedGuidance([(build_guidance(lpd.class_prompt(c), gcfg, device=device, dtype=dtype), 1.0)
@@ -502,7 +526,7 @@ def main(argv=None) -> None:
     # ---- configs of both arms. White backdrop on every SDS view (the training renders' backdrop);
     # albedo only (the renders' headlight shading is baked into the albedo).
     ccfg = coarse.CoarseConfig(field=field, render=rcfg, resolution=res, steps=args.steps, views=args.views,
-                               log_every=50, shading=coarse.ShadingConfig(albedo_steps=args.steps, background="white"))
+                               log_every=50, shading=coarse.ShadingConfig(albedo_steps=args.steps, background=args.background))
     root = jax.random.key(7)
     keys = jax.vmap(lambda i: jax.random.fold_in(root, args.seed_offset + i))(jnp.arange(S))
     weights = coarse.CoarseWeights.default(lr=args.lr, sparsity=args.sparsity)
@@ -673,7 +697,8 @@ def main(argv=None) -> None:
         seconds=dict(coarse=coarse_s, anchor_and_detect=anchor_s, pose_fit=fit_s, direct=direct_s,
                      total=time.perf_counter() - t_start),
         settings=dict(resolution=res, views=args.views, if_scale=args.if_scale, lr=args.lr, sparsity=args.sparsity,
-                      density_offset=args.density_offset, t_max=(args.t_max_start, args.t_max_end), background="white",
+                      density_offset=args.density_offset, t_max=(args.t_max_start, args.t_max_end), background=args.background,
+                      estimator=args.estimator, denoise_steps=args.denoise_steps,
                       step_times_ms=dict(coarse=1e3 * t_coarse, direct=1e3 * t_direct), field=dataclasses.asdict(field),
                       render=dataclasses.asdict(rcfg), canonical_views=dataclasses.asdict(views),
                       contact_m=args.contact_m, detector="heatmap UNet trained on the same renders (train_prior.py)"),

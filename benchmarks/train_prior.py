@@ -189,10 +189,26 @@ def encode_prompts(text_encoder, tokenizer, prompts, device, max_length: int = M
     return text_encoder(tok.input_ids.to(device), attention_mask=tok.attention_mask.to(device))[0]
 
 
+def recomposite(x0: torch.Tensor, alpha: torch.Tensor, bg: torch.Tensor, white: float = 1.0) -> torch.Tensor:
+    """Images rendered over a uniform `white`-valued backdrop, moved onto backdrop colours `bg`.
+
+    x0 (N, 3, H, W) = premultiplied foreground + (1 - alpha) white, alpha (N, 1, H, W) the foreground
+    coverage (human + object, exact for the box-filtered hard raster), bg (N, 3, 1, 1). Any model range.
+    """
+    return x0 + (1.0 - alpha) * (bg - white)
+
+
 def train_prior(data, *, unet_config=UNET_CONFIG, steps: int, batch: int, lr: float = 3e-4, seed: int = 0,
                 device="cuda", p_uncond: float = 0.1, p_untagged: float = 0.05, ema_decay: float = 0.999,
-                max_minutes: float | None = None, log_every: int = 500, log=print, text_dim: int | None = None):
-    """Noise-prediction training; returns (unet_ema, text_encoder_ema, tokenizer, scheduler, history)."""
+                max_minutes: float | None = None, log_every: int = 500, log=print, text_dim: int | None = None,
+                random_backdrop: float = 0.0):
+    """Noise-prediction training; returns (unet_ema, text_encoder_ema, tokenizer, scheduler, history).
+
+    random_backdrop: fraction of training images whose white backdrop is replaced by a uniform random
+    colour (needs data["human"] and data["obj"] coverage): DreamFusion's random backgrounds, so that
+    "the object vanished into the backdrop" is not an image the prior explains (the SDS views then draw
+    random backdrops too).
+    """
     import copy
 
     device = torch.device(device)
@@ -202,6 +218,9 @@ def train_prior(data, *, unet_config=UNET_CONFIG, steps: int, batch: int, lr: fl
     sched = build_scheduler()
     res = unet_config["sample_size"]
     images = torch.as_tensor(onp.asarray(data["image"])).to(device)  # (N, H, W, 3) uint8
+    if random_backdrop > 0:
+        cover = torch.as_tensor(onp.minimum(onp.asarray(data["human"], onp.int32) + onp.asarray(data["obj"], onp.int32),
+                                            255).astype(onp.uint8)).to(device)  # (N, H, W) uint8
     prompts, tagged, untagged = prompt_table(data)
     tagged, untagged = torch.as_tensor(tagged, device=device), torch.as_tensor(untagged, device=device)
     uncond_idx = len(prompts) - 1
@@ -233,6 +252,10 @@ def train_prior(data, *, unet_config=UNET_CONFIG, steps: int, batch: int, lr: fl
             log(f"prior: {1e3 * per_step:.1f} ms/step over the first {probe} steps -> {total[0]} steps")
         idx = torch.randint(0, N, (batch,), generator=gen, device=device)
         x0 = images[idx].permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        if random_backdrop > 0:
+            bg = torch.rand((batch, 3, 1, 1), generator=gen, device=device) * 2 - 1
+            use = torch.rand((batch, 1, 1, 1), generator=gen, device=device) < random_backdrop
+            x0 = torch.where(use, recomposite(x0, cover[idx][:, None].float() / 255.0, bg), x0)
         if x0.shape[-1] != res:
             x0 = F.interpolate(x0, size=(res, res), mode="bilinear", antialias=True, align_corners=False)
         flip = torch.rand(batch, generator=gen, device=device) < 0.5
@@ -478,6 +501,8 @@ def main(argv=None) -> None:
     ap.add_argument("--max-minutes", type=float, default=6.0)
     ap.add_argument("--detector-steps", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--random-backdrop", type=float, default=0.0,
+                    help="fraction of images moved onto a uniform random backdrop colour (coverage from the data)")
     ap.add_argument("--no-samples", action="store_true", help="skip the per-class sample grids")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args(argv)
@@ -495,13 +520,15 @@ def main(argv=None) -> None:
     print(f"data: {len(data['image'])} images, classes {list(data['classes'])}", flush=True)
     t0 = time.perf_counter()
     unet, te, tok, sched, info = train_prior(data, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
-                                             device=args.device, max_minutes=args.max_minutes)
+                                             device=args.device, max_minutes=args.max_minutes,
+                                             random_backdrop=args.random_backdrop)
     train_minutes = (time.perf_counter() - t0) / 60
     save_prior(out, unet, te, tok, sched, fp16=True)
     # Round trip through the production loader: same eps as the in-memory EMA model (fp16 vs bf16/fp32).
     dtype = torch.float16 if args.device.startswith("cuda") else torch.float32
     prior = IFPrior.from_pretrained(out, device=args.device, dtype=dtype) if dtype == torch.float16 else None
     summary = dict(train_minutes=train_minutes, steps_done=info["steps_done"], batch=args.batch,
+                   random_backdrop=args.random_backdrop, lr=args.lr,
                    params_million=count_params(unet) / 1e6, text_encoder_params_million=count_params(te) / 1e6,
                    images=int(len(data["image"])), history=info["history"],
                    unet_fp16_mb=sum(p.stat().st_size for p in (out / "unet").glob("*.safetensors")) / 2**20)

@@ -29,6 +29,8 @@ class FieldConfig:
     """Static field settings (hashable; changing one recompiles).
 
     center / bound: the field lives in the axis-aligned box center ± bound (metres, world frame).
+    blob_axes: per-axis factors of blob_radius (x, y, z): (1, 1, 1) is the sphere; e.g. (0.5, 1.6, 0.5)
+      is an upright ellipsoid the size of a standing person (a class-agnostic text-to-3D start).
     """
 
     n_levels: int = 16
@@ -43,8 +45,11 @@ class FieldConfig:
     density_activation: str = "trunc_exp"
     blob_density: float = 10.0
     blob_radius: float = 0.5
+    blob_axes: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
     def __post_init__(self):
+        if len(self.blob_axes) != 3 or not all(a > 0 for a in self.blob_axes):
+            raise ValueError(f"FieldConfig: blob_axes must be 3 positive factors, got {tuple(self.blob_axes)}")
         if self.density_activation not in ("trunc_exp", "softplus"):
             raise ValueError(f"FieldConfig: density_activation must be 'trunc_exp' or 'softplus', got "
                              f"{self.density_activation!r}")
@@ -102,8 +107,8 @@ def normalize(cfg: FieldConfig, x: Float[Array, "N 3"]) -> Float[Array, "N 3"]:
 
 
 def density_blob(cfg: FieldConfig, x: Float[Array, "N 3"]) -> Float[Array, "N"]:
-    """Gaussian density bias b(x) = blob_density · exp(−|x − c|²/(2 r²))."""
-    d2 = jnp.sum((x - jnp.asarray(cfg.center, x.dtype)[None]) ** 2, -1)
+    """Gaussian density bias b(x) = blob_density · exp(−|(x − c) / a|²/(2 r²)), a = blob_axes."""
+    d2 = jnp.sum(((x - jnp.asarray(cfg.center, x.dtype)[None]) / jnp.asarray(cfg.blob_axes, x.dtype)[None]) ** 2, -1)
     return cfg.blob_density * jnp.exp(-d2 / (2.0 * cfg.blob_radius**2))
 
 
