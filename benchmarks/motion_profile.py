@@ -37,7 +37,8 @@ from anchorhoi_jax.stages.motion import MotionConfig, MotionWeights, make_motion
 
 def case_args(ns):
     return argparse.Namespace(object_points=ns.object_points, pen_vertices=ns.pen_vertices, pen_near_fraction=0.5,
-                              contact_target="static", pen_parts_allowance=False, max_contact_pairs=256, speed_only=True)
+                              contact_target="static", pen_parts_allowance=False, max_contact_pairs=256, speed_only=True,
+                              masks=False)
 
 
 def fusion_sources(hlo_text: str) -> dict[str, str]:

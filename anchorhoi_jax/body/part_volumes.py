@@ -24,6 +24,8 @@ vertices, the other half of L_pen, sees the skin itself).
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as onp
@@ -233,44 +235,59 @@ def _point_segment_dist(x, a, b):
     return jnp.sqrt(jnp.sum(d * d, -1) + 1e-12)
 
 
-def _depth_pairs(x, p0, p1, radius):
-    """r_p − dist(x_n, segment p) for all (n, p) (N, P), with the closest-point parameter t and
-    the unit vector e from the closest point to x (what the custom backward needs)."""
-    xa = x[:, None, :] - p0[None]
-    ab = (p1 - p0)[None]
-    t = jnp.clip(jnp.sum(xa * ab, -1) / jnp.maximum(jnp.sum(ab * ab, -1), 1e-12), 0.0, 1.0)
-    d = xa - t[..., None] * ab
-    dist = jnp.sqrt(jnp.sum(d * d, -1) + 1e-12)
-    return radius[None, :] - dist, t, d / dist[..., None]
+def _depth_max(x, p0, p1, radius):
+    """max_p (r_p − dist(x_n, segment p)) and its argmax p*(n), for all points (N,) at once.
+
+    Structure of arrays: each coordinate is its own (N, P) plane (points × parts, parts minor), so the
+    pairwise terms fuse into one elementwise pass and (max, argmax) is ONE variadic row reduction over
+    the parts. With (N, P, 3) arrays and separate max/argmax reductions XLA materialised the clipped
+    segment parameter t (N, P) per frame and seed and read it twice (H100, 8 seeds × 120 frames ×
+    2048 points × 55 parts: 0.7 of 5.9 ms per Adam step, benchmarks/results/motion_speed_s4.md)."""
+    ab = p1 - p0
+    den = jnp.maximum(jnp.sum(ab * ab, -1), 1e-12)  # (P,)
+    xa = [x[:, k, None] - p0[None, :, k] for k in range(3)]  # 3 × (N, P)
+    t = jnp.clip((xa[0] * ab[None, :, 0] + xa[1] * ab[None, :, 1] + xa[2] * ab[None, :, 2]) / den[None], 0.0, 1.0)
+    d2 = sum((xa[k] - t * ab[None, :, k]) ** 2 for k in range(3))
+    depth = radius[None, :] - jnp.sqrt(d2 + 1e-12)
+    iota = jax.lax.broadcasted_iota(jnp.int32, depth.shape, 1)
+
+    def pick(a, b):  # (value, index) of the larger value; the lower index on ties (as jnp.argmax)
+        va, ia = a
+        vb, ib = b
+        take_a = (va > vb) | ((va == vb) & (ia < ib)) | jnp.isnan(va)
+        return jnp.where(take_a, va, vb), jnp.where(take_a, ia, ib)
+
+    return jax.lax.reduce((depth, iota), (jnp.asarray(-jnp.inf, depth.dtype), jnp.asarray(0, jnp.int32)), pick, (1,))
 
 
 @jax.custom_vjp
 def _inside_depth(points, p0, p1, radius):
-    return jnp.max(_depth_pairs(points, p0, p1, radius)[0], axis=-1)
+    return _depth_max(points, p0, p1, radius)[0]
 
 
 def _inside_depth_fwd(points, p0, p1, radius):
-    depth = _depth_pairs(points, p0, p1, radius)[0]
-    return jnp.max(depth, axis=-1), (points, p0, p1, radius, jnp.argmax(depth, axis=-1))
+    depth, idx = _depth_max(points, p0, p1, radius)
+    return depth, (points, p0, p1, radius, idx)
 
 
 def _inside_depth_bwd(res, g):
     # The max routes the cotangent to one part per point, p*(n) = argmax. With e the unit vector
     # from the closest segment point to x: d(r − dist)/dx = −e, d/dp0 = e(1 − t), d/dp1 = e·t,
     # d/dr = 1 (at the closest point ∂dist/∂t = 0, so t's own dependence drops out). So the
-    # backward is O(N): gather each point's deepest capsule, then one segment sum of N rows of 7
-    # into the P capsules. Autodiff of the dense max instead stores and re-reads ~8 (N, P) arrays
+    # backward is O(N): gather each point's deepest capsule, then segment sums of N rows into the
+    # P capsules. Autodiff of the dense max instead stores and re-reads ~8 (N, P) arrays
     # per frame and seed (an H100 step with 8 seeds spent 6 of its 10 ms in this term,
-    # benchmarks/results/motion.md).
+    # benchmarks/results/motion.md). The radius cotangent is its own segment sum, so callers whose
+    # radii are constants (the motion stage) drop it from the compiled program.
     points, p0, p1, radius, idx = res
     a, b = p0[idx], p1[idx]
     ab, xa = b - a, points - a
     t = jnp.clip(jnp.sum(xa * ab, -1) / jnp.maximum(jnp.sum(ab * ab, -1), 1e-12), 0.0, 1.0)
     d = xa - t[:, None] * ab
     ge = g[:, None] * d / jnp.sqrt(jnp.sum(d * d, -1) + 1e-12)[:, None]
-    rows = jnp.concatenate([ge * (1.0 - t)[:, None], ge * t[:, None], g[:, None]], -1)  # (N, 7)
+    rows = jnp.concatenate([ge * (1.0 - t)[:, None], ge * t[:, None]], -1)  # (N, 6)
     caps = jax.ops.segment_sum(rows, idx, num_segments=p0.shape[0])
-    return -ge, caps[:, 0:3], caps[:, 3:6], caps[:, 6]
+    return -ge, caps[:, 0:3], caps[:, 3:6], jax.ops.segment_sum(g, idx, num_segments=p0.shape[0])
 
 
 _inside_depth.defvjp(_inside_depth_fwd, _inside_depth_bwd)
@@ -297,14 +314,57 @@ def self_penetration_depths(
     """Overlap depth (metres, ≥ 0) of non-adjacent part pairs: spheres along part a's axis vs capsule b."""
     if parts.pair_a.shape[0] == 0:
         return jnp.zeros((0, samples), p0.dtype)
-    ts = jnp.linspace(0.0, 1.0, samples, dtype=p0.dtype)
-    # Pair endpoints by one-hot products, not gathers: the backward is then a small GEMM instead of
-    # a scatter-add of Q rows into P (few addresses, heavily contended under frame/seed vmaps).
-    caps = jnp.concatenate([p0, p1, radius[:, None]], -1)  # (P, 7)
+    return _self_pen(samples, parts.pair_a, parts.pair_b, p0, p1, radius)
+
+
+def _self_pen_planes(samples, pair_a, pair_b, p0, p1, radius):
+    """Per pair q and sample k (each an (Q, samples) plane): depth, the unit vector e from capsule b's
+    closest point to the sample, and b's closest-point parameter u. Pair endpoints are gathered per
+    coordinate (structure of arrays: no (Q, samples, 3) arrays)."""
+    ts = jnp.linspace(0.0, 1.0, samples, dtype=p0.dtype)[None]
+    a0 = [p0[pair_a, k][:, None] for k in range(3)]
+    a1 = [p1[pair_a, k][:, None] for k in range(3)]
+    b0 = [p0[pair_b, k][:, None] for k in range(3)]
+    bb = [p1[pair_b, k][:, None] - b0[k] for k in range(3)]
+    x = [a0[k] + ts * (a1[k] - a0[k]) for k in range(3)]  # the sample points
+    xb = [x[k] - b0[k] for k in range(3)]
+    u = jnp.clip((xb[0] * bb[0] + xb[1] * bb[1] + xb[2] * bb[2]) / jnp.maximum(bb[0] ** 2 + bb[1] ** 2 + bb[2] ** 2, 1e-12),
+                 0.0, 1.0)
+    d = [xb[k] - u * bb[k] for k in range(3)]
+    dist = jnp.sqrt(d[0] ** 2 + d[1] ** 2 + d[2] ** 2 + 1e-12)
+    depth = jax.nn.relu((radius[pair_a] + radius[pair_b])[:, None] - dist)
+    return depth, [d[k] / dist for k in range(3)], u, ts
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _self_pen(samples, pair_a, pair_b, p0, p1, radius):
+    return _self_pen_planes(samples, pair_a, pair_b, p0, p1, radius)[0]
+
+
+def _self_pen_fwd(samples, pair_a, pair_b, p0, p1, radius):
+    return _self_pen(samples, pair_a, pair_b, p0, p1, radius), (pair_a, pair_b, p0, p1, radius)
+
+
+def _self_pen_bwd(samples, res, g):
+    # Analytic backward (like `_inside_depth_bwd`): where the overlap is positive, ∂depth/∂x = −e at
+    # each sample x = a0 + τ(a1 − a0), ∂/∂b0 = e(1 − u), ∂/∂b1 = e·u, ∂/∂r_a = ∂/∂r_b = 1 (u's own
+    # dependence drops out at the closest point). Per pair the 5 samples reduce to 14 numbers, which
+    # go to the parts through one-hot products (a GEMM), not a scatter-add of Q rows into P (few
+    # addresses, heavily contended under the frame/seed batch). Autodiff of the forward stored and
+    # re-read ~10 (Q, samples, 3) arrays per frame and seed (H100, 8 seeds: ~0.9 of 5.9 ms per step).
+    pair_a, pair_b, p0, p1, radius = res
+    depth, e, u, ts = _self_pen_planes(samples, pair_a, pair_b, p0, p1, radius)
+    G = jnp.where(depth > 0, g, 0.0)
+    wa1, wa0 = G * ts, G * (1.0 - ts)
+    wb1, wb0 = G * u, G * (1.0 - u)
+    rows_a = [-jnp.sum(wa0 * e[k], -1) for k in range(3)] + [-jnp.sum(wa1 * e[k], -1) for k in range(3)]
+    rows_b = [jnp.sum(wb0 * e[k], -1) for k in range(3)] + [jnp.sum(wb1 * e[k], -1) for k in range(3)]
+    gr = jnp.sum(G, -1)
     P = p0.shape[0]
-    ca = jnp.matmul(jax.nn.one_hot(parts.pair_a, P, dtype=p0.dtype), caps, precision=HIGHEST)
-    cb = jnp.matmul(jax.nn.one_hot(parts.pair_b, P, dtype=p0.dtype), caps, precision=HIGHEST)
-    a0, a1 = ca[:, 0:3], ca[:, 3:6]
-    pts = a0[:, None] + ts[None, :, None] * (a1 - a0)[:, None]
-    d = _point_segment_dist(pts, cb[:, None, 0:3], cb[:, None, 3:6])
-    return jax.nn.relu(ca[:, 6:7] + cb[:, 6:7] - d)
+    cot = jnp.stack(rows_a + [gr] + rows_b + [gr], 0)  # (14, Q)
+    onehot = jnp.concatenate([jax.nn.one_hot(pair_a, P, dtype=p0.dtype), jax.nn.one_hot(pair_b, P, dtype=p0.dtype)], 0)
+    caps = jnp.matmul(jnp.concatenate([cot[:7], cot[7:]], 1), onehot, precision=HIGHEST)  # (7, P)
+    return None, None, caps[0:3].T, caps[3:6].T, caps[6]
+
+
+_self_pen.defvjp(_self_pen_fwd, _self_pen_bwd)

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from anchorhoi_jax.body.part_volumes import inside_depth
-from anchorhoi_jax.geometry.sdf import SDFGrid, sample_sdf
+from anchorhoi_jax.geometry.sdf import SDFGrid, sample_sdf, sample_sdf_xyz
 
 
 def object_sdf_penetration(
@@ -25,6 +25,22 @@ def object_sdf_penetration(
     """Σ relu(margin − sdf)² over human points given in the object frame. Aux: per-point depth (m)."""
     with jax.named_scope("loss.pen_object_sdf"):
         depth = jax.nn.relu(margin - sample_sdf(grid, human_points_obj))
+        return jnp.sum(depth**2), {"depth": depth}
+
+
+def object_sdf_penetration_world(
+    human_points: Float[Array, "N 3"], R_obj: Float[Array, "3 3"], t_obj: Float[Array, "3"], grid: SDFGrid, *,
+    margin: float = 0.0,
+) -> tuple[Float[Array, ""], dict]:
+    """`object_sdf_penetration` of world-frame human points, the object placed at x = R p + t.
+
+    The points are moved into the object frame (p = Rᵀ(x − t)) one coordinate at a time, so the
+    whole term, and its backward into R and t (sums over the N points), stays in (N,) arrays
+    (geometry/sdf.sample_sdf_xyz says why)."""
+    with jax.named_scope("loss.pen_object_sdf"):
+        d = [human_points[:, k] - t_obj[k] for k in range(3)]
+        q = [R_obj[0, i] * d[0] + R_obj[1, i] * d[1] + R_obj[2, i] * d[2] for i in range(3)]
+        depth = jax.nn.relu(margin - sample_sdf_xyz(grid, *q))
         return jnp.sum(depth**2), {"depth": depth}
 
 

@@ -41,7 +41,7 @@ from anchorhoi_jax.geometry.mesh import farthest_point_sampling, vertex_normals
 from anchorhoi_jax.geometry.rotations import axis_angle_to_matrix
 from anchorhoi_jax.geometry.sdf import SDFGrid, sample_sdf, sdf_grid_from_mesh
 from anchorhoi_jax.losses.contact import contact_loss
-from anchorhoi_jax.losses.penetration import object_sdf_penetration, part_occupancy_penetration
+from anchorhoi_jax.losses.penetration import object_sdf_penetration_world, part_occupancy_penetration
 from anchorhoi_jax.losses.regularizers import (
     PosePrior,
     joint_smoothness,
@@ -479,6 +479,64 @@ def _mv(a, v):
 # ----------------------------------------------------------------------------------------------
 
 
+def _pose_correctives(data: MotionData, cfg: MotionConfig, R_local) -> Float[Array, "S 3"]:
+    """Pose-corrective offsets of the skinned subset: Σ_j (R_j − I) · posedirs_j over joints 1..J−1.
+
+    Only the optimised joints (cfg.pose_joints) change between frames and steps; the others (hands,
+    jaw, eyes: 33 of SMPL-X's 54) stay at the static pose, so their share is one product that does not
+    depend on the frame (vmap leaves it unbatched; it is loop-invariant in the Adam scan). Per frame
+    and seed only the optimised joints' rows take part in the GEMM (SMPL-X: 189 of 486 rows, 2.6×
+    less work forward and backward)."""
+    P = data.sub_posedirs.shape[0]
+    J = P // 9 + 1
+    var = sorted({j for j in cfg.pose_joints if 0 < j < J})
+    fixed = [j for j in range(1, J) if j not in set(var)]
+    eye = jnp.eye(3, dtype=R_local.dtype)[None]
+
+    def part(R, joints):
+        feat = (R - eye).reshape(-1)
+        rows = onp.concatenate([onp.arange(9 * (j - 1), 9 * j) for j in joints])
+        lo, hi = int(rows[0]), int(rows[-1]) + 1
+        pd = data.sub_posedirs[lo:hi] if hi - lo == len(rows) else data.sub_posedirs[jnp.asarray(rows)]
+        return jnp.matmul(feat, pd, precision=HIGHEST)
+
+    contiguous = bool(var) and var[-1] - var[0] + 1 == len(var)
+    out = part(R_local[var[0]:var[-1] + 1] if contiguous else R_local[jnp.asarray(var)], var) if var else 0.0
+    if fixed:
+        R_static = rodrigues(data.static.pose[jnp.asarray(fixed)])  # as full_pose leaves them
+        out = out + part(R_static, fixed)
+    return jnp.reshape(out, (-1, 3))
+
+
+@jax.custom_vjp
+def _skin_sparse(A, v, ids, w, W):
+    """Linear blend skinning of the subset: Σ_k w_k A[ids_k] applied to [v; 1] (A: (J, 12) rows of
+    3×4 transforms, v: (S, 3)). Forward: each vertex's K non-zero weights gathered (fuses into one
+    pass). Backward: ∂/∂A as ONE product of the dense weights W (S, J) with the per-vertex outer
+    products dv ⊗ [v; 1] (12 × S per frame: a GEMM over the flat frame axis) instead of the
+    gathers' K scatter-adds of S rows into J (few addresses, contended: 0.48 of 5.9 ms per Adam step
+    for 8 seeds on the H100, benchmarks/results/motion_speed_s4.md)."""
+    T = sum(w[:, k, None] * A[ids[:, k]] for k in range(ids.shape[1])).reshape(-1, 3, 4)
+    return _mv(T[..., :3], v) + T[..., 3]
+
+
+def _skin_sparse_fwd(A, v, ids, w, W):
+    return _skin_sparse(A, v, ids, w, W), (A, v, ids, w, W)
+
+
+def _skin_sparse_bwd(res, g):
+    A, v, ids, w, W = res
+    T = sum(w[:, k, None] * A[ids[:, k]] for k in range(ids.shape[1])).reshape(-1, 3, 4)
+    dv = T[:, 0, :3] * g[:, 0:1] + T[:, 1, :3] * g[:, 1:2] + T[:, 2, :3] * g[:, 2:3]  # Rᵀ g per vertex
+    vh = [v[:, 0], v[:, 1], v[:, 2], jnp.ones_like(v[:, 0])]
+    outer = jnp.stack([g[:, a] * vh[b] for a in range(3) for b in range(4)], 0)  # (12, S)
+    dA = jnp.matmul(outer, W, precision=HIGHEST).T  # (J, 12)
+    return dA, dv, None, None, None
+
+
+_skin_sparse.defvjp(_skin_sparse_fwd, _skin_sparse_bwd)
+
+
 def full_pose(data: MotionData, cfg: MotionConfig, global_orient, body_pose) -> Float[Array, "J 3"]:
     """Static pose with the optimised joints substituted (hands, jaw, eyes stay as in X_s)."""
     p = data.static.pose.at[0].set(global_orient)
@@ -497,15 +555,17 @@ def frame_forward(
         A = jnp.concatenate([A_R, A_t[..., None]], -1).reshape(-1, 12)
         v = data.sub_rest
         if data.sub_posedirs.shape[0]:
-            feat = (R_local[1:] - jnp.eye(3, dtype=R_local.dtype)[None]).reshape(-1)
-            v = v + jnp.matmul(feat, data.sub_posedirs, precision=HIGHEST).reshape(-1, 3)
+            v = v + _pose_correctives(data, cfg, R_local)
         if cfg.lbs == "dense" and data.sub_lbs_weights is not None:
             # (S×J)·(J×12): under the frame/seed vmaps this is one GEMM forward and backward.
-            T = jnp.matmul(data.sub_lbs_weights, A, precision=HIGHEST)
+            T = jnp.matmul(data.sub_lbs_weights, A, precision=HIGHEST).reshape(-1, 3, 4)
+            v = _mv(T[..., :3], v) + T[..., 3]
+        elif data.sub_lbs_weights is not None:
+            v = _skin_sparse(A, v, data.sub_skin_ids, data.sub_skin_w, data.sub_lbs_weights)
         else:  # sparse: each vertex's K non-zero weights, as explicit sums (fuses into one pass)
             T = sum(data.sub_skin_w[:, k, None] * A[data.sub_skin_ids[:, k]] for k in range(data.sub_skin_ids.shape[1]))
-        T = T.reshape(-1, 3, 4)
-        v = _mv(T[..., :3], v) + T[..., 3]
+            T = T.reshape(-1, 3, 4)
+            v = _mv(T[..., :3], v) + T[..., 3]
         root, s = data.j_rest[0], data.static.scale
         place = lambda x: root[None] + s * (x - root[None]) + transl[None]  # noqa: E731  (CONVENTIONS.md placement)
         v = place(v)
@@ -548,8 +608,7 @@ def frame_terms(data: MotionData, cfg: MotionConfig, out: FrameOutputs, kp, conf
         "keypoints": lambda: reprojection_loss(out.openpose, kp, conf, data.K, data.T_cam_world, data.image_size,
                                                sigma_px=sigma_px),
         "contact": lambda: contact_loss(out.contact_points, _mv(R[None], target) + t[None], mask),
-        "pen_object": lambda: object_sdf_penetration(_mv(jnp.swapaxes(R, -1, -2)[None], out.pen_points - t[None]),
-                                                     data.sdf, margin=cfg.pen_margin),
+        "pen_object": lambda: object_sdf_penetration_world(out.pen_points, R, t, data.sdf, margin=cfg.pen_margin),
         "pen_parts": lambda: part_occupancy_penetration(obj_world, p0, p1, r, data.pen_parts_allowance),
         "self_pen": lambda: self_penetration(data.parts, p0, p1, r),
         "pose_prior": lambda: cfg.pose_prior(body_pose, static_body_pose),
