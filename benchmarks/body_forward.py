@@ -27,8 +27,9 @@ What each peer runs (their fastest path that gives the same output):
 `--diagnose` (batch 2048): where per-call wall time goes beyond GPU kernel time (a profiler trace
 with one annotation per call: launch delay, GPU span, kernel busy time, tail; probes: a jitted no-op
 with the same arguments, a 257 MB write, the model closed over, command buffers off) and the TF32
-row (optimized HLO, kernels, and variants: features behind an optimization barrier, Triton GEMM off,
-the explicit TF32 algorithm).
+row (optimized HLO, kernels, and variants: Triton GEMM off, the explicit TF32 algorithm, vertices
+only, the previous skinning.py). Session 4 also timed the TF32 GEMM features behind an
+optimization_barrier (same kernels, no change; that knob was removed afterwards).
 """
 
 from __future__ import annotations
@@ -231,6 +232,63 @@ def _hlo_summary(text):
     }
 
 
+def _parity(results, fns, bm_fns, model, model3, extras, tm, to_params, tdev):
+    """Batch-64 parity vs smplx (torch, fp32): vertices, 127 joints, joints-only path, and gradients of
+    a random linear loss w.r.t. every input (relative to the largest torch autograd entry), for
+    Precision.HIGHEST and fp32_3xtf32; TF32's vertex error for reference."""
+    import jax
+    import jax.numpy as jnp
+    import torch
+
+    from anchorhoi_jax.body.skinning import FP32_3XTF32, pose
+    from anchorhoi_jax.body.smplx import make_params
+
+    HIGHEST = jax.lax.Precision.HIGHEST
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    xp = _inputs(64, seed=123)
+    xj = {k: jnp.asarray(v) for k, v in xp.items()}
+    p64 = to_params(xj)
+    tm.batch_size = 64
+    tx = {k: torch.from_numpy(v).to(tdev).requires_grad_(True) for k, v in xp.items()}
+    out = tm(**tx)
+    rng = onp.random.default_rng(7)
+    cv = rng.normal(size=tuple(out.vertices.shape)).astype(onp.float32)
+    cj = rng.normal(size=tuple(out.joints.shape)).astype(onp.float32)
+    ((out.vertices * torch.from_numpy(cv).to(tdev)).sum() + (out.joints * torch.from_numpy(cj).to(tdev)).sum()).backward()
+    v_ref, j_ref = out.vertices.detach().cpu().numpy(), out.joints.detach().cpu().numpy()
+    g_ref = {k: t.grad.cpu().numpy() for k, t in tx.items() if k != "transl"}
+
+    def err(a, ref):
+        return float(onp.abs(onp.asarray(a) - ref).max())
+
+    for (kind, prec), (f, m) in fns.items():
+        o = f(m, p64)
+        tag = "" if prec == "fp32" else f"_{prec}"
+        if kind == "full":
+            results[f"parity{tag}_max_vertex_err_m"] = err(o[0], v_ref)
+            results[f"parity{tag}_max_joint_err_m"] = err(o[1], j_ref)
+        else:
+            results[f"parity{tag}_max_joint_err_joints_only_m"] = err(o, j_ref)
+    results["tf32_max_vertex_err_m"] = results.pop("parity_tf32_max_vertex_err_m")
+    results["parity_body_models_vs_smplx_vertex_err_m"] = err(bm_fns[("full", "fp32")](xj), v_ref)
+
+    def grad_errs(prec, m):
+        def loss(inp):
+            p = jax.vmap(lambda a: make_params(model, extras, **a))(inp)
+            o = jax.vmap(lambda q: pose(m, q, precision=prec))(p)
+            return jnp.sum(o.vertices * cv) + jnp.sum(o.all_joints * cj)
+
+        g = jax.jit(jax.grad(loss))(xj)
+        return {k: float(onp.abs(onp.asarray(g[k]) - r).max() / onp.abs(r).max()) for k, r in g_ref.items()}
+
+    for prec, m, tag in ((HIGHEST, model, ""), (FP32_3XTF32, model3, f"_{FP32_3XTF32}")):
+        ge = grad_errs(prec, m)
+        results[f"parity{tag}_grad_rel_err"] = ge
+        results[f"parity{tag}_max_grad_rel_err"] = max(ge.values())
+
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="benchmarks/results")
@@ -245,6 +303,7 @@ def main(argv=None):
     ap.add_argument("--breakdown", action="store_true", help="per-part timings and a kernel profile at batch 2048")
     ap.add_argument("--breakdown-batch", type=int, default=2048, help="batch of --breakdown/--diagnose (2048)")
     ap.add_argument("--old-skinning", default=None, help="an earlier skinning.py to time beside the current one")
+    ap.add_argument("--no-parity", action="store_true", help="skip the parity/gradient section (table-only runs)")
     ap.add_argument("--wait-for", default=None, help="before timing anything, wait (<= 120 s) until this file exists")
     ap.add_argument("--allow-cpu", action="store_true", help="smoke-test the script without a GPU (times not reportable)")
     args = ap.parse_args(argv)
@@ -297,13 +356,9 @@ def main(argv=None):
     HIGHEST, DEFAULT = jax.lax.Precision.HIGHEST, jax.lax.Precision.DEFAULT
     to_params = jax.jit(jax.vmap(lambda a: make_params(model, extras, **a)))
 
-    def ours_full(prec, posefn=pose, barrier=False):
+    def ours_full(prec, posefn=pose):
         def f(m, p):  # vertices and all 127 joints, both inside the one jit
-            sk._FEATURE_BARRIER = barrier  # read while tracing (benchmark-only knob)
-            try:
-                o = posefn(m, p, precision=prec)
-            finally:
-                sk._FEATURE_BARRIER = False
+            o = posefn(m, p, precision=prec)
             return o.vertices, o.all_joints
 
         return jax.jit(jax.vmap(f, in_axes=(None, 0)))
@@ -354,50 +409,10 @@ def main(argv=None):
     bm_fns = {(k, p): bm_fn(k, {"fp32": "highest", "tf32": "tensorfloat32"}[p]) for k in ("full", "joints") for p in ("fp32", "tf32")}
 
     # --- parity on the GPU (fp32 everywhere), values and gradients, batch 64 ---
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    xp = _inputs(64, seed=123)
-    xj = {k: jnp.asarray(v) for k, v in xp.items()}
-    p64 = to_params(xj)
-    tm.batch_size = 64
-    tx = {k: torch.from_numpy(v).to(tdev).requires_grad_(True) for k, v in xp.items()}
-    out = tm(**tx)
-    rng = onp.random.default_rng(7)
-    cv = rng.normal(size=tuple(out.vertices.shape)).astype(onp.float32)
-    cj = rng.normal(size=tuple(out.joints.shape)).astype(onp.float32)
-    ((out.vertices * torch.from_numpy(cv).to(tdev)).sum() + (out.joints * torch.from_numpy(cj).to(tdev)).sum()).backward()
-    v_ref, j_ref = out.vertices.detach().cpu().numpy(), out.joints.detach().cpu().numpy()
-    g_ref = {k: t.grad.cpu().numpy() for k, t in tx.items() if k != "transl"}
-
-    def err(a, ref):
-        return float(onp.abs(onp.asarray(a) - ref).max())
-
-    for (kind, prec), (f, m) in fns.items():
-        o = f(m, p64)
-        tag = "" if prec == "fp32" else f"_{prec}"
-        if kind == "full":
-            results[f"parity{tag}_max_vertex_err_m"] = err(o[0], v_ref)
-            results[f"parity{tag}_max_joint_err_m"] = err(o[1], j_ref)
-        else:
-            results[f"parity{tag}_max_joint_err_joints_only_m"] = err(o, j_ref)
-    results["tf32_max_vertex_err_m"] = results.pop("parity_tf32_max_vertex_err_m")
-    results["parity_body_models_vs_smplx_vertex_err_m"] = err(bm_fns[("full", "fp32")](xj), v_ref)
-
-    def grad_errs(prec, m):
-        def loss(inp):
-            p = jax.vmap(lambda a: make_params(model, extras, **a))(inp)
-            o = jax.vmap(lambda q: pose(m, q, precision=prec))(p)
-            return jnp.sum(o.vertices * cv) + jnp.sum(o.all_joints * cj)
-
-        g = jax.jit(jax.grad(loss))(xj)
-        return {k: float(onp.abs(onp.asarray(g[k]) - r).max() / onp.abs(r).max()) for k, r in g_ref.items()}
-
-    for prec, m, tag in ((HIGHEST, model, ""), (FP32_3XTF32, model3, f"_{FP32_3XTF32}")):
-        ge = grad_errs(prec, m)
-        results[f"parity{tag}_grad_rel_err"] = ge
-        results[f"parity{tag}_max_grad_rel_err"] = max(ge.values())
-    print("parity vs smplx (batch 64, fp32):", json.dumps({k: v for k, v in results.items() if k != "rows"}), flush=True)
-    save()
+    if not args.no_parity:
+        _parity(results, fns, bm_fns, model, model3, extras, tm, to_params, tdev)
+        print("parity vs smplx (batch 64, fp32):", json.dumps({k: v for k, v in results.items() if k != "rows"}), flush=True)
+        save()
 
     if args.wait_for:  # e.g. a GPU test run started beside this process: no timing while it runs
         t_wait = time.perf_counter()
@@ -444,7 +459,6 @@ def main(argv=None):
                 probes[name] = (c, model, pb)
             except Exception as e:
                 dg[f"{name}_error"] = f"{type(e).__name__}: {e}"[:300]
-        probes["ours_full_tf32_feature_barrier"] = (ours_full(DEFAULT, barrier=True), model, pb)
         probes["ours_full_tf32_explicit_algorithm"] = (ours_full(jax.lax.DotAlgorithmPreset.TF32_TF32_F32), model, pb)
         # Session 1 timed vertices only inside the jit (joints concatenated outside): is the TF32 row's jump from that?
         for pn, pr in (("fp32", HIGHEST), ("tf32", DEFAULT)):
@@ -472,11 +486,6 @@ def main(argv=None):
                 hlo[name] = _hlo_summary(txt)
             except Exception as e:
                 hlo[name] = {"error": f"{type(e).__name__}: {e}"[:300]}
-        bar = probes["ours_full_tf32_feature_barrier"][0]
-        try:
-            hlo["full_tf32_feature_barrier"] = _hlo_summary(bar.lower(model, pb).compile().as_text())
-        except Exception as e:
-            hlo["full_tf32_feature_barrier"] = {"error": f"{type(e).__name__}: {e}"[:300]}
         save()
         if on_gpu:
             targets = {n: (lambda f=f, a=a: jax.block_until_ready(f(*a))) for n, (f, *a) in probes.items() if n in tm_}
@@ -719,9 +728,9 @@ def main(argv=None):
             ratio_b2048_fp32_3xtf32=r3["ratio_smplx_over_ours"],
             ratio_vs_body_models_b2048_fp32_3xtf32=r3["ratio_body_models_over_ours"],
             ratio_vs_body_models_pipelined_b2048_fp32_3xtf32=r3["ratio_body_models_over_ours_pipelined"],
-            parity_max_vertex_err_m_fp32_3xtf32=results[f"parity_{FP32_3XTF32}_max_vertex_err_m"],
-            parity_max_joint_err_m_fp32_3xtf32=results[f"parity_{FP32_3XTF32}_max_joint_err_m"],
-            parity_max_grad_rel_err_fp32_3xtf32=results[f"parity_{FP32_3XTF32}_max_grad_rel_err"],
+            parity_max_vertex_err_m_fp32_3xtf32=results.get(f"parity_{FP32_3XTF32}_max_vertex_err_m"),
+            parity_max_joint_err_m_fp32_3xtf32=results.get(f"parity_{FP32_3XTF32}_max_joint_err_m"),
+            parity_max_grad_rel_err_fp32_3xtf32=results.get(f"parity_{FP32_3XTF32}_max_grad_rel_err"),
         )
     rt = row(2048, "full", "tf32")
     if rt is not None:
