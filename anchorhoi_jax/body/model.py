@@ -63,7 +63,7 @@ class BodyModel:
     blend_dirs: Float[Array, "Qp V3p"] | None = None
     extra_blend_dirs: Float[Array, "Qp E9"] | None = None  # its columns for the extra points' vertices
     # Opt-in (skinning.with_tf32x3_blend, never filled at load): [M_hi; M_lo; M_hi] TF32 split of
-    # blend_dirs for `pose(..., precision=skinning.TF32X3)`; used only while blend_dirs is set too.
+    # blend_dirs for `pose(..., precision="fp32_3xtf32")` (CUDA only); used only while blend_dirs is set too.
     blend_dirs_tf32x3: Float[Array, "Qp3 V3p"] | None = None
     parents: tuple[int, ...] = struct.field(pytree_node=False, default=())
     joint_names: tuple[str, ...] = struct.field(pytree_node=False, default=())

@@ -15,9 +15,10 @@ Speed (why the code looks the way it does; see benchmarks/results/body_forward.m
 * Skinning uses each vertex's K non-zero weights (`BodyModel.skin_joint_ids/weights`, exact: K is
   the largest number of non-zeros any vertex has) and is written as explicit sums, so gather,
   blend, transform, scale and translation fuse into one pass over the vertices.
-* Measured at batch 2048 on an H100 (fp32 HIGHEST): the GEMM kernel is 1.28 ms of 1.65 ms of GPU
-  kernels (cuBLAS FFMA, 76 % of fp32 peak), the LBS pass 0.32 ms. `precision=TF32X3` (opt-in, with
-  `with_tf32x3_blend`) runs the GEMM on tensor cores at float32-level error: 1.24 ms wall vs 2.03 ms.
+* Measured at batch 2048 on an H100 (fp32 HIGHEST): the GEMM kernel is 1.30 ms of 1.68 ms of GPU
+  kernels (cuBLAS FFMA, 75 % of fp32 peak), the LBS pass 0.32 ms. `precision="fp32_3xtf32"` (with
+  `with_tf32x3_blend`) runs the GEMM on TF32 tensor cores at float32-level error: 0.92 ms of kernels,
+  1.32 ms per synchronised call vs 2.21 ms (benchmarks/results/body_forward.md, session 4).
 """
 
 from __future__ import annotations
@@ -400,18 +401,10 @@ def posed_rest_vertices(
         return rest_vertices(model, betas, precision)
     pf = _pose_feature(R_local).astype(betas.dtype)
     if model.blend_dirs is not None:
-        f = _blend_features(model, betas, R_local)
-        if _FEATURE_BARRIER:
-            f = jax.lax.optimization_barrier(f)
-        out = jnp.matmul(f, model.blend_dirs, precision=precision)
+        out = jnp.matmul(_blend_features(model, betas, R_local), model.blend_dirs, precision=precision)
         return out[:n].reshape(-1, 3)
     v = rest_vertices(model, betas, precision)
     return v + jnp.matmul(pf, model.posedirs, precision=precision).reshape(-1, 3)
-
-
-# Benchmark knob (read at trace time; benchmarks/body_forward.py times both): materialise the GEMM's
-# input features before the product, so XLA cannot fuse the Rodrigues/feature producers into it.
-_FEATURE_BARRIER = False
 
 
 def pose(
