@@ -20,6 +20,15 @@ proximity definition of BEHAVE, Bhatnagar et al. 2022); Eq. 3 instead sees candi
 surfels and must also pass the normal test. F1 is also reported at frames L/3 and 2L/3 with fresh
 surface samples (`contact_f1_all_configs`).
 
+Masks (default; `--no-masks` = keypoints only, as before session 4): per-frame human and object instance
+masks of the ground truth as the pipeline's segmenter gives them (visible parts only), rendered with
+render/raster.py, then degraded like a segmentation: each mask eroded or dilated by a random 0..1 px
+(held-out and dev scenes: 0..2 px) per frame, and boundary pixels flipped with probability 0.3. They feed
+the silhouette part of L_reg (losses/silhouette.py); variant `no_silhouette` switches that term off.
+Dev scenes (`--dev-scenes`, e.g. carry_box@h4,push_box@h5,sit_chair@h6): further random draws on which
+weights are chosen (`--sweep` + `--dev-variants`), so neither the benchmark nor the held-out scenes are
+tuned on.
+
 Held-out scenes (`--heldout`, full variant only): each scene type with another random draw of its
 motion, object size and camera (synthetic_scenes.py `rng`), 3 px keypoint noise and other seeds;
 nothing in the tracker was tuned on them. `--speed-diagnose` times 1 vs 8 seeds with each term of
@@ -96,6 +105,55 @@ def min_dist_to_faces(points, verts, faces, chunk=256):
 
 
 HELDOUT_NOISE_PX = 3.0  # held-out scenes: other motion/object/camera draws, more keypoint noise, other seeds
+HELDOUT_MASK_PX = 2  # held-out masks: erosion/dilation of up to 2 px per frame and mask (benchmark: 1 px)
+
+
+@jax.jit
+def _instance_ids(verts, obj_verts, faces_h, faces_o, K, T):
+    """Hard-rasterised instance map of one frame: 0 background, 1 human, 2 object (visible surfaces only)."""
+    from anchorhoi_jax.geometry.cameras import Camera
+    from anchorhoi_jax.render.raster import rasterize
+
+    v = jnp.concatenate([verts, obj_verts])
+    f = jnp.concatenate([faces_h, faces_o + verts.shape[0]])
+    cam = Camera(K=K, T_cam_world=T, height=480, width=640)
+    fid = rasterize(v, f, jnp.zeros((v.shape[0], 1)), cam, mode="hard", cull_backfaces=False)["face_ids"]
+    return jnp.where(fid < 0, 0, jnp.where(fid < faces_h.shape[0], 1, 2)).astype(jnp.uint8)
+
+
+def _imperfect(mask, rng, max_px, flip):
+    """A segmentation-like copy of a true instance mask: eroded or dilated by a random 0..max_px pixels
+    (sign random), then every pixel within 1 px of the new boundary flipped with probability `flip`."""
+    from scipy.ndimage import binary_dilation, binary_erosion
+
+    r = int(rng.integers(-max_px, max_px + 1))
+    m = mask
+    if r > 0:
+        m = binary_dilation(m, iterations=r)
+    elif r < 0:
+        m = binary_erosion(m, iterations=-r)
+    band = binary_dilation(m) & ~binary_erosion(m)
+    return onp.where(band & (rng.uniform(size=m.shape) < flip), ~m, m)
+
+
+def render_masks(model, sc, gt, *, max_px, flip, seed):
+    """Per-frame human and object instance masks of the ground truth, as a segmenter (Grounded-SAM in the
+    pipeline, priors/segment.py) would give them: rendered with render/raster.py (visible parts only),
+    then degraded by `_imperfect`. Returns two (L, H, W) bool arrays."""
+    if tuple(sc.image_size) != (640, 480):
+        raise ValueError(f"render_masks renders 640x480 frames, the scene has {sc.image_size}")
+    rng = onp.random.default_rng(seed)
+    faces_h = jnp.asarray(model.faces, jnp.int32)
+    faces_o = jnp.asarray(sc.object_faces, jnp.int32)
+    ov = jnp.einsum("lab,nb->lna", jnp.asarray(sc.R_obj, jnp.float32), jnp.asarray(sc.object_vertices, jnp.float32))
+    ov = ov + jnp.asarray(sc.t_obj, jnp.float32)[:, None]
+    K, T = jnp.asarray(sc.K, jnp.float32), jnp.asarray(sc.T_cam_world, jnp.float32)
+    hm, om = [], []
+    for i in range(ov.shape[0]):
+        ids = onp.asarray(_instance_ids(gt.vertices[i], ov[i], faces_h, faces_o, K, T))
+        hm.append(_imperfect(ids == 1, rng, max_px, flip))
+        om.append(_imperfect(ids == 2, rng, max_px, flip))
+    return onp.stack(hm), onp.stack(om)
 
 
 def scene_of(name, model, L):
@@ -136,12 +194,18 @@ def contact_f1_frames(model, cand, sc, gt, key, n_points, frames):
     return out
 
 
-def build_case(name, model, op_ids, cand, L, key, args):
+def build_case(name, model, op_ids, cand, L, key, args, f1_frames=True):
     t0 = time.perf_counter()
     sc = scene_of(name, model, L)
     held = "@h" in name
     kp, conf, occ = observe(sc, model, op_ids, noise_px=HELDOUT_NOISE_PX if held else 2.0, seed=11 if held else 1)
     betas = jnp.zeros(model.num_shape)
+    masks = {}
+    if args.masks:
+        gt_m = posed_seq(model, betas, sc.pose, sc.transl)
+        hm, om = render_masks(model, sc, gt_m, max_px=HELDOUT_MASK_PX if held else args.mask_px, flip=args.mask_flip,
+                              seed=12 if held else 2)
+        masks = dict(human_masks=hm, object_masks=om, silhouette_samples=args.silhouette_samples)
     st = StaticInstance(betas=betas, scale=jnp.ones(()), pose=jnp.asarray(sc.pose[0], jnp.float32),
                         transl=jnp.asarray(sc.transl[0], jnp.float32), R_world_obj=jnp.asarray(sc.R_obj[0], jnp.float32),
                         t_world_obj=jnp.asarray(sc.t_obj[0], jnp.float32))
@@ -151,7 +215,7 @@ def build_case(name, model, op_ids, cand, L, key, args):
                                num_pen_vertices=args.pen_vertices, pen_near_fraction=args.pen_near_fraction,
                                contact_target=args.contact_target,
                                pen_parts_static_allowance=args.pen_parts_allowance,
-                               max_contact_pairs=args.max_contact_pairs)
+                               max_contact_pairs=args.max_contact_pairs, **masks)
     if args.speed_only:  # timing needs only the MotionData
         print(f"case {name} (speed only): {time.perf_counter() - t0:.1f}s", flush=True)
         return dict(scene=sc, data=data, f1=float("nan"), f1_frames=[], occluded=float(occ.mean()),
@@ -166,7 +230,7 @@ def build_case(name, model, op_ids, cand, L, key, args):
     pred = onp.asarray(data.contacts.mask) > 0
     f1 = f1_score(truth, pred)
     # Generalisation of Eq. 3: other frames (poses, placements) with other surface samples.
-    f1_frames = contact_f1_frames(model, cand, sc, gt, key, args.object_points, (L // 3, (2 * L) // 3))
+    f1_frames = contact_f1_frames(model, cand, sc, gt, key, args.object_points, (L // 3, (2 * L) // 3)) if f1_frames else []
     print(f"case {name}: {time.perf_counter() - t0:.1f}s", flush=True)
     return dict(scene=sc, data=data, gt=gt, grid=grid, gt_contact=gt_contact, f1=f1, f1_frames=f1_frames, R_gt=R_gt,
                 t_gt=t_gt, occluded=float(occ.mean()), n_pairs=int(pred.sum()), n_truth=int(truth.sum()))
@@ -283,6 +347,7 @@ VARIANTS = {
     "full": {},
     "no_contact": {"contact": 0.0},
     "no_body": {"keypoints": 0.0},
+    "no_silhouette": {"silhouette": 0.0},  # masks given but the silhouette term off (= keypoints-only Eq. 4)
 }
 
 
@@ -298,7 +363,8 @@ def main():
     ap.add_argument("--scenes", default="carry_box,push_box,sit_chair")
     ap.add_argument("--torch", action="store_true", help="time the eager PyTorch+smplx baseline")
     ap.add_argument("--torch-steps", type=int, default=10)
-    ap.add_argument("--sweep", default=None, help="JSON list of weight dicts to try (tuning)")
+    ap.add_argument("--sweep", default=None, help="JSON list of weight dicts to try (tuning; optional key 'name'); they run on --dev-scenes "
+                    "when named in --dev-variants, on the benchmark scenes only with --sweep-on-benchmark")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--variants", default="full,no_contact,no_body")
     ap.add_argument("--global-steps", type=int, default=200, help="first-stage steps (stages/motion.motion_phases)")
@@ -321,23 +387,43 @@ def main():
     ap.add_argument("--speed-no-compaction", action="store_true", help="also time 1/8 seeds with max_contact_pairs=0")
     ap.add_argument("--ab-surface", action="store_true",
                     help="also run the full variant with Eq. 6 surface targets (contact_target='surface')")
+    ap.add_argument("--dev-scenes", default="",
+                    help="selection draws (e.g. carry_box@h4,push_box@h5,sit_chair@h6; held-out noise/masks): weights "
+                         "and settings are chosen on these, never on the benchmark or held-out scenes")
+    ap.add_argument("--dev-variants", default="full", help="variants (names from VARIANTS or --sweep) on the dev scenes")
+    ap.add_argument("--heldout-variants", default="full", help="variants run on the held-out scenes")
+    ap.add_argument("--sweep-on-benchmark", action="store_true", help="also run the --sweep weight sets on the benchmark scenes")
+    ap.add_argument("--speed-one-seed", action="store_true", help="time 1 seed only (no 8-seed run)")
+    ap.add_argument("--no-masks", dest="masks", action="store_false",
+                    help="no per-frame instance masks (keypoints only; the silhouette term is then off)")
+    ap.add_argument("--mask-px", type=int, default=1, help="benchmark masks: random erosion/dilation up to this many px")
+    ap.add_argument("--mask-flip", type=float, default=0.3, help="masks: flip probability of pixels at the boundary")
+    ap.add_argument("--silhouette-samples", type=int, default=128, help="boundary samples per mask and frame")
+    ap.add_argument("--silhouette-weight", type=float, default=None, help="MotionWeights.silhouette (default: its default)")
+    ap.add_argument("--sil-tol", type=float, default=1.0, help="MotionConfig.silhouette_tolerance_px")
+    ap.add_argument("--sil-spacing-factor", type=float, default=1.0, help="MotionConfig.silhouette_spacing_factor")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
     model, op_ids, cand, smplx_path = load_body(args.body)
     key = jax.random.key(0)
-    scene_names = args.scenes.split(",")[:1] if args.speed_only else args.scenes.split(",")
+    scene_names = [x for x in args.scenes.split(",") if x]
+    scene_names = scene_names[:1] if args.speed_only else scene_names
     if args.speed_only:
         args.heldout = ""
     cases = {n: build_case(n, model, op_ids, cand, args.frames, jax.random.fold_in(key, i), args)
              for i, n in enumerate(scene_names)}
     held = {n: build_case(n, model, op_ids, cand, args.frames, jax.random.fold_in(key, 100 + i), args)
             for i, n in enumerate(x for x in args.heldout.split(",") if x)}
+    dev = {n: build_case(n, model, op_ids, cand, args.frames, jax.random.fold_in(key, 200 + i), args, f1_frames=False)
+           for i, n in enumerate(x for x in args.dev_scenes.split(",") if x)}
     print(f"setup {time.perf_counter() - t_all:.1f}s", {n: (c["n_pairs"], c["n_truth"], round(c["f1"], 3), round(c["occluded"], 3)) for n, c in cases.items()}, flush=True)
     cfg = MotionConfig.for_model(model, steps_per_call=args.steps_per_call, global_steps=args.global_steps,
                                  sigma_anneal_steps=args.sigma_anneal_steps, init_translation=not args.no_keypoint_init,
-                                 lbs=args.lbs)
+                                 lbs=args.lbs, silhouette_tolerance_px=args.sil_tol,
+                                 silhouette_spacing_factor=args.sil_spacing_factor)
+    base_w = {} if args.silhouette_weight is None else {"silhouette": args.silhouette_weight}
     init, update_1 = make_motion_step(cfg)
     update_flat = make_seeds_update(cfg)
     traces = {"n": 0}
@@ -349,6 +435,7 @@ def main():
         return jax.vmap(update_1, in_axes=(0, None, None))(state, data, weights)
 
     update = jax.jit(counted, donate_argnums=(0,))
+    f1_all = [f for c in {**cases, **held}.values() for f in [c["f1"], *c["f1_frames"]]]
     summary = {
         "device": jax.devices()[0].device_kind,
         "backend": jax.default_backend(),
@@ -369,14 +456,22 @@ def main():
         "pen_vertices": args.pen_vertices,
         "scenes": list(cases),
         "max_contact_pairs": args.max_contact_pairs,
+        "masks": args.masks,
+        "mask_px": args.mask_px,
+        "heldout_mask_px": HELDOUT_MASK_PX,
+        "mask_flip": args.mask_flip,
+        "silhouette_samples": args.silhouette_samples,
+        "silhouette_weight": float(MotionWeights.default(**base_w).silhouette),
+        "silhouette_tolerance_px": args.sil_tol,
+        "silhouette_spacing_factor": args.sil_spacing_factor,
         "heldout_scenes": list(held),
         "heldout_noise_px": HELDOUT_NOISE_PX,
-        "contact_f1": float(onp.mean([c["f1"] for c in cases.values()])),
+        "contact_f1": float(onp.mean([c["f1"] for c in cases.values()])) if cases else None,
         "contact_f1_per_scene": {n: c["f1"] for n, c in cases.items()},
         # Every configuration: benchmark and held-out scenes, frame 0 and two later frames each.
         "contact_f1_all_configs": {n: [c["f1"], *c["f1_frames"]] for n, c in {**cases, **held}.items()},
-        "contact_f1_all_mean": float(onp.mean([f for c in {**cases, **held}.values() for f in [c["f1"], *c["f1_frames"]]])),
-        "contact_f1_all_min": float(onp.min([f for c in {**cases, **held}.values() for f in [c["f1"], *c["f1_frames"]]])),
+        "contact_f1_all_mean": float(onp.mean(f1_all)) if f1_all else None,
+        "contact_f1_all_min": float(onp.min(f1_all)) if f1_all else None,
     }
 
     def dump():
@@ -391,11 +486,14 @@ def main():
         dump()
     if not args.no_speed:
         c = next(iter(cases.values()))
-        w = MotionWeights.default()
+        w = MotionWeights.default(**base_w)
         t1 = time_run(update, init, c["data"], w, args.steps, args.steps_per_call, jax.random.key(2), 1)
-        t8 = time_run(update, init, c["data"], w, args.steps, args.steps_per_call, jax.random.key(2), 8)
-        summary.update(gpu_s_1000x120=t1 * 1000.0 / args.steps, seed8_s=t8 * 1000.0 / args.steps, seed8_over_seed1=t8 / t1,
-                       speed_frames=args.frames)
+        summary.update(gpu_s_1000x120=t1 * 1000.0 / args.steps, speed_frames=args.frames,
+                       speed_with_silhouette=c["data"].silhouette is not None)
+        t8 = float("nan")
+        if not args.speed_one_seed:
+            t8 = time_run(update, init, c["data"], w, args.steps, args.steps_per_call, jax.random.key(2), 8)
+            summary.update(seed8_s=t8 * 1000.0 / args.steps, seed8_over_seed1=t8 / t1)
         print("speed", t1, t8, flush=True)
         dump()
         if args.speed_vmap_layout:
@@ -429,14 +527,16 @@ def main():
     if args.speed_only:
         return
     results = {}
-    variants = {k: VARIANTS[k] for k in args.variants.split(",")}
-    if args.sweep:  # extra weight sets, same compiled program
-        variants.update({f"sweep{i}": w for i, w in enumerate(json.loads(args.sweep))})
+    sweep = {w.pop("name", f"sweep{i}"): w for i, w in enumerate(json.loads(args.sweep))} if args.sweep else {}
+    all_variants = {**VARIANTS, **sweep}
+    variants = {k: all_variants[k] for k in args.variants.split(",") if k}
+    if args.sweep_on_benchmark:  # extra weight sets, same compiled program
+        variants.update(sweep)
     if args.speed_no_compaction and not args.no_speed:  # A/B: all N_o Eq. 6 slots skinned
         c = next(iter(cases.values()))
         args0 = argparse.Namespace(**{**vars(args), "max_contact_pairs": 0})
         d0 = build_case(next(iter(cases)), model, op_ids, cand, args.frames, key, args0)["data"]
-        w = MotionWeights.default()
+        w = MotionWeights.default(**base_w)
         u1 = time_run(update, init, d0, w, args.steps, args.steps_per_call, jax.random.key(2), 1)
         u8 = time_run(update, init, d0, w, args.steps, args.steps_per_call, jax.random.key(2), 8)
         summary.update(no_compaction_s_1000x120=u1 * 1000.0 / args.steps, no_compaction_seed8_over_seed1=u8 / u1)
@@ -461,14 +561,18 @@ def main():
 
     t0 = time.perf_counter()
     for vname, wd in variants.items():
-        weights = MotionWeights.default(**wd)
+        weights = MotionWeights.default(**{**base_w, **wd})
         for n, c in cases.items():
             fit_and_record(vname, n, c, c["data"], weights, final_loss=True)
     if args.ab_surface:  # Eq. 6 as printed: pull each pair to the sampled surface point
         for n, c in cases.items():
-            fit_and_record("full_surface_target", n, c, c["data"].replace(contact_target=None), MotionWeights.default())
-    for n, c in held.items():  # held-out scenes: full variant only
-        fit_and_record("full_heldout", n, c, c["data"], MotionWeights.default())
+            fit_and_record("full_surface_target", n, c, c["data"].replace(contact_target=None), MotionWeights.default(**base_w))
+    for vname in args.heldout_variants.split(","):  # held-out scenes: the full variant (+ any asked for)
+        for n, c in held.items():
+            fit_and_record(f"{vname}_heldout", n, c, c["data"], MotionWeights.default(**{**base_w, **all_variants[vname]}))
+    for vname in (args.dev_variants.split(",") if dev else []):  # selection draws (choices are made on these)
+        for n, c in dev.items():
+            fit_and_record(f"{vname}_dev", n, c, c["data"], MotionWeights.default(**{**base_w, **all_variants[vname]}))
     t_variants = time.perf_counter() - t0
     mean = lambda v, k: float(onp.mean([results[v][n][k] for n in results[v]])) if v in results else None  # noqa: E731
     summary["variants_wall_s"] = t_variants
@@ -485,6 +589,11 @@ def main():
         heldout_max_pen_mm=(float(max(r["max_pen_mm"] for r in results["full_heldout"].values()))
                             if "full_heldout" in results else None),
     )
+    # Means of every (variant, scene set) label: benchmark, held-out and dev rows side by side.
+    summary["label_means"] = {lab: {k: mean(lab, k) for k in ("mpjpe_mm", "mpjpe_root_aligned_mm", "contact_mm",
+                                                               "object_transl_err_mm", "accel_err_mm")}
+                              | {"max_pen_mm": float(max(r["max_pen_mm"] for r in results[lab].values()))}
+                              for lab in results}
     dump()
     print(json.dumps({k: v for k, v in summary.items() if k != "per_scene"}, indent=1))
 
