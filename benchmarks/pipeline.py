@@ -429,6 +429,66 @@ def run_gpu(args) -> dict:
     return res
 
 
+def run_sds(args) -> dict:
+    """The object stage alone at --seeds S (first value) on the real-size accelerated priors: `--sds-steps`
+    SDS steps from a fresh coarse-init state (no alignment init) with the posed rest Anny mesh as the human,
+    chunk by chunk (fuse_guidance=false) then fused, each with bridge.record_phases and its torch / XLA peak.
+    For the 4-seed object rate when the whole 4-seed pipeline does not fit one device call."""
+    import jax
+    import numpy as onp
+    import torch
+
+    from anchorhoi_jax.body.anny import load_anny
+    from anchorhoi_jax.io.config import load_config
+    from anchorhoi_jax.pipeline.generate_config import GenerateConfig
+    from anchorhoi_jax.priors.bridge import record_phases
+    from anchorhoi_jax.stages import avatar as AV
+    from anchorhoi_jax.stages import coarse as CO
+    from anchorhoi_jax.stages import object_stage as OB
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.float16 if device == "cuda" else torch.float32
+    cfg = load_config(GenerateConfig, REPO / args.preset, args.extra)
+    S = args.seeds[0]
+    res = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "seeds": S, "steps": args.sds_steps,
+           "preset": args.preset, "overrides": args.extra}
+    if args.tiny:
+        from anchorhoi_jax.stages.composition import build_priors
+
+        priors = build_priors("a man with sideburns | sitting on | a sofa", cfg.compose, device=device, dtype=dtype)
+    else:
+        priors = real_size_priors(cfg, device, dtype, accelerate=True)
+    body = load_anny()
+    verts, faces, colors = AV.avatar_mesh(AV._zero_params(body), body)
+    human = (onp.asarray(verts), onp.asarray(faces, onp.int32), onp.asarray(colors))
+    keys = jax.random.split(jax.random.key(0), S)
+    for fuse in (False, True):
+        ocfg = dataclasses.replace(cfg.compose.object, steps=args.sds_steps, log_every=args.sds_steps,
+                                   fuse_guidance=fuse)
+        state = CO.init_seeds(keys, cfg.compose.coarse)
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        recs: list = []
+        label = "fused" if fuse else "chunked"
+        t0 = time.perf_counter()
+        try:
+            with record_phases(recs):
+                OB.fit(state, ocfg, OB.ObjectWeights.default(), priors.object, priors.inter, human)
+        except Exception as e:  # noqa: BLE001 -- e.g. out of memory: recorded, the other variant still reported
+            res[label] = {"error": f"{type(e).__name__}: {' '.join(str(e).split())[:300]}", **_peak(torch)}
+            print(json.dumps({label: res[label]}), flush=True)
+            continue
+        steady = recs[2:]
+        row = {"wall_s": time.perf_counter() - t0, **_peak(torch), "batch": recs[0]["batch"]}
+        for k in ("render_vjp", "to_torch", "guidance", "to_jax", "update", "total"):
+            row[k + "_ms"] = 1e3 * float(onp.median([r[k] for r in steady]))
+        res[label] = row
+        print(json.dumps({label: row}), flush=True)
+        Path(args.out, f"pipeline_sds_s{S}.json").write_text(json.dumps(res, indent=2))
+    Path(args.out, f"pipeline_sds_s{S}.json").write_text(json.dumps(res, indent=2))
+    return res
+
+
 class _nullcontext:
     def __enter__(self):
         return None
@@ -579,7 +639,7 @@ def merge(args) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("mode", choices=("gpu", "demo", "merge", "from-log"))
+    ap.add_argument("mode", choices=("gpu", "demo", "merge", "from-log", "sds"))
     ap.add_argument("--out", required=True)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--runs", default="/tmp/anchorhoi_bench", help="run directories (checkpoints) of the gpu mode")
@@ -592,6 +652,7 @@ def main(argv=None):
                     "(bridge.record_phases) and each prior's synchronised UNet / encoder time")
     ap.add_argument("--ab", action="store_true", help="gpu: after each seed count, time the object stage's guidance "
                     "chunk by chunk vs fused in the same process")
+    ap.add_argument("--sds-steps", type=int, default=12, help="sds: object SDS steps per variant")
     ap.add_argument("--log", help="from-log: the stage log file (pipeline_gpu.log of a gpu-mode call)")
     ap.add_argument("--device", default="NVIDIA H100 80GB HBM3", help="from-log: the device the log came from")
     ap.add_argument("--error", help="from-log: the error that stopped the run (recorded)")
@@ -606,7 +667,7 @@ def main(argv=None):
     fh = logging.FileHandler(Path(args.out) / f"pipeline_{args.mode}.log")
     fh.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(fh)
-    {"gpu": run_gpu, "demo": run_demo, "merge": merge, "from-log": from_log}[args.mode](args)
+    {"gpu": run_gpu, "demo": run_demo, "merge": merge, "from-log": from_log, "sds": run_sds}[args.mode](args)
 
 
 if __name__ == "__main__":
