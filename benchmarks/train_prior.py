@@ -243,13 +243,19 @@ def train_prior(data, *, unet_config=UNET_CONFIG, steps: int, batch: int, lr: fl
     history, t0 = [], time.perf_counter()
     done = 0
     step = 0
+    t_probe = t0
     while step < total[0]:
+        if max_minutes is not None and step == probe // 4:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t_probe = time.perf_counter()  # steady state from here (cuDNN autotuning and allocator warm-up done)
         if max_minutes is not None and step == probe:
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            per_step = (time.perf_counter() - t0) / probe
-            total[0] = min(steps, max(probe + 1, int(60 * max_minutes / per_step) // 100 * 100))
-            log(f"prior: {1e3 * per_step:.1f} ms/step over the first {probe} steps -> {total[0]} steps")
+            now = time.perf_counter()
+            per_step = (now - t_probe) / (probe - probe // 4)
+            total[0] = min(steps, max(probe + 1, probe + int((60 * max_minutes - (now - t0)) / per_step) // 100 * 100))
+            log(f"prior: {1e3 * per_step:.1f} ms/step (steps {probe // 4}-{probe}) -> {total[0]} steps")
         idx = torch.randint(0, N, (batch,), generator=gen, device=device)
         x0 = images[idx].permute(0, 3, 1, 2).float() / 127.5 - 1.0
         if random_backdrop > 0:
@@ -543,6 +549,10 @@ def main(argv=None) -> None:
             write_png(res_dir / name, grid)
             grids[CLASSES[c]] = name
         summary["sample_grids"] = grids
+    if args.detector_steps == 0:  # keypoint net trained by an earlier call (--detector-steps > 0)
+        (res_dir / "train_prior.json").write_text(json.dumps(summary, indent=1))
+        print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=1))
+        return
     td = time.perf_counter()
     det, dinfo = train_detector(data, steps=args.detector_steps, seed=args.seed, device=args.device)
     held = onp.arange(len(data["image"]))[-512:]
