@@ -238,18 +238,19 @@ def _point_segment_dist(x, a, b):
 def _depth_max(x, p0, p1, radius):
     """max_p (r_p − dist(x_n, segment p)) and its argmax p*(n), for all points (N,) at once.
 
-    Structure of arrays: each coordinate is its own (N, P) plane (points × parts, parts minor), so the
-    pairwise terms fuse into one elementwise pass and (max, argmax) is ONE variadic row reduction over
-    the parts. With (N, P, 3) arrays and separate max/argmax reductions XLA materialised the clipped
-    segment parameter t (N, P) per frame and seed and read it twice (H100, 8 seeds × 120 frames ×
-    2048 points × 55 parts: 0.7 of 5.9 ms per Adam step, benchmarks/results/motion_speed_s4.md)."""
+    Structure of arrays: each coordinate is its own (P, N) plane (parts × points, points minor), so
+    the pairwise terms fuse into one elementwise pass and (max, argmax) is ONE variadic reduction over
+    the parts in which every thread walks the P parts of its own point (no cross-lane reduction of
+    55-long rows). With (N, P, 3) arrays and separate max/argmax reductions XLA materialised the
+    clipped segment parameter t (N, P) per frame and seed and read it twice (H100, 8 seeds × 120
+    frames × 2048 points × 55 parts: 0.7 of 5.9 ms per Adam step, benchmarks/results/motion_speed_s4.md)."""
     ab = p1 - p0
     den = jnp.maximum(jnp.sum(ab * ab, -1), 1e-12)  # (P,)
-    xa = [x[:, k, None] - p0[None, :, k] for k in range(3)]  # 3 × (N, P)
-    t = jnp.clip((xa[0] * ab[None, :, 0] + xa[1] * ab[None, :, 1] + xa[2] * ab[None, :, 2]) / den[None], 0.0, 1.0)
-    d2 = sum((xa[k] - t * ab[None, :, k]) ** 2 for k in range(3))
-    depth = radius[None, :] - jnp.sqrt(d2 + 1e-12)
-    iota = jax.lax.broadcasted_iota(jnp.int32, depth.shape, 1)
+    xa = [x[None, :, k] - p0[:, k, None] for k in range(3)]  # 3 × (P, N)
+    t = jnp.clip((xa[0] * ab[:, 0, None] + xa[1] * ab[:, 1, None] + xa[2] * ab[:, 2, None]) / den[:, None], 0.0, 1.0)
+    d2 = sum((xa[k] - t * ab[:, k, None]) ** 2 for k in range(3))
+    depth = radius[:, None] - jnp.sqrt(d2 + 1e-12)
+    iota = jax.lax.broadcasted_iota(jnp.int32, depth.shape, 0)
 
     def pick(a, b):  # (value, index) of the larger value; the lower index on ties (as jnp.argmax)
         va, ia = a
@@ -257,7 +258,7 @@ def _depth_max(x, p0, p1, radius):
         take_a = (va > vb) | ((va == vb) & (ia < ib)) | jnp.isnan(va)
         return jnp.where(take_a, va, vb), jnp.where(take_a, ia, ib)
 
-    return jax.lax.reduce((depth, iota), (jnp.asarray(-jnp.inf, depth.dtype), jnp.asarray(0, jnp.int32)), pick, (1,))
+    return jax.lax.reduce((depth, iota), (jnp.asarray(-jnp.inf, depth.dtype), jnp.asarray(0, jnp.int32)), pick, (0,))
 
 
 @jax.custom_vjp
@@ -274,10 +275,10 @@ def _inside_depth_bwd(res, g):
     # The max routes the cotangent to one part per point, p*(n) = argmax. With e the unit vector
     # from the closest segment point to x: d(r − dist)/dx = −e, d/dp0 = e(1 − t), d/dp1 = e·t,
     # d/dr = 1 (at the closest point ∂dist/∂t = 0, so t's own dependence drops out). So the
-    # backward is O(N): gather each point's deepest capsule, then segment sums of N rows into the
+    # backward is O(N) per capsule: gather each point's deepest capsule, then masked sums into the
     # P capsules. Autodiff of the dense max instead stores and re-reads ~8 (N, P) arrays
     # per frame and seed (an H100 step with 8 seeds spent 6 of its 10 ms in this term,
-    # benchmarks/results/motion.md). The radius cotangent is its own segment sum, so callers whose
+    # benchmarks/results/motion.md). The radius cotangent is its own sum, so callers whose
     # radii are constants (the motion stage) drop it from the compiled program.
     points, p0, p1, radius, idx = res
     a, b = p0[idx], p1[idx]
@@ -285,9 +286,14 @@ def _inside_depth_bwd(res, g):
     t = jnp.clip(jnp.sum(xa * ab, -1) / jnp.maximum(jnp.sum(ab * ab, -1), 1e-12), 0.0, 1.0)
     d = xa - t[:, None] * ab
     ge = g[:, None] * d / jnp.sqrt(jnp.sum(d * d, -1) + 1e-12)[:, None]
-    rows = jnp.concatenate([ge * (1.0 - t)[:, None], ge * t[:, None]], -1)  # (N, 6)
-    caps = jax.ops.segment_sum(rows, idx, num_segments=p0.shape[0])
-    return -ge, caps[:, 0:3], caps[:, 3:6], jax.ops.segment_sum(g, idx, num_segments=p0.shape[0])
+    # Per-capsule sums Σ_{n: p*(n) = p} as masked row sums over a (P, N) plane (points minor), one pass
+    # for all of them; a segment sum is a scatter-add of N rows into P addresses per frame and seed
+    # (contended atomics: 0.13 ms per step for 8 seeds on the H100).
+    mask = jax.lax.broadcasted_iota(jnp.int32, (p0.shape[0], idx.shape[0]), 0) == idx[None, :]
+    psum = lambda r: jnp.sum(jnp.where(mask, r[None, :], 0.0), axis=1)  # noqa: E731
+    g0 = jnp.stack([psum(ge[:, k] * (1.0 - t)) for k in range(3)], -1)
+    g1 = jnp.stack([psum(ge[:, k] * t) for k in range(3)], -1)
+    return -ge, g0, g1, psum(g)
 
 
 _inside_depth.defvjp(_inside_depth_fwd, _inside_depth_bwd)
@@ -355,15 +361,22 @@ def _self_pen_bwd(samples, res, g):
     pair_a, pair_b, p0, p1, radius = res
     depth, e, u, ts = _self_pen_planes(samples, pair_a, pair_b, p0, p1, radius)
     G = jnp.where(depth > 0, g, 0.0)
-    wa1, wa0 = G * ts, G * (1.0 - ts)
-    wb1, wb0 = G * u, G * (1.0 - u)
-    rows_a = [-jnp.sum(wa0 * e[k], -1) for k in range(3)] + [-jnp.sum(wa1 * e[k], -1) for k in range(3)]
-    rows_b = [jnp.sum(wb0 * e[k], -1) for k in range(3)] + [jnp.sum(wb1 * e[k], -1) for k in range(3)]
-    gr = jnp.sum(G, -1)
+    Ge = [G * e[k] for k in range(3)]
+    # Ten sums over the samples per pair: Σ G(1−τ)e, Σ Gτe, Σ G u e (3 each) and Σ G. The barrier makes
+    # them one multi-output pass over the (Q, samples) planes; without it XLA fused the 5-long sums
+    # into the GEMM operand's concatenation and recomputed the planes for each of its 14 rows (H100,
+    # 8 seeds: 0.34 ms per step, the largest kernel at 1 seed).
+    rows = jax.lax.optimization_barrier(
+        [jnp.sum(Ge[k] * (1.0 - ts), -1) for k in range(3)] + [jnp.sum(Ge[k] * ts, -1) for k in range(3)]
+        + [jnp.sum(Ge[k] * u, -1) for k in range(3)] + [jnp.sum(G, -1)]
+    )
+    t0, t1, gu, gr = rows[0:3], rows[3:6], rows[6:9], rows[9]
+    cot_a = [-x for x in t0] + [-x for x in t1] + [gr]  # part a: samples x = a0 + τ(a1 − a0), ∂/∂x = −e
+    cot_b = [t0[k] + t1[k] - gu[k] for k in range(3)] + gu + [gr]  # part b: e(1 − u), e·u
     P = p0.shape[0]
-    cot = jnp.stack(rows_a + [gr] + rows_b + [gr], 0)  # (14, Q)
+    cot = jnp.concatenate([jnp.stack(cot_a, 0), jnp.stack(cot_b, 0)], 1)  # (7, 2Q)
     onehot = jnp.concatenate([jax.nn.one_hot(pair_a, P, dtype=p0.dtype), jax.nn.one_hot(pair_b, P, dtype=p0.dtype)], 0)
-    caps = jnp.matmul(jnp.concatenate([cot[:7], cot[7:]], 1), onehot, precision=HIGHEST)  # (7, P)
+    caps = jnp.matmul(cot, onehot, precision=HIGHEST)  # (7, P)
     return None, None, caps[0:3].T, caps[3:6].T, caps[6]
 
 

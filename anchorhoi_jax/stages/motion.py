@@ -118,6 +118,8 @@ class MotionData:
     j_rest: Float[Array, "J 3"]
     R_rest: Float[Array, "J 3 3"]
     sub_rest: Float[Array, "S 3"]  # shaped rest positions of the skinned vertex subset
+    # Pose correctives of the subset, coordinate-major columns [x of all S | y | z] (a GEMM output that
+    # reshapes to (3, S) planes with no transpose, see frame_forward).
     sub_posedirs: Float[Array, "P S3"]
     sub_skin_ids: Int[Array, "S K"]  # each subset vertex's non-zero skinning joints
     sub_skin_w: Float[Array, "S K"]
@@ -324,7 +326,8 @@ def prepare_motion_data(
     skin_w = onp.take_along_axis(w_sub, skin_ids, 1).astype(onp.float32)
     sub_j = jnp.asarray(sub)
     if model.posedirs.shape[0]:
-        pd = model.posedirs.reshape(model.posedirs.shape[0], -1, 3)[:, sub_j].reshape(model.posedirs.shape[0], -1)
+        pd = jnp.swapaxes(model.posedirs.reshape(model.posedirs.shape[0], -1, 3)[:, sub_j], 1, 2).reshape(
+            model.posedirs.shape[0], -1)
     else:
         pd = jnp.zeros((0, 3 * len(sub)), jnp.float32)
     kp_point_weights = kp_moments = None
@@ -505,19 +508,20 @@ def _pose_correctives(data: MotionData, cfg: MotionConfig, R_local) -> Float[Arr
     if fixed:
         R_static = rodrigues(data.static.pose[jnp.asarray(fixed)])  # as full_pose leaves them
         out = out + part(R_static, fixed)
-    return jnp.reshape(out, (-1, 3))
+    return jnp.reshape(out, (3, -1))
 
 
 @jax.custom_vjp
 def _skin_sparse(A, v, ids, w, W):
     """Linear blend skinning of the subset: Σ_k w_k A[ids_k] applied to [v; 1] (A: (J, 12) rows of
-    3×4 transforms, v: (S, 3)). Forward: each vertex's K non-zero weights gathered (fuses into one
-    pass). Backward: ∂/∂A as ONE product of the dense weights W (S, J) with the per-vertex outer
-    products dv ⊗ [v; 1] (12 × S per frame: a GEMM over the flat frame axis) instead of the
-    gathers' K scatter-adds of S rows into J (few addresses, contended: 0.48 of 5.9 ms per Adam step
-    for 8 seeds on the H100, benchmarks/results/motion_speed_s4.md)."""
-    T = sum(w[:, k, None] * A[ids[:, k]] for k in range(ids.shape[1])).reshape(-1, 3, 4)
-    return _mv(T[..., :3], v) + T[..., 3]
+    3×4 transforms; v and the result: (3, S) coordinate planes). Forward: each vertex's K non-zero
+    weights gathered (fuses into one pass). Backward: ∂/∂A as ONE product of the per-vertex outer
+    products dv ⊗ [v; 1] (12 × S per frame: a GEMM over the flat frame axis) with the dense weights
+    W (S, J), instead of the gathers' K scatter-adds of S rows into J (few addresses, contended:
+    0.48 of 5.9 ms per Adam step for 8 seeds on the H100, benchmarks/results/motion_speed_s4.md)."""
+    T = sum(w[:, k, None] * A[ids[:, k]] for k in range(ids.shape[1]))  # (S, 12)
+    return jnp.stack([T[:, 4 * i] * v[0] + T[:, 4 * i + 1] * v[1] + T[:, 4 * i + 2] * v[2] + T[:, 4 * i + 3]
+                      for i in range(3)], 0)
 
 
 def _skin_sparse_fwd(A, v, ids, w, W):
@@ -526,10 +530,10 @@ def _skin_sparse_fwd(A, v, ids, w, W):
 
 def _skin_sparse_bwd(res, g):
     A, v, ids, w, W = res
-    T = sum(w[:, k, None] * A[ids[:, k]] for k in range(ids.shape[1])).reshape(-1, 3, 4)
-    dv = T[:, 0, :3] * g[:, 0:1] + T[:, 1, :3] * g[:, 1:2] + T[:, 2, :3] * g[:, 2:3]  # Rᵀ g per vertex
-    vh = [v[:, 0], v[:, 1], v[:, 2], jnp.ones_like(v[:, 0])]
-    outer = jnp.stack([g[:, a] * vh[b] for a in range(3) for b in range(4)], 0)  # (12, S)
+    T = sum(w[:, k, None] * A[ids[:, k]] for k in range(ids.shape[1]))
+    dv = jnp.stack([T[:, c] * g[0] + T[:, 4 + c] * g[1] + T[:, 8 + c] * g[2] for c in range(3)], 0)  # Rᵀ g
+    vh = [v[0], v[1], v[2], jnp.ones_like(v[0])]
+    outer = jnp.stack([g[a] * vh[b] for a in range(3) for b in range(4)], 0)  # (12, S)
     dA = jnp.matmul(outer, W, precision=HIGHEST).T  # (J, 12)
     return dA, dv, None, None, None
 
@@ -553,28 +557,32 @@ def frame_forward(
         A_R = _mm(R_world, jnp.swapaxes(data.R_rest, -1, -2))
         A_t = t_world - _mv(A_R, data.j_rest)
         A = jnp.concatenate([A_R, A_t[..., None]], -1).reshape(-1, 12)
-        v = data.sub_rest
+        # The subset's vertices as (3, S) coordinate planes (structure of arrays): the pose-corrective GEMM
+        # writes them directly and every term below reads whole planes, no (S, 3) ↔ (3, S) transposes
+        # (H100, 8 seeds: ~0.2 ms per step of transposes with the vertex-major layout).
+        v = data.sub_rest.T
         if data.sub_posedirs.shape[0]:
             v = v + _pose_correctives(data, cfg, R_local)
         if cfg.lbs == "dense" and data.sub_lbs_weights is not None:
             # (S×J)·(J×12): under the frame/seed vmaps this is one GEMM forward and backward.
             T = jnp.matmul(data.sub_lbs_weights, A, precision=HIGHEST).reshape(-1, 3, 4)
-            v = _mv(T[..., :3], v) + T[..., 3]
+            v = (_mv(T[..., :3], v.T) + T[..., 3]).T
         elif data.sub_lbs_weights is not None:
             v = _skin_sparse(A, v, data.sub_skin_ids, data.sub_skin_w, data.sub_lbs_weights)
         else:  # sparse: each vertex's K non-zero weights, as explicit sums (fuses into one pass)
             T = sum(data.sub_skin_w[:, k, None] * A[data.sub_skin_ids[:, k]] for k in range(data.sub_skin_ids.shape[1]))
             T = T.reshape(-1, 3, 4)
-            v = _mv(T[..., :3], v) + T[..., 3]
+            v = (_mv(T[..., :3], v.T) + T[..., 3]).T
         root, s = data.j_rest[0], data.static.scale
         place = lambda x: root[None] + s * (x - root[None]) + transl[None]  # noqa: E731  (CONVENTIONS.md placement)
-        v = place(v)
+        v = root[:, None] + s * (v - root[:, None]) + transl[:, None]  # `place` on the planes
         joints = place(t_world)
         # The subset is laid out [extra-point vertices | contact vertices | L_pen vertices]
         # (prepare_motion_data), so static slices replace gathers (no scatter-add in the backward).
         E, C = data.extra_idx.size, data.contact_idx.shape[0]
-        ve = v[:E].reshape(-1, 3, 3)
-        extra = ve[:, 0] * data.extra_bary[:, 0:1] + ve[:, 1] * data.extra_bary[:, 1:2] + ve[:, 2] * data.extra_bary[:, 2:3]
+        ve = v[:, :E].reshape(3, -1, 3)  # (xyz, point, corner)
+        bary = data.extra_bary
+        extra = (ve[:, :, 0] * bary[None, :, 0] + ve[:, :, 1] * bary[None, :, 1] + ve[:, :, 2] * bary[None, :, 2]).T
         pts = jnp.concatenate([joints, extra], 0)
         if data.kp_point_weights is None:
             op = jnp.matmul(jax.nn.one_hot(data.openpose, pts.shape[0], dtype=pts.dtype), pts, precision=HIGHEST)
@@ -588,7 +596,7 @@ def frame_forward(
         T_world_joint = jnp.concatenate([R_world, joints[..., None]], -1)
         capsules = pose_part_volumes(data.parts, T_world_joint, s)
         R_obj = _mm(rodrigues(object_delta_rot), data.static.R_world_obj)
-        return FrameOutputs(joints, op, v[E : E + C], v[E + C :], R_obj, object_translation, capsules)
+        return FrameOutputs(joints, op, v[:, E : E + C].T, v[:, E + C :].T, R_obj, object_translation, capsules)
 
 
 def frame_terms(data: MotionData, cfg: MotionConfig, out: FrameOutputs, kp, conf, body_pose, static_body_pose,
