@@ -275,7 +275,7 @@ def _inside_depth_bwd(res, g):
     # The max routes the cotangent to one part per point, p*(n) = argmax. With e the unit vector
     # from the closest segment point to x: d(r − dist)/dx = −e, d/dp0 = e(1 − t), d/dp1 = e·t,
     # d/dr = 1 (at the closest point ∂dist/∂t = 0, so t's own dependence drops out). So the
-    # backward is O(N) per capsule: gather each point's deepest capsule, then masked sums into the
+    # backward is O(N): gather each point's deepest capsule, then segment sums of N rows into the
     # P capsules. Autodiff of the dense max instead stores and re-reads ~8 (N, P) arrays
     # per frame and seed (an H100 step with 8 seeds spent 6 of its 10 ms in this term,
     # benchmarks/results/motion.md). The radius cotangent is its own sum, so callers whose
@@ -286,14 +286,12 @@ def _inside_depth_bwd(res, g):
     t = jnp.clip(jnp.sum(xa * ab, -1) / jnp.maximum(jnp.sum(ab * ab, -1), 1e-12), 0.0, 1.0)
     d = xa - t[:, None] * ab
     ge = g[:, None] * d / jnp.sqrt(jnp.sum(d * d, -1) + 1e-12)[:, None]
-    # Per-capsule sums Σ_{n: p*(n) = p} as masked row sums over a (P, N) plane (points minor), one pass
-    # for all of them; a segment sum is a scatter-add of N rows into P addresses per frame and seed
-    # (contended atomics: 0.13 ms per step for 8 seeds on the H100).
-    mask = jax.lax.broadcasted_iota(jnp.int32, (p0.shape[0], idx.shape[0]), 0) == idx[None, :]
-    psum = lambda r: jnp.sum(jnp.where(mask, r[None, :], 0.0), axis=1)  # noqa: E731
-    g0 = jnp.stack([psum(ge[:, k] * (1.0 - t)) for k in range(3)], -1)
-    g1 = jnp.stack([psum(ge[:, k] * t) for k in range(3)], -1)
-    return -ge, g0, g1, psum(g)
+    # Per-capsule sums as segment sums (a scatter-add of N rows into P per frame and seed). Measured
+    # against masked row sums over a (P, N) plane on the H100 (8 seeds, same process): 2.20 vs 2.40 s
+    # per 1000 steps; the mask plane was materialised (benchmarks/results/motion_speed_s4.md).
+    rows = jnp.concatenate([ge * (1.0 - t)[:, None], ge * t[:, None]], -1)  # (N, 6)
+    caps = jax.ops.segment_sum(rows, idx, num_segments=p0.shape[0])
+    return -ge, caps[:, 0:3], caps[:, 3:6], jax.ops.segment_sum(g, idx, num_segments=p0.shape[0])
 
 
 _inside_depth.defvjp(_inside_depth_fwd, _inside_depth_bwd)
