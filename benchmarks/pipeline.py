@@ -216,6 +216,24 @@ def _time_prior_calls(prior, name: str, events: list, torch) -> None:
         prior.encode = wrap(prior.encode, f"{name}_encode_fwd")
 
 
+def steady_projection(run: dict, paper: dict) -> dict | None:
+    """Per stage at the paper's counts from the per-step phase medians (bridge.record_phases) of the SDS stages:
+    wall at the reduced count + (paper - reduced) x median step; other stages as `summarize` projects them.
+    Unlike the callback rate, the median leaves out the checkpoint saves the bench makes every 10 steps
+    (the paper preset saves every 100, in the background)."""
+    ph = run.get("phases") or {}
+    if not ph:
+        return None
+    out = {}
+    for name, st in run["stages"].items():
+        p = ph.get(name, {}).get("total_ms")
+        if p is not None and name in paper:
+            out[name] = st["seconds"] + 1e-3 * p * (paper[name] - st["steps"])
+        else:
+            out[name] = run["projected_paper_steps_s"][name]
+    return out
+
+
 def summarize(stages: dict, rates: dict, paper: dict) -> dict:
     """Per-stage projection to the paper's step counts and the totals the results report."""
     proj = {}
@@ -471,6 +489,11 @@ def run_sds(args) -> dict:
         recs: list = []
         label = "fused" if fuse else "chunked"
         t0 = time.perf_counter()
+        from anchorhoi_jax.priors.guidance import StackedGuidance
+
+        kw = StackedGuidance.__init__.__kwdefaults__
+        cap = kw["fuse_max_images"]
+        kw["fuse_max_images"] = 10**6  # measure fused at any batch (the library falls back above 16 images)
         try:
             with record_phases(recs):
                 OB.fit(state, ocfg, OB.ObjectWeights.default(), priors.object, priors.inter, human)
@@ -478,6 +501,8 @@ def run_sds(args) -> dict:
             res[label] = {"error": f"{type(e).__name__}: {' '.join(str(e).split())[:300]}", **_peak(torch)}
             print(json.dumps({label: res[label]}), flush=True)
             continue
+        finally:
+            kw["fuse_max_images"] = cap
         steady = recs[2:]
         row = {"wall_s": time.perf_counter() - t0, **_peak(torch), "batch": recs[0]["batch"]}
         for k in ("render_vjp", "to_torch", "guidance", "to_jax", "update", "total"):
@@ -592,6 +617,8 @@ def merge(args) -> dict:
     # even when a run stopped early; the whole-pipeline ratio needs both runs complete.
     common = [k for k in s1["stages"] if s4 is not None and k in s4["stages"] and k != "video"]
     sum_of = lambda r, key: sum(r[key][k] if key != "stages" else r[key][k]["seconds"] for k in common)  # noqa: E731
+    steady1 = steady_projection(s1, gpu["paper_steps"])
+    steady4 = None if s4 is None else steady_projection(s4, gpu["paper_steps"])
     res = {
         "device": gpu["device"],
         "demo_cpu_min": old.get("demo_cpu_min") if demo is None else demo["demo_cpu_min"],
@@ -611,6 +638,9 @@ def merge(args) -> dict:
         "gpu_one_seed_partial_projected_paper_steps_min": s1["projected_total_excl_video_s"] / 60,
         "complete": {"s1": complete1, "s4": complete4},
         "errors": {k: v.get("error") for k, v in (("s1", s1), ("s4", s4)) if v and v.get("error")},
+        "gpu_one_seed_projected_paper_steps_steady_min": None if steady1 is None or not complete1 else
+        sum(v for k, v in steady1.items() if k != "video") / 60,
+        "projected_paper_steps_steady_s": {"s1": steady1, "s4": steady4},
         "composition_four_over_one": None if s4 is None else s4["composition_s"] / s1["composition_s"],
         "composition_four_over_one_projected_paper_steps": None if s4 is None else
         s4["composition_projected_s"] / s1["composition_projected_s"],

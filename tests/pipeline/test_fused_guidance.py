@@ -33,7 +33,7 @@ def guidances():
 def test_fused_equals_chunked(guidances, weights):
     g_obj, g_lay = guidances
     parts = [(_Named(g_obj, "object"), weights[0]), (_Named(g_lay, "layout"), weights[1])]
-    chunked, fused = StackedGuidance(parts), StackedGuidance(parts, fuse=True)
+    chunked, fused = StackedGuidance(parts), StackedGuidance(parts, fuse=True, fuse_max_images=16)
     assert chunked._fused is None and fused._fused is not None
     x = torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1  # 2 seeds x 4 views x 2 chunks
     v = _views(16)
@@ -46,6 +46,11 @@ def test_fused_equals_chunked(guidances, weights):
         assert sorted(ia) == sorted(ib)
         for k in ia:
             assert ib[k] == pytest.approx(ia[k], rel=1e-4, abs=1e-6), k
+    # above fuse_max_images the fused guidance runs chunk by chunk: bitwise the chunked result
+    c, _ = StackedGuidance(parts, fuse=True, fuse_max_images=8)(x, views=v, step=0,
+                                                                generator=torch.Generator().manual_seed(7))
+    r, _ = chunked(x, views=v, step=0, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(c, r)
     if weights[1] == 0.0:
         assert not any(k.startswith("layout/") for k in ia) and float(a[8:].abs().sum()) == 0.0
 
@@ -57,5 +62,7 @@ def test_fuse_falls_back_when_parts_differ(guidances):
     assert StackedGuidance([(g_obj, 1.0), (g_other, 1.0)], fuse=True)._fused is None
     with pytest.raises(ValueError, match="StackedGuidance: fuse must be a bool, got 'yes'"):
         StackedGuidance([(g_obj, 1.0)], fuse="yes")
+    with pytest.raises(ValueError, match="StackedGuidance: fuse_max_images must be an integer >= 1, got 0"):
+        StackedGuidance([(g_obj, 1.0)], fuse=True, fuse_max_images=0)
     with pytest.raises(ValueError, match="ObjectConfig.fuse_guidance must be true or false, got 1"):
         ObjectConfig(fuse_guidance=1)
