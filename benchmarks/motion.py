@@ -348,6 +348,7 @@ VARIANTS = {
     "no_contact": {"contact": 0.0},
     "no_body": {"keypoints": 0.0},
     "no_silhouette": {"silhouette": 0.0},  # masks given but the silhouette term off (= keypoints-only Eq. 4)
+    "sil1": {"silhouette": 1.0},  # the silhouette term on (its default weight is 0, see MotionWeights)
 }
 
 
@@ -549,9 +550,13 @@ def main():
         print("init", n, summary["init"][n], flush=True)
     def fit_and_record(label, n, c, data, weights, *, final_loss=False):
         """Optimise one scene with `weights`, evaluate seed 0, record it under results[label][n]."""
+        t_fit = time.perf_counter()
         state, losses, terms = optimise(update, init, data, weights, args.steps, args.steps_per_call,
                                         jax.random.key(1), cfg=cfg)
+        jax.block_until_ready(losses)
+        t_fit = time.perf_counter() - t_fit  # init + all Adam steps of one seed, host loop included (upper bound)
         r = evaluate(c, model, cfg, select_seed(state.params, 0))
+        r["fit_s"] = t_fit
         if final_loss:
             r["final_loss"] = float(losses[0, -1])
         results.setdefault(label, {})[n] = r

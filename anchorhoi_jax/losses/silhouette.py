@@ -110,7 +110,7 @@ def sample_distance(table: Float[Array, "L h w"], frame, uv: Float[Array, "N 2"]
     N values per frame instead of materialising each frame's table. Points outside the image get
     the border value plus their distance to the image (the table continues growing outward)."""
     L, h, w = table.shape
-    g = (uv - 0.5 * stride) / stride  # cell-centre coordinates: cell j is pixel centre j·stride + 0.5
+    g = (uv - 0.5) / stride  # cell coordinates: cell j is the pixel with index j·stride, centre j·stride + 0.5
     gc = jnp.clip(g, 0.0, jnp.asarray([[w - 1, h - 1]], uv.dtype))
     beyond = jnp.sqrt(jnp.sum((g - gc) ** 2, -1) + 1e-12) * stride
     x0 = jnp.clip(jnp.floor(gc[:, 0]), 0, max(w - 2, 0)).astype(jnp.int32)

@@ -61,7 +61,7 @@ def test_sample_distance_bilinear_and_beyond_image():
     got = onp.asarray(sample_distance(jnp.asarray(table), 2, jnp.asarray(uv), stride))
 
     def ref(u, v):
-        g = (onp.array([u, v], onp.float64) - 0.5 * stride) / stride
+        g = (onp.array([u, v], onp.float64) - 0.5) / stride  # cell j = pixel index j·stride, centre + 0.5
         gc = onp.clip(g, 0, [7, 5])
         x0, y0 = min(int(onp.floor(gc[0])), 6), min(int(onp.floor(gc[1])), 4)
         fx, fy = gc[0] - x0, gc[1] - y0
@@ -71,6 +71,15 @@ def test_sample_distance_bilinear_and_beyond_image():
         return val + onp.linalg.norm(g - gc) * stride
 
     onp.testing.assert_allclose(got, [ref(u, v) for u, v in uv], rtol=1e-5, atol=1e-5)
+
+
+def test_strided_table_is_zero_on_mask_pixels():
+    hm, om = _square_masks()
+    t = silhouette_targets(hm, om, num_samples=8, stride=2)
+    ys, xs = onp.nonzero(hm[0][::2, ::2])
+    uv = onp.stack([2 * xs + 0.5, 2 * ys + 0.5], -1).astype(onp.float32)  # pixels kept by the stride
+    d = sample_distance(t.outside_distance, 0, jnp.asarray(uv), 2)
+    onp.testing.assert_allclose(onp.asarray(d), 0.0, atol=1e-5)
 
 
 def test_inside_and_coverage_match_numpy():
