@@ -5,8 +5,11 @@
     python benchmarks/learned_prior.py --sweep "scale=20;scale=40" --seed-offset 1000 --out SW   # tuning keys
     python benchmarks/learned_prior.py --settings-from SW/sweep.json --out DIR         # evaluation keys
 
-Every SDS view (both arms) is rendered over white, the backdrop of the training renders; the coarse field
-starts empty outside its density blob (`empty_outside_blob`); both arms run exactly N SDS steps, N chosen
+Every SDS view (both arms) is rendered over `--background`: white (session 3, the data's backdrop) or a
+uniform random colour per view (session 4, with a prior trained by `train_prior.py --random-backdrop`);
+the coarse field starts empty outside its density blob (`empty_outside_blob`), the blob optionally an
+upright person-sized ellipsoid (`--blob-axes`, the same for every class); `--estimator` picks Eq. 1 or
+the denoised-target option of priors.sds for both arms; both arms run exactly N SDS steps, N chosen
 from their measured step times within `--sds-budget-s` before either real run starts.
 
 For each class prompt of benchmarks/learned_prior_data.py and `--seeds` seeds (all 16 runs vmapped in

@@ -58,8 +58,11 @@ def test_over_white_composites_premultiplied_renders():
 
 def test_parse_sweep_defaults_and_overrides():
     cfgs = lp.parse_sweep("scale=40,lr=0.003;offset=4")
-    assert cfgs[0] == dict(scale=40.0, offset=6.0, tmax=0.98, lr=0.003)
-    assert cfgs[1] == dict(scale=15.0, offset=4.0, tmax=0.98, lr=0.01)
+    assert cfgs[0] == dict(scale=40.0, offset=6.0, tmax=0.98, tend=0.5, lr=0.003, est=0.0, k=4.0)
+    assert cfgs[1] == dict(scale=15.0, offset=4.0, tmax=0.98, tend=0.5, lr=0.01, est=0.0, k=4.0)
+    est = lp.parse_sweep("est=1,k=6,tend=0.3")[0]
+    sds = lp.sds_settings(tmax=est["tmax"], tend=est["tend"], est=est["est"], k=est["k"], steps=100)
+    assert (sds.estimator, sds.denoise_steps, sds.weighting, sds.t_range_end) == ("denoised", 6, "uniform", (0.02, 0.3))
 
 
 def test_parse_sweep_unknown_key_is_a_one_line_error():
