@@ -84,6 +84,9 @@ class MotionWeights:
     # 2048; 38.7 at weight 0.25, 32.7 at 0.05; max penetration 0.2-1.8 mm throughout). 0.05 was chosen
     # on separate random draws (benchmarks/results/motion.md, session 4), not on the benchmark scenes.
     pen_object: Float[Array, ""] = 0.05
+    # ... and its weight in the last `MotionConfig.pen_final_steps` steps (`motion_phases`): once the motion
+    # has settled under the weak weight, a short clean-up at full weight pushes out the few deep vertices.
+    pen_object_final: Float[Array, ""] = 1.0
     pen_parts: Float[Array, ""] = 1.0
     smooth_joints: Float[Array, ""] = 0.1
     smooth_object: Float[Array, ""] = 0.1
@@ -205,6 +208,7 @@ class MotionConfig:
     pen_margin: float = 0.0
     init_noise: float = 0.0  # radians of body-pose jitter per seed (0: all seeds start identical)
     global_steps: int = 200  # first stage of `motion_phases`: human global motion from L_J only
+    pen_final_steps: int = 200  # last stage of `motion_phases`: L_pen's SDF part at weights.pen_object_final
     # Skinning of the vertex subset: "sparse" = each vertex's K non-zero weights gathered from the
     # joint transforms (backward: a scatter-add of S·K rows into J rows per frame); "dense" =
     # (S×J)·(J×12) product per frame (backward: a GEMM). Same values (tests). The scatter-add was
@@ -916,17 +920,21 @@ def motion_phases(weights: MotionWeights, cfg: MotionConfig, num_steps: int) -> 
     penetration and smoothness anchor the human to the (still static) object. So, as SMPLify-style
     fitting does, a first stage (`cfg.global_steps` of the `num_steps` Adam steps) moves only the
     human's global rotation and translation under L_J (+ smoothness); the second runs the full
-    Eq. 4 objective. Set `global_steps=0` for the single-stage schedule.
+    Eq. 4 objective. Set `global_steps=0` for the single-stage schedule. The last `cfg.pen_final_steps`
+    of the full stage use `weights.pen_object_final` for L_pen's SDF part (a sum over the L_pen vertices,
+    kept weak before so that it does not outweigh L_J while the motion settles; 0 steps: no clean-up).
     """
     K = cfg.steps_per_call
     n_total = -(-num_steps // K)
     n_global = min(n_total, cfg.global_steps // K)
+    n_final = min(n_total - n_global, cfg.pen_final_steps // K)
+    final = [(n_final, weights.replace(pen_object=weights.pen_object_final))] if n_final > 0 else []
     if n_global == 0:
-        return [(n_total, weights)]
+        return [(n_total - n_final, weights)] + final
     z = jnp.zeros_like(weights.contact)
     w_global = weights.replace(contact=z, pen_object=z, pen_parts=z, self_pen=z, pose_prior=z, render=z,
                                silhouette=z, pose_update=z, object_update=z)
-    return [(n_global, w_global), (n_total - n_global, weights)]
+    return [(n_global, w_global), (n_total - n_global - n_final, weights)] + final
 
 
 def run_motion(
