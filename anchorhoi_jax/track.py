@@ -22,7 +22,10 @@ class TrackWeights:
 
     keypoints: float = 1.0
     contact: float = 1.0
-    pen_object: float = 1.0
+    # The SDF part of L_pen is a sum over the L_pen vertices; at 1.0 it outweighed L_J and the full-size tracks
+    # oscillated at the object (benchmarks/results/motion.md, session 4); the last steps restore full weight.
+    pen_object: float = 0.05
+    pen_object_final: float = 1.0  # L_pen's SDF weight in the clean-up phase (stages/motion.motion_phases)
     pen_parts: float = 1.0
     smooth_joints: float = 0.1
     smooth_object: float = 0.1
