@@ -215,19 +215,13 @@ def sds_gradient(
     """
     a = prior.alphas_cumprod[t].view(-1, *([1] * (z.ndim - 1))).to(z.dtype)
     z_t = a.sqrt() * z + (1.0 - a).sqrt() * noise
-    if emb_uncond is None or cfg.guidance_scale == 1.0:
-        eps_hat = prior.predict_eps(z_t, t, emb_cond, views).float()
-    else:
-        # One UNet call on [uncond; cond] (twice the batch) rather than two calls.
-        views2 = None if views is None else _repeat_views(views, 2)
-        eps = prior.predict_eps(torch.cat([z_t, z_t]), torch.cat([t, t]), torch.cat([emb_uncond, emb_cond]), views2)
-        eps_u, eps_c = eps.float().chunk(2)
-        eps_hat = eps_u + cfg.guidance_scale * (eps_c - eps_u)
+    eps_hat = _cfg_eps(prior, z_t, t, emb_cond, emb_uncond, cfg, views)
     w = sds_weight(prior.alphas_cumprod, t, cfg.weighting).view(-1, *([1] * (z.ndim - 1)))
     return _clip(w * (eps_hat - noise.float()), cfg)
 
 
 def _cfg_eps(prior: DiffusionPrior, z_t, t, emb_cond, emb_uncond, cfg: SDSConfig, views) -> torch.Tensor:
+    """Classifier-free-guided eps_hat; one UNet call on [uncond; cond] (twice the batch) rather than two calls."""
     if emb_uncond is None or cfg.guidance_scale == 1.0:
         return prior.predict_eps(z_t, t, emb_cond, views).float()
     views2 = None if views is None else _repeat_views(views, 2)
