@@ -303,6 +303,9 @@ def main(argv=None):
     ap.add_argument("--breakdown", action="store_true", help="per-part timings and a kernel profile at batch 2048")
     ap.add_argument("--breakdown-batch", type=int, default=2048, help="batch of --breakdown/--diagnose (2048)")
     ap.add_argument("--old-skinning", default=None, help="an earlier skinning.py to time beside the current one")
+    ap.add_argument("--compare", action="store_true",
+                    help="batch 2048: jit(model, params) vs compile_pose variants, body-models and smplx, same process")
+    ap.add_argument("--no-compiled", action="store_true", help="no compile_pose column in the batch table")
     ap.add_argument("--no-parity", action="store_true", help="skip the parity/gradient section (table-only runs)")
     ap.add_argument("--wait-for", default=None, help="before timing anything, wait (<= 120 s) until this file exists")
     ap.add_argument("--allow-cpu", action="store_true", help="smoke-test the script without a GPU (times not reportable)")
@@ -322,6 +325,7 @@ def main(argv=None):
     from body_models.smplx.jax import SMPLX as BMSMPLX
 
     from anchorhoi_jax.body import skinning as sk
+    from anchorhoi_jax.body.compiled import compile_pose
     from anchorhoi_jax.body.skinning import FP32_3XTF32, pose, pose_joints, with_tf32x3_blend
     from anchorhoi_jax.body.smplx import load_smplx, make_params
     from anchorhoi_jax.body.smplx_synthetic import write_synthetic_smplx
@@ -496,6 +500,63 @@ def main(argv=None):
             save()
         print("diagnose", json.dumps({k: v for k, v in dg.items() if k != "timings"})[:4000], flush=True)
 
+    # --- host overhead: jit(model, params) vs compile_pose (model bound once), batch 2048, same process ---
+    if args.compare:
+        cp = results[f"compare_b{B}"] = {"compile_s": {}}
+        xb = {k: jax.device_put(jnp.asarray(v), gpu) for k, v in _inputs(B).items()}
+        pc = jax.block_until_ready(to_params(xb))
+        cands = {
+            "jit_model_params_full_fp32": (lambda: fns[("full", "fp32")][0](model, pc)),
+            "jit_model_params_full_fp32_3xtf32": (lambda: fns[("full", FP32_3XTF32)][0](model3, pc)),
+            "jit_model_params_joints_fp32": (lambda: fns[("joints", "fp32")][0](model, pc)),
+            "nop_model_and_params": (lambda f=jax.jit(lambda m, p: p.transl + 1.0): f(model, pc)),
+            "nop_params_only": (lambda f=jax.jit(lambda p: p.transl + 1.0): f(pc)),
+            "body_models_full_fp32": (lambda: bm_fns[("full", "fp32")](xb)),
+        }
+        progs = {
+            "compile_pose_full_fp32": (model, "vertices_all_joints", HIGHEST, {}),
+            "compile_pose_full_fp32_pass_all": (model, "vertices_all_joints", HIGHEST, {"embed_bytes": 0}),
+            "compile_pose_full_fp32_embed_all": (model, "vertices_all_joints", HIGHEST, {"embed_bytes": 1 << 40}),
+            "compile_pose_full_fp32_posed": (model, "posed", HIGHEST, {}),
+            "compile_pose_full_fp32_3xtf32": (model3, "vertices_all_joints", FP32_3XTF32, {}),
+            "compile_pose_joints_fp32": (model, "all_joints", HIGHEST, {}),
+        }
+        for name, (m, out, pr, kw) in progs.items():
+            t_c = time.perf_counter()
+            try:
+                prog = compile_pose(m, B, output=out, precision=pr, **kw)
+                cands[name] = lambda prog=prog: prog(pc)
+                cp["compile_s"][name] = time.perf_counter() - t_c
+                cp.setdefault("call_arrays", {})[name] = prog.num_call_arrays
+            except Exception as e:
+                cp[f"{name}_error"] = f"{type(e).__name__}: {e}"[:300]
+        for name, fn in cands.items():  # compile and warm every candidate before any timing
+            jax.block_until_ready(fn())
+        v_ref = onp.asarray(cands["jit_model_params_full_fp32"]()[0])
+        cp["compile_pose_full_fp32_max_abs_diff_vs_jit"] = float(
+            onp.abs(onp.asarray(cands["compile_pose_full_fp32"]()[0]) - v_ref).max()
+        )
+        rounds = cp["rounds"] = []
+        for _ in range(2):  # interleaved rounds: drift on the machine hits every candidate alike
+            rounds.append({n: jtimed(fn) for n, fn in cands.items()})
+        cp["timings"] = {
+            n: {k: statistics.mean(r[n][k] for r in rounds) for k in ("per_call_ms", "pipelined_ms")} for n in cands
+        }
+        xt = {k: torch.from_numpy(v).to(tdev) for k, v in _inputs(B).items()}
+        tm.batch_size = B
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+
+        def run_torch_full():
+            with torch.no_grad():
+                return tm(**xt)
+
+        ms, pipe = _timed(run_torch_full, lambda _: torch.cuda.synchronize() if tdev == "cuda" else None, 5, 4, 2)
+        cp["timings"]["smplx_full_fp32"] = {"per_call_ms": ms, "pipelined_ms": pipe}
+        del xt
+        print("compare", json.dumps(cp["timings"]), flush=True)
+        save()
+
     # --- per-part timings at batch 2048, fp32 HIGHEST, each part jitted alone ---
     vfns = {}
     if args.variants:
@@ -598,6 +659,9 @@ def main(argv=None):
         xt = {k: torch.from_numpy(v).to(tdev) for k, v in x.items()}
         tm.batch_size = batch
         peers = {}  # (output, peer precision) -> timings, shared by the fp32 and 3xTF32 rows
+        progs = {}
+        if not args.no_compiled:  # the same forward through compile_pose (model bound once, AOT)
+            progs[("full", "fp32")] = compile_pose(model, batch, output="vertices_all_joints", precision=HIGHEST)
         # smplx is 10-150x slower per call: fewer of its calls carry the same relative noise.
         t_reps, t_k, t_pr = max(5, args.reps // 2), max(4, args.pipeline // 2), max(2, args.pipe_reps - 1)
         for (kind, prec), (f, m) in fns.items():
@@ -605,6 +669,11 @@ def main(argv=None):
             row["ours_ms"], row["ours_pipelined_ms"] = _timed(
                 lambda: f(m, params), jax.block_until_ready, args.reps, args.pipeline, args.pipe_reps
             )
+            if (kind, prec) in progs:
+                prog = progs[(kind, prec)]
+                row["ours_compiled_ms"], row["ours_compiled_pipelined_ms"] = _timed(
+                    lambda: prog(params), jax.block_until_ready, args.reps, args.pipeline, args.pipe_reps
+                )
             pp = peer_prec[prec]
             if (kind, pp) not in peers:
                 g = bm_fns[(kind, pp)]
@@ -629,11 +698,19 @@ def main(argv=None):
             for who in ("smplx", "body_models"):
                 row[f"ratio_{who}_over_ours"] = row[f"{who}_ms"] / row["ours_ms"]
                 row[f"ratio_{who}_over_ours_pipelined"] = row[f"{who}_pipelined_ms"] / row["ours_pipelined_ms"]
+                if "ours_compiled_ms" in row:
+                    row[f"ratio_{who}_over_ours_compiled"] = row[f"{who}_ms"] / row["ours_compiled_ms"]
+                    row[f"ratio_{who}_over_ours_compiled_pipelined"] = (
+                        row[f"{who}_pipelined_ms"] / row["ours_compiled_pipelined_ms"]
+                    )
             results["rows"].append(row)
             print(
                 f"B={batch:5d} {kind:6s} {prec:11s}: ours {row['ours_ms']:7.3f} / {row['ours_pipelined_ms']:7.3f} ms | "
                 f"smplx {row['smplx_ms']:8.3f} / {row['smplx_pipelined_ms']:8.3f} | body-models {row['body_models_ms']:7.3f}"
-                f" / {row['body_models_pipelined_ms']:7.3f} (per call / pipelined) t={time.perf_counter() - t_start:.0f}s",
+                f" / {row['body_models_pipelined_ms']:7.3f} (per call / pipelined)"
+                + (f" | compiled {row['ours_compiled_ms']:.3f} / {row['ours_compiled_pipelined_ms']:.3f}"
+                   if "ours_compiled_ms" in row else "")
+                + f" t={time.perf_counter() - t_start:.0f}s",
                 flush=True,
             )
         del xt
@@ -760,8 +837,9 @@ def _version(dist):
 def _table(results):
     lines = [
         "| batch | output | precision | ours ms | smplx ms | body-models ms | smplx/ours | body-models/ours |"
-        " ours pipelined | smplx pipelined | body-models pipelined | smplx/ours pipelined | body-models/ours pipelined |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        " ours pipelined | smplx pipelined | body-models pipelined | smplx/ours pipelined | body-models/ours pipelined |"
+        " ours compile_pose | body-models/compile_pose | compile_pose pipelined | body-models/compile_pose pipelined |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results["rows"]:
         prec = r["precision"] + (f" (peers {r['peer_precision']})" if "peer_precision" in r else "")
@@ -769,7 +847,13 @@ def _table(results):
             f"| {r['batch']} | {r['output']} | {prec} | {r['ours_ms']:.3f} | {r['smplx_ms']:.3f} | "
             f"{r['body_models_ms']:.3f} | {r['ratio_smplx_over_ours']:.1f}x | {r['ratio_body_models_over_ours']:.2f}x | "
             f"{r['ours_pipelined_ms']:.3f} | {r['smplx_pipelined_ms']:.3f} | {r['body_models_pipelined_ms']:.3f} | "
-            f"{r['ratio_smplx_over_ours_pipelined']:.1f}x | {r['ratio_body_models_over_ours_pipelined']:.2f}x |"
+            f"{r['ratio_smplx_over_ours_pipelined']:.1f}x | {r['ratio_body_models_over_ours_pipelined']:.2f}x | "
+            + (
+                f"{r['ours_compiled_ms']:.3f} | {r['ratio_body_models_over_ours_compiled']:.2f}x | "
+                f"{r['ours_compiled_pipelined_ms']:.3f} | {r['ratio_body_models_over_ours_compiled_pipelined']:.2f}x |"
+                if "ours_compiled_ms" in r
+                else "| | | |"
+            )
         )
     return "\n".join(lines)
 
