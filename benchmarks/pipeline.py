@@ -271,7 +271,6 @@ def real_size_priors(cfg, device, dtype, *, accelerate: bool = False):
     import numpy as onp
 
     from anchorhoi_jax.priors import guidance as G
-    from anchorhoi_jax.priors.sds import SDSGuidance
     from anchorhoi_jax.stages.composition import ComposePriors
     from priors import build_real_size
 
@@ -282,14 +281,9 @@ def real_size_priors(cfg, device, dtype, *, accelerate: bool = False):
         for p in (p_if, p_mv):
             p.accelerate(g.accelerate, channels_last=g.channels_last)
 
-    def guid(text):
-        a = G.IndependentViews(SDSGuidance(p_if, text, dataclasses.replace(g.sds, guidance_scale=g.if_scale),
-                                           g.negative_prompt))
-        a.name = "if"
-        b = SDSGuidance(p_mv, text, dataclasses.replace(g.sds, guidance_scale=g.mvdream_scale,
-                                                         view_dependent_prompts=False), g.negative_prompt)
-        b.name = "mvdream"
-        return G.CombinedGuidance([(a, g.if_weight), (b, g.mvdream_weight)])
+    def guid(text):  # as composition._guidances builds them (IF views per group from the config)
+        return G.CombinedGuidance([(G.if_guidance(p_if, text, g), g.if_weight),
+                                   (G.mvdream_guidance(p_mv, text, g), g.mvdream_weight)])
 
     def segmenter(rgb, alpha=None):
         fg = onp.asarray(alpha) > 0.5

@@ -1,4 +1,4 @@
-"""Combined SDS guidance for text-to-3D stages: DeepFloyd IF stage I on every view + MVDream on groups of 4.
+"""Combined SDS guidance for text-to-3D stages: DeepFloyd IF stage I on single views + MVDream on groups of 4.
 
 Paper Sec. 5: "We adopt DeepFloyd and a multi-view-consistent image diffusion model (MVDream) to compute
 SDS gradients". Each prior returns dL/dx for the same rendered batch (Eq. 1 bracket pulled back to the
@@ -7,7 +7,8 @@ image); the stage receives their weighted sum
     dL/dx = Σ_k w_k · dL_SDS,k/dx ,
 
 so one JAX forward/pullback serves both priors (bridge.make_sds_step). IF treats every view as its own
-sample (own timestep); MVDream needs the 4 views of a group together, with their cameras
+sample (own timestep) and may score only some of each group's views per iteration
+(`GuidanceConfig.if_views_per_group`); MVDream needs the 4 views of a group together, with their cameras
 (`ViewInfo.views_per_sample = 4`, `camera_to_world`).
 
 `StackedGuidance` is the other composition a stage needs: a batch made of equal consecutive chunks, each
@@ -37,6 +38,9 @@ __all__ = [
     "CombinedGuidance",
     "StackedGuidance",
     "IndependentViews",
+    "group_subset",
+    "if_guidance",
+    "mvdream_guidance",
     "build_guidance",
     "load_if_prior",
 ]
@@ -58,20 +62,68 @@ def _slice_views(views: ViewInfo, lo: int, hi: int, views_per_sample: int | None
     )
 
 
+def _take_views(views: ViewInfo, rows: onp.ndarray, views_per_sample: int) -> ViewInfo:
+    """The ViewInfo rows `rows` (any order) of a batch, regrouped by `views_per_sample`."""
+    cam = None if views.camera_to_world is None else onp.asarray(views.camera_to_world)[rows]
+    return ViewInfo(azimuth_deg=onp.asarray(views.azimuth_deg)[rows], elevation_deg=onp.asarray(views.elevation_deg)[rows],
+                    camera_to_world=cam, views_per_sample=views_per_sample)
+
+
+def group_subset(n: int, group: int, per_group: int, generator: torch.Generator) -> onp.ndarray:
+    """Sorted batch rows: `per_group` distinct views drawn uniformly from each consecutive group of `group`.
+
+    One draw of (n / group, group) uniforms from `generator` (argsort = a uniform random permutation per
+    group), so the choice follows the step's random stream: same key, same views (resume, determinism).
+    """
+    if n % group:
+        raise ValueError(f"batch of {n} images does not split into groups of {group} views")
+    groups = n // group
+    u = torch.rand((groups, group), generator=generator, device=generator.device)
+    pick = u.argsort(dim=1)[:, :per_group].sort(dim=1).values.cpu().numpy()
+    return (pick + group * onp.arange(groups)[:, None]).reshape(-1)
+
+
 class IndependentViews:
     """Wraps a guidance so every image is its own sample (own timestep), whatever the batch grouping.
 
     IF stage I is a single-image prior: grouping its views (MVDream's groups of 4) would only correlate
     their timesteps.
+
+    per_group (None = every view): score only `per_group` views of each group of `views.views_per_sample`
+    consecutive views (the stage's MVDream group of 4 views of one seed), drawn uniformly without
+    replacement from the step's generator (`group_subset`). The chosen views' gradients are multiplied by
+    group / per_group and the others get zero, so the expected gradient equals scoring every view (the
+    IF : MVDream weighting keeps its meaning) at per_group / group of the UNet work; per_group = 1 is the
+    DreamFusion-IF convention of one rendered view per SDS iteration (threestudio configs/dreamfusion-if.yaml,
+    `data.batch_size: 1`). The paper (Sec. 5) does not say how many views each prior scores per iteration.
     """
 
-    def __init__(self, inner: Guidance):
+    def __init__(self, inner: Guidance, *, per_group: int | None = None):
+        if per_group is not None and not (isinstance(per_group, int) and not isinstance(per_group, bool)
+                                          and per_group >= 1):
+            raise ValueError(f"IndependentViews: per_group must be None or an integer >= 1, got {per_group!r}")
         self.inner = inner
+        self.per_group = per_group
         self.value_range = inner.value_range
         self.dtype = inner.dtype
 
+    def subset(self, n: int, views: ViewInfo, generator: torch.Generator) -> tuple[onp.ndarray | None, float]:
+        """(rows scored this step or None for all, their gradient scale); draws from `generator` iff it subsets."""
+        group = views.views_per_sample
+        if self.per_group is None or self.per_group >= group:
+            return None, 1.0
+        return group_subset(n, group, self.per_group, generator), group / self.per_group
+
     def __call__(self, x_model, *, views: ViewInfo, step: int, generator: torch.Generator):
-        return self.inner(x_model, views=dataclasses.replace(views, views_per_sample=1), step=step, generator=generator)
+        rows, scale = self.subset(x_model.shape[0], views, generator)
+        if rows is None:
+            return self.inner(x_model, views=dataclasses.replace(views, views_per_sample=1), step=step,
+                              generator=generator)
+        idx = torch.as_tensor(rows, device=x_model.device)
+        grad, info = self.inner(x_model[idx], views=_take_views(views, rows, 1), step=step, generator=generator)
+        out = torch.zeros(x_model.shape, dtype=torch.float32, device=x_model.device)
+        out[idx] = scale * grad.float()
+        return out, info
 
 
 def _to_part(x: torch.Tensor, src: tuple[float, float], dst: tuple[float, float], dtype: torch.dtype):
@@ -168,12 +220,13 @@ class StackedGuidance:
         return out, info
 
 
-def _sds_of(part) -> tuple[SDSGuidance, bool] | None:
-    """(the SDSGuidance, whether every view is its own sample) of a CombinedGuidance part, else None."""
+def _sds_of(part) -> tuple[SDSGuidance, bool, int | None] | None:
+    """(the SDSGuidance, whether every view is its own sample, IndependentViews.per_group) of a
+    CombinedGuidance part, else None."""
     if isinstance(part, IndependentViews) and isinstance(part.inner, SDSGuidance):
-        return part.inner, True
+        return part.inner, True, part.per_group
     if isinstance(part, SDSGuidance):
-        return part, False
+        return part, False, None
     return None
 
 
@@ -185,6 +238,7 @@ class _FusedPart:
     weights: list  # w_k of each chunk's CombinedGuidance
     sds: list  # each chunk's SDSGuidance
     independent: bool  # IndependentViews: every image its own sample
+    per_group: int | None = None  # IndependentViews.per_group (views scored per group of views_per_sample)
 
     def views_per_sample(self, views: ViewInfo) -> int:
         return 1 if self.independent else views.views_per_sample
@@ -221,12 +275,12 @@ def _fusable(parts) -> _Fused | None:
                 return None
             gi, wi = c.parts[k]
             si = _sds_of(gi)
-            if (si is None or si[1] != s0[1] or si[0].prior is not s0[0].prior or si[0].cfg != s0[0].cfg
+            if (si is None or si[1:] != s0[1:] or si[0].prior is not s0[0].prior or si[0].cfg != s0[0].cfg
                     or getattr(gi, "name", None) != getattr(g0, "name", None)):
                 return None
             sds.append(si[0])
             weights.append(wi)
-        fparts.append(_FusedPart(getattr(g0, "name", f"part{k}"), weights, sds, s0[1]))
+        fparts.append(_FusedPart(getattr(g0, "name", f"part{k}"), weights, sds, s0[1], s0[2]))
     return _Fused(names, [w for _, w in parts], combined, fparts)
 
 
@@ -250,10 +304,22 @@ def _fused_call(plan: _Fused, value_range, x_model: torch.Tensor, views: ViewInf
         prior, cfg = s0.prior, s0.cfg
         vps = fp.views_per_sample(views)
         x_k, dxk_dx = _to_part(x_model, plan.combined[0].value_range, tuple(s0.value_range), s0.dtype)
-        rows = torch.cat([torch.arange(i * m, (i + 1) * m, device=x_model.device) for i in live]) \
-            if len(live) < K else None
-        sub_views = views if rows is None else _concat_views([_slice_views(views, i * m, (i + 1) * m) for i in live])
-        sub_views = dataclasses.replace(sub_views, views_per_sample=vps)
+        # Rows each live chunk scores (global batch rows): all of its m, or IndependentViews.per_group of each
+        # group of views, drawn first from the chunk's own generator exactly as IndependentViews does before
+        # handing that generator to the SDS part.
+        group, scale, sel = views.views_per_sample, 1.0, []
+        for i in live:
+            base = onp.arange(i * m, (i + 1) * m)
+            if fp.per_group is not None and fp.per_group < group:
+                base = base[group_subset(m, group, fp.per_group, part_gens[i][k])]
+                scale = group / fp.per_group
+            sel.append(base)
+        mj = len(sel[0])
+        rows_np = onp.concatenate(sel)
+        whole = len(rows_np) == n and bool((rows_np == onp.arange(n)).all())
+        rows = None if whole else torch.as_tensor(rows_np, device=x_model.device)
+        sub_views = dataclasses.replace(views if whole else _take_views(views, rows_np, views.views_per_sample),
+                                        views_per_sample=vps)
         with torch.enable_grad():
             x = (x_k if rows is None else x_k[rows]).detach().requires_grad_(True)
             z = prior.encode(x)
@@ -261,23 +327,27 @@ def _fused_call(plan: _Fused, value_range, x_model: torch.Tensor, views: ViewInf
             ts, noises, conds, unconds = [], [], [], []
             for j, i in enumerate(live):
                 gen = part_gens[i][k]
-                ts.append(sample_timesteps(cfg, step, m // vps, T, gen, z.device).repeat_interleave(vps))
-                zi = z[j * m : (j + 1) * m]
+                ts.append(sample_timesteps(cfg, step, mj // vps, T, gen, z.device).repeat_interleave(vps))
+                zi = z[j * mj : (j + 1) * mj]
                 noises.append(torch.randn(zi.shape, generator=gen, device=gen.device, dtype=z.dtype).to(z.device))
-                c, u = fp.sds[i].embeddings_for(_slice_views(sub_views, j * m, (j + 1) * m, vps), m)
+                c, u = fp.sds[i].embeddings_for(_slice_views(sub_views, j * mj, (j + 1) * mj, vps), mj)
                 conds.append(c)
                 unconds.append(u)
             t = torch.cat(ts)
             grad_z = sds_gradient(prior, z.detach(), t, torch.cat(noises), torch.cat(conds), torch.cat(unconds), cfg,
                                   sub_views)
-            losses = [sds_loss(z[j * m : (j + 1) * m], grad_z[j * m : (j + 1) * m].to(z.dtype))
+            losses = [sds_loss(z[j * mj : (j + 1) * mj], grad_z[j * mj : (j + 1) * mj].to(z.dtype))
                       for j in range(len(live))]
             (grad_x,) = torch.autograd.grad(sum(losses), x)
             grad_x = torch.nan_to_num(grad_x, nan=0.0, posinf=0.0, neginf=0.0)
         for j, i in enumerate(live):
-            sl = slice(i * m, (i + 1) * m)
-            out[sl] += (plan.chunk_weights[i] * fp.weights[i] * dxk_dx) * grad_x[j * m : (j + 1) * m].float()
-            gz = grad_z[j * m : (j + 1) * m]
+            w = plan.chunk_weights[i] * fp.weights[i] * dxk_dx * scale
+            g = grad_x[j * mj : (j + 1) * mj].float()
+            if whole:
+                out[i * m : (i + 1) * m] += w * g
+            else:
+                out[torch.as_tensor(sel[j], device=x_model.device)] += w * g
+            gz = grad_z[j * mj : (j + 1) * mj]
             pre = f"{plan.chunk_names[i]}/{fp.name}"
             info.update({f"{pre}/sds_loss": float(losses[j].detach()), f"{pre}/t_mean": float(ts[j].float().mean()),
                          f"{pre}/grad_norm": float(gz.norm())})
@@ -311,6 +381,12 @@ class GuidanceConfig:
       minutes of compilation at the first step). On a CPU device every mode runs eagerly.
     channels_last: UNet / VAE convolutions in NHWC memory order on CUDA (same arithmetic, other cuDNN
       kernels; H100: IF-I-XL + MVDream guidance 112.7 vs 119.4 ms with graphs, benchmarks/results/coarse.md).
+    if_views_per_group: how many of each group of `views_per_sample` rendered views (a stage's 4 MVDream
+      views of one seed) IF scores per SDS iteration. None (default here): every view. k < group: k views
+      per group drawn uniformly from the step's random stream (deterministic given the seed), gradients
+      scaled by group / k (unbiased for the all-view sum; `IndependentViews`). The paper (Sec. 5) does not
+      fix it; configs/anchorhoi.yaml sets 1, the DreamFusion-IF convention (threestudio
+      configs/dreamfusion-if.yaml scores one 64x64 view per iteration), a quarter of IF-I-XL's UNet work.
     """
 
     kind: Literal["tiny", "real"] = "real"
@@ -330,6 +406,7 @@ class GuidanceConfig:
     tiny_mvdream_resolution: int = 32
     accelerate: Literal["none", "cuda_graphs", "compile"] = "cuda_graphs"
     channels_last: bool = True
+    if_views_per_group: int | None = None
 
     def __post_init__(self):
         if self.kind not in ("tiny", "real"):
@@ -342,9 +419,30 @@ class GuidanceConfig:
                 raise ValueError(f"GuidanceConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.if_weight == 0.0 and self.mvdream_weight == 0.0:
             raise ValueError("GuidanceConfig: if_weight and mvdream_weight are both 0 (no guidance)")
+        k = self.if_views_per_group
+        if k is not None and not (isinstance(k, int) and not isinstance(k, bool) and k >= 1):
+            raise ValueError(f"GuidanceConfig.if_views_per_group must be null or an integer >= 1, got {k!r}")
         for name in ("tiny_if_resolution", "tiny_mvdream_resolution"):
             if getattr(self, name) < 8:
                 raise ValueError(f"GuidanceConfig.{name} must be >= 8, got {getattr(self, name)}")
+
+
+def if_guidance(prior, prompt: str, cfg: GuidanceConfig) -> IndependentViews:
+    """The IF part of a stage guidance for `prompt` (named "if"): SDS at cfg.if_scale, every view its own
+    sample, cfg.if_views_per_group views scored per group. The prior's text encoder must still be loaded."""
+    g = IndependentViews(SDSGuidance(prior, prompt, dataclasses.replace(cfg.sds, guidance_scale=cfg.if_scale),
+                                     cfg.negative_prompt), per_group=cfg.if_views_per_group)
+    g.name = "if"
+    return g
+
+
+def mvdream_guidance(prior, prompt: str, cfg: GuidanceConfig) -> SDSGuidance:
+    """The MVDream part (named "mvdream"): SDS at cfg.mvdream_scale on groups of views, no view-tagged prompts
+    (MVDream has camera conditioning instead)."""
+    sds = dataclasses.replace(cfg.sds, guidance_scale=cfg.mvdream_scale, view_dependent_prompts=False)
+    g = SDSGuidance(prior, prompt, sds, cfg.negative_prompt)
+    g.name = "mvdream"
+    return g
 
 
 def load_if_prior(if_dir: str | None = None, *, device="cuda", dtype=torch.float16, allow_download: bool = False):
@@ -421,11 +519,9 @@ def build_guidance(prompt: str, cfg: GuidanceConfig, *, device="cpu", dtype: tor
             prior = make_tiny_if(cfg.tiny_seed, resolution=cfg.tiny_if_resolution, device=device, dtype=dtype)
         else:
             prior = load_if_prior(cfg.if_dir, device=device, dtype=dtype, allow_download=cfg.allow_download)
-        g = SDSGuidance(prior, prompt, dataclasses.replace(cfg.sds, guidance_scale=cfg.if_scale), cfg.negative_prompt)
+        g = if_guidance(prior, prompt, cfg)
         prior.free_text_encoder()
         prior.accelerate(cfg.accelerate, channels_last=cfg.channels_last)
-        g = IndependentViews(g)
-        g.name = "if"
         parts.append((g, cfg.if_weight))
     if cfg.mvdream_weight > 0:
         if cfg.kind == "tiny":
@@ -434,10 +530,8 @@ def build_guidance(prompt: str, cfg: GuidanceConfig, *, device="cpu", dtype: tor
         else:
             prior = MVDreamPrior.from_pretrained(cfg.mvdream_dir, cfg.sd_dir, device=device, dtype=dtype,
                                                  allow_download=cfg.allow_download)
-        sds = dataclasses.replace(cfg.sds, guidance_scale=cfg.mvdream_scale, view_dependent_prompts=False)
-        g = SDSGuidance(prior, prompt, sds, cfg.negative_prompt)
+        g = mvdream_guidance(prior, prompt, cfg)
         prior.free_text_encoder()
         prior.accelerate(cfg.accelerate, channels_last=cfg.channels_last)
-        g.name = "mvdream"
         parts.append((g, cfg.mvdream_weight))
     return CombinedGuidance(parts)

@@ -297,12 +297,9 @@ def _guidances(prompts: Sequence[str], gcfg: GuidanceConfig, *, device, dtype) -
     """One CombinedGuidance (IF on every view + MVDream on groups of 4) per prompt, sharing the priors:
     every prompt is embedded before the text encoders are freed (priors.guidance.build_guidance does
     the same for one prompt; this loads each prior once for all three)."""
-    import dataclasses as dc
-
     from anchorhoi_jax.priors import guidance as G
     from anchorhoi_jax.priors.image import make_tiny_if
     from anchorhoi_jax.priors.mvdream import MVDreamPrior, make_tiny_mvdream
-    from anchorhoi_jax.priors.sds import SDSGuidance
 
     if gcfg.kind == "real":
         G._check_real_weights(gcfg)
@@ -312,11 +309,8 @@ def _guidances(prompts: Sequence[str], gcfg: GuidanceConfig, *, device, dtype) -
             prior = make_tiny_if(gcfg.tiny_seed, resolution=gcfg.tiny_if_resolution, device=device, dtype=dtype)
         else:
             prior = G.load_if_prior(gcfg.if_dir, device=device, dtype=dtype, allow_download=gcfg.allow_download)
-        sds = dc.replace(gcfg.sds, guidance_scale=gcfg.if_scale)
         for i, p in enumerate(prompts):
-            g = G.IndependentViews(SDSGuidance(prior, p, sds, gcfg.negative_prompt))
-            g.name = "if"
-            parts[i].append((g, gcfg.if_weight))
+            parts[i].append((G.if_guidance(prior, p, gcfg), gcfg.if_weight))
         prior.free_text_encoder()
         # As build_guidance: CUDA-graph replay / NHWC per GuidanceConfig (no-op on CPU), after the prompts are
         # embedded (the text encoder never runs again).
@@ -328,11 +322,8 @@ def _guidances(prompts: Sequence[str], gcfg: GuidanceConfig, *, device, dtype) -
         else:
             prior = MVDreamPrior.from_pretrained(gcfg.mvdream_dir, gcfg.sd_dir, device=device, dtype=dtype,
                                                  allow_download=gcfg.allow_download)
-        sds = dc.replace(gcfg.sds, guidance_scale=gcfg.mvdream_scale, view_dependent_prompts=False)
         for i, p in enumerate(prompts):
-            g = SDSGuidance(prior, p, sds, gcfg.negative_prompt)
-            g.name = "mvdream"
-            parts[i].append((g, gcfg.mvdream_weight))
+            parts[i].append((G.mvdream_guidance(prior, p, gcfg), gcfg.mvdream_weight))
         prior.free_text_encoder()
         prior.accelerate(gcfg.accelerate, channels_last=gcfg.channels_last)
     return [G.CombinedGuidance(ps) for ps in parts]
