@@ -232,6 +232,74 @@ def _hlo_summary(text):
     }
 
 
+def _lbs_kernel(row_ref, a_ref, ids_ref, w_ref, place_ref, out_ref, *, V, K, VB):
+    """Pallas (Triton) LBS + placement for VB vertices of one sample: each lane one vertex, all 3 coordinates.
+
+    XLA's loop fusion computes each output coordinate in its own thread, so every thread reloads the
+    vertex's K ids and weights, its 3 rest coordinates and 4·K gathered transform entries (~24 loads per
+    output value). Here a lane loads ids/weights/rest point once and gathers the 12·K transform
+    entries once for the three coordinates (~16 loads per output value). Experiment (--compare).
+    """
+    from jax.experimental import pallas as pl
+    from jax.experimental.pallas import triton as plt
+    import jax.numpy as jnp
+
+    v0 = pl.program_id(0) * VB
+    vv = v0 + jnp.arange(VB, dtype=jnp.int32)
+    mask = vv < V
+    vv = vv * 3
+    p = [plt.load(row_ref.at[vv + c], mask=mask, other=0.0) for c in range(3)]
+    T = None
+    for k in range(K):
+        idk = ids_ref[k, pl.ds(v0, VB)] * 12
+        wk = w_ref[k, pl.ds(v0, VB)]
+        t = [wk * a_ref[idk + e] for e in range(12)]  # same products and sum order as skinning._apply_sparse_lbs
+        T = t if T is None else [a + b for a, b in zip(T, t)]
+    s = place_ref[3]
+    for c in range(3):
+        o = T[4 * c] * p[0] + T[4 * c + 1] * p[1] + T[4 * c + 2] * p[2] + T[4 * c + 3]
+        root = place_ref[c]
+        plt.store(out_ref.at[vv + c], root + s * (o - root) + place_ref[4 + c], mask=mask)
+
+
+def _pallas_lbs_pose(model, VB=256, interpret=False):
+    """`pose(...).vertices, .all_joints` (fp32 HIGHEST) with the LBS pass as the Pallas kernel above."""
+    import functools
+
+    import jax
+    import jax.numpy as jnp
+    from jax.experimental import pallas as pl
+
+    from anchorhoi_jax.body import skinning as sk
+
+    V, K = model.num_vertices, int(model.skin_joint_ids.shape[1])
+    nv = -(-V // VB)
+    Vp = nv * VB
+    ids_t = jnp.pad(model.skin_joint_ids.T, ((0, 0), (0, Vp - V)))
+    w_t = jnp.pad(model.skin_joint_weights.T, ((0, 0), (0, Vp - V)))
+    # Interpret mode (CPU smoke runs) discharges masked stores as scatters: it writes a padded output instead.
+    Vo = Vp if interpret else V
+    call = pl.pallas_call(
+        functools.partial(_lbs_kernel, V=Vo, K=K, VB=VB),
+        out_shape=jax.ShapeDtypeStruct((3 * Vo,), model.v_template.dtype), grid=(nv,), interpret=interpret,
+    )  # fmt: skip
+    HIGHEST = jax.lax.Precision.HIGHEST
+
+    def f(m, p):
+        R = sk.rodrigues(p.pose)
+        row = jnp.matmul(sk._blend_features(m, p.betas, R), m.blend_dirs, precision=HIGHEST)
+        j_rest, R_rest = sk.rest_joints(m, p.betas), sk.rest_orientations(m, p.betas)
+        Rw, tw = sk.forward_kinematics(m, R, j_rest, R_rest)
+        A = sk._skin_transforms(Rw, tw, R_rest, j_rest, True)
+        root = j_rest[0]
+        place = jnp.concatenate([root, p.scale[None], p.transl, jnp.zeros((1,), root.dtype)])
+        verts = call(row, A.reshape(-1), ids_t, w_t, place)[: 3 * V].reshape(V, 3)
+        extra = sk._barycentric(verts, m.extra_vertex_ids, m.extra_bary)
+        return verts, jnp.concatenate([sk._place(tw, root, p.scale, p.transl), extra])
+
+    return jax.jit(jax.vmap(f, in_axes=(None, 0)))
+
+
 def _parity(results, fns, bm_fns, model, model3, extras, tm, to_params, tdev):
     """Batch-64 parity vs smplx (torch, fp32): vertices, 127 joints, joints-only path, and gradients of
     a random linear loss w.r.t. every input (relative to the largest torch autograd entry), for
@@ -530,12 +598,23 @@ def main(argv=None):
                 cp.setdefault("call_arrays", {})[name] = prog.num_call_arrays
             except Exception as e:
                 cp[f"{name}_error"] = f"{type(e).__name__}: {e}"[:300]
+        for VB in (128, 256, 512):
+            try:
+                fp = _pallas_lbs_pose(model, VB, interpret=not on_gpu)
+                jax.block_until_ready(fp(model, pc))
+                cands[f"pallas_lbs_vb{VB}_full_fp32"] = lambda fp=fp: fp(model, pc)
+            except Exception as e:
+                cp[f"pallas_lbs_vb{VB}_error"] = f"{type(e).__name__}: {e}"[:400]
         for name, fn in cands.items():  # compile and warm every candidate before any timing
             jax.block_until_ready(fn())
         v_ref = onp.asarray(cands["jit_model_params_full_fp32"]()[0])
         cp["compile_pose_full_fp32_max_abs_diff_vs_jit"] = float(
             onp.abs(onp.asarray(cands["compile_pose_full_fp32"]()[0]) - v_ref).max()
         )
+        for n in cands:
+            if n.startswith("pallas_lbs"):
+                o = cands[n]()
+                cp[f"{n}_max_abs_diff_vs_jit_m"] = float(onp.abs(onp.asarray(o[0]) - v_ref).max())
         rounds = cp["rounds"] = []
         for _ in range(2):  # interleaved rounds: drift on the machine hits every candidate alike
             rounds.append({n: jtimed(fn) for n, fn in cands.items()})
