@@ -585,7 +585,6 @@ def main(argv=None):
             "compile_pose_full_fp32": (model, "vertices_all_joints", HIGHEST, {}),
             "compile_pose_full_fp32_pass_all": (model, "vertices_all_joints", HIGHEST, {"embed_bytes": 0}),
             "compile_pose_full_fp32_embed_all": (model, "vertices_all_joints", HIGHEST, {"embed_bytes": 1 << 40}),
-            "compile_pose_full_fp32_posed": (model, "posed", HIGHEST, {}),
             "compile_pose_full_fp32_3xtf32": (model3, "vertices_all_joints", FP32_3XTF32, {}),
             "compile_pose_joints_fp32": (model, "all_joints", HIGHEST, {}),
         }
@@ -598,7 +597,7 @@ def main(argv=None):
                 cp.setdefault("call_arrays", {})[name] = prog.num_call_arrays
             except Exception as e:
                 cp[f"{name}_error"] = f"{type(e).__name__}: {e}"[:300]
-        for VB in (128, 256, 512):
+        for VB in (256, 512):
             try:
                 fp = _pallas_lbs_pose(model, VB, interpret=not on_gpu)
                 jax.block_until_ready(fp(model, pc))
