@@ -1,6 +1,7 @@
 """Motion tracking step (issue 5): timing of 1 vs S seeds and a per-kernel device profile.
 
     python benchmarks/motion_profile.py --out DIR [--seeds 1,8] [--frames 120] [--steps 1000] [--trace]
+        [--ab capsule_planes,gemm_highest] [--deadline SECONDS]
 
 Builds the speed benchmark's MotionData exactly as `benchmarks/motion.py --speed-only` does (first scene,
 smplx-synthetic body, N_o = 2048, 2048 L_pen vertices), times 1000 Adam steps for each seed count with
@@ -8,12 +9,18 @@ the same `time_run` (init included, median of `--reps` runs after a warm-up), th
 records one jitted update call (cfg.steps_per_call Adam steps) per seed count with jax.profiler and
 aggregates the device events per kernel (count, total µs, share) into DIR/profile_S<n>.json and a
 markdown table; the fusion → source mapping comes from the compiled HLO's op_name metadata.
+`--ab` times variants of the code at the largest seed count in the same process (capsule_planes:
+the capsule depth as a (P, N) reduction instead of the unrolled parts; gemm_highest: the pose
+correctives' GEMM in FFMA float32 instead of 3xTF32); `--deadline` skips what would start after
+that many seconds (the device call's time limit). A persistent compilation cache makes the HLO
+text of `--trace/--hlo` a cache hit instead of a second compile.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import glob
 import gzip
 import json
@@ -125,12 +132,16 @@ def main():
     ap.add_argument("--hlo", action="store_true", help="write the compiled HLO (gzipped) per seed count")
     ap.add_argument("--lbs", default="sparse")
     ap.add_argument("--body", default="smplx-synthetic")
-    ap.add_argument("--ab-capsule-masked-sum", action="store_true",
-                    help="also time the largest seed count with the capsule-depth backward as masked (P, N) row sums")
+    ap.add_argument("--ab", default="", help="comma list: capsule_planes, gemm_highest (timed at the largest seed count)")
+    ap.add_argument("--deadline", type=float, default=0.0, help="seconds; later steps that would start after it are skipped")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp())
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    late = lambda: args.deadline > 0 and time.perf_counter() - t0 > args.deadline  # noqa: E731
     model, op_ids, cand, _ = load_body(args.body)
     case = build_case("carry_box", model, op_ids, cand, args.frames, jax.random.fold_in(jax.random.key(0), 0), case_args(args))
     data = case["data"]
@@ -141,14 +152,17 @@ def main():
     summary = {"device": jax.devices()[0].device_kind, "jax": jax.__version__, "frames": args.frames, "steps": args.steps,
                "sub_vertices": int(data.sub_rest.shape[0]), "skin_k": int(data.sub_skin_ids.shape[1]),
                "parts": int(data.parts.radius.shape[0]), "self_pen_pairs": int(data.parts.pair_a.shape[0]),
-               "posedirs": list(data.sub_posedirs.shape), "setup_s": time.perf_counter() - t0}
+               "posedirs": list(data.sub_posedirs.shape), "gemm": cfg.gemm, "setup_s": time.perf_counter() - t0}
     print("setup", summary, flush=True)
     md = []
     for S in [int(s) for s in args.seeds.split(",")]:
+        if late():
+            summary[f"skipped_seed{S}"] = "deadline"
+            continue
         t = time_run(update, init, data, w, args.steps, args.steps_per_call, jax.random.key(2), S, args.reps)
         summary[f"s_1000_seed{S}"] = t * 1000.0 / args.steps
         print(f"seeds {S}: {t:.4f} s per {args.steps} steps", flush=True)
-        if args.trace or args.hlo:
+        if (args.trace or args.hlo) and not late():
             keys = jnp.stack([jax.random.fold_in(jax.random.key(2), i) for i in range(S)])
             state = jax.jit(jax.vmap(init, in_axes=(None, 0)))(data, keys)
             compiled = update.lower(state, data, w).compile()
@@ -171,28 +185,29 @@ def main():
                 md.append(markdown(prof, S))
                 print(md[-1], flush=True)
         (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    if args.ab_capsule_masked_sum:  # A/B: body/part_volumes._inside_depth backward as masked (P, N) row sums
+    S_ab = max(int(s) for s in args.seeds.split(","))
+    for name in [a for a in args.ab.split(",") if a]:
+        if late():
+            summary[f"ab_{name}_seed{S_ab}"] = "skipped (deadline)"
+            continue
         from anchorhoi_jax.body import part_volumes as pv
 
-        def masked_sum_bwd(res, g):
-            points, p0, p1, radius, idx = res
-            a, b = p0[idx], p1[idx]
-            ab, xa = b - a, points - a
-            t = jnp.clip(jnp.sum(xa * ab, -1) / jnp.maximum(jnp.sum(ab * ab, -1), 1e-12), 0.0, 1.0)
-            d = xa - t[:, None] * ab
-            ge = g[:, None] * d / jnp.sqrt(jnp.sum(d * d, -1) + 1e-12)[:, None]
-            mask = jax.lax.broadcasted_iota(jnp.int32, (p0.shape[0], idx.shape[0]), 0) == idx[None, :]
-            psum = lambda r: jnp.sum(jnp.where(mask, r[None, :], 0.0), axis=1)  # noqa: E731
-            g0 = jnp.stack([psum(ge[:, k] * (1.0 - t)) for k in range(3)], -1)
-            g1 = jnp.stack([psum(ge[:, k] * t) for k in range(3)], -1)
-            return -ge, g0, g1, psum(g)
-
-        pv._inside_depth.defvjp(pv._inside_depth_fwd, masked_sum_bwd)
-        update_b = jax.jit(make_seeds_update(cfg), donate_argnums=(0,))
-        for S in [max(int(s) for s in args.seeds.split(","))]:  # the largest seed count only (device time)
-            t = time_run(update_b, init, data, w, args.steps, args.steps_per_call, jax.random.key(2), S, args.reps)
-            summary[f"masked_sum_bwd_s_1000_seed{S}"] = t * 1000.0 / args.steps
-            print(f"A/B capsule backward as masked row sums, seeds {S}: {t:.4f} s per {args.steps} steps", flush=True)
+        cfg_b, unroll = cfg, pv._UNROLL_MAX_PARTS
+        if name == "capsule_planes":  # session 4's (P, N) variadic reduction
+            pv._UNROLL_MAX_PARTS = 0
+        elif name == "gemm_highest":
+            cfg_b = dataclasses.replace(cfg, gemm="highest")
+        else:
+            raise SystemExit(f"unknown --ab variant {name!r}")
+        try:
+            init_b, _ = make_motion_step(cfg_b)
+            update_b = jax.jit(make_seeds_update(cfg_b), donate_argnums=(0,))
+            t = time_run(update_b, init_b, data, w, args.steps, args.steps_per_call, jax.random.key(2), S_ab, args.reps)
+        finally:
+            pv._UNROLL_MAX_PARTS = unroll
+        summary[f"ab_{name}_s_1000_seed{S_ab}"] = t * 1000.0 / args.steps
+        print(f"A/B {name}, seeds {S_ab}: {t:.4f} s per {args.steps} steps", flush=True)
+        (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     if "s_1000_seed1" in summary and "s_1000_seed8" in summary:
         summary["seed8_over_seed1"] = summary["s_1000_seed8"] / summary["s_1000_seed1"]
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")

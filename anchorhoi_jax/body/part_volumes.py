@@ -235,19 +235,54 @@ def _point_segment_dist(x, a, b):
     return jnp.sqrt(jnp.sum(d * d, -1) + 1e-12)
 
 
+# Above this many parts `_depth_max` reduces over a (P, N) plane instead of unrolling the parts.
+_UNROLL_MAX_PARTS = 128
+
+
+def _capsule_constants(p0, p1):
+    """Per part: the axis ab = p1 − p0 and 1/|ab|² (both paths of the closest-point parameter use them)."""
+    ab = p1 - p0
+    return ab, 1.0 / jnp.maximum(jnp.sum(ab * ab, -1), 1e-12)
+
+
 def _depth_max(x, p0, p1, radius):
     """max_p (r_p − dist(x_n, segment p)) and its argmax p*(n), for all points (N,) at once.
 
-    Structure of arrays: each coordinate is its own (P, N) plane (parts × points, points minor), so
-    the pairwise terms fuse into one elementwise pass and (max, argmax) is ONE variadic reduction over
-    the parts in which every thread walks the P parts of its own point (no cross-lane reduction of
-    55-long rows). With (N, P, 3) arrays and separate max/argmax reductions XLA materialised the
-    clipped segment parameter t (N, P) per frame and seed and read it twice (H100, 8 seeds × 120
-    frames × 2048 points × 55 parts: 0.7 of 5.9 ms per Adam step, benchmarks/results/motion_speed_s4.md)."""
-    ab = p1 - p0
-    den = jnp.maximum(jnp.sum(ab * ab, -1), 1e-12)  # (P,)
+    The parts are unrolled (a Python loop): every intermediate is an (N,) plane, the running
+    (max, argmax) is an elementwise select, and under the frame/seed vmaps the whole term is ONE
+    elementwise kernel in which each thread walks the P parts of its own point, reading each part's
+    few constants once per frame. Session 4's form, a variadic (max, argmax) reduction over a (P, N)
+    plane, ran at ~280 G pair evaluations/s on the H100 (386 µs per Adam step for 8 seeds × 120
+    frames × 2048 points × 55 parts, benchmarks/results/motion_speed_s4.md); XLA's column-reduction
+    tiling split the 55 parts across threads and combined (value, index) pairs through shared
+    memory. The closest-point parameter multiplies by 1/|ab|² (one reciprocal per part) instead of
+    dividing per pair: t differs from the division by ≤ 1 ulp. Ties keep the lower index and a NaN
+    wins (as jnp.argmax). Above `_UNROLL_MAX_PARTS` parts, the (P, N) reduction (`_depth_max_planes`)."""
+    P = p0.shape[0]
+    if P > _UNROLL_MAX_PARTS:
+        return _depth_max_planes(x, p0, p1, radius)
+    ab, inv = _capsule_constants(p0, p1)
+    xs = [x[:, k] for k in range(3)]
+    best = idx = None
+    for p in range(P):
+        xa = [xs[k] - p0[p, k] for k in range(3)]
+        t = jnp.clip((xa[0] * ab[p, 0] + xa[1] * ab[p, 1] + xa[2] * ab[p, 2]) * inv[p], 0.0, 1.0)
+        d2 = sum((xa[k] - t * ab[p, k]) ** 2 for k in range(3))
+        depth = radius[p] - jnp.sqrt(d2 + 1e-12)
+        if best is None:
+            best, idx = depth, jnp.zeros(depth.shape, jnp.int32)
+            continue
+        take = (depth > best) | (jnp.isnan(depth) & ~jnp.isnan(best))
+        best = jnp.where(take, depth, best)
+        idx = jnp.where(take, jnp.int32(p), idx)
+    return best, idx
+
+
+def _depth_max_planes(x, p0, p1, radius):
+    """`_depth_max` as one variadic (max, argmax) reduction over (P, N) coordinate planes (for many parts)."""
+    ab, inv = _capsule_constants(p0, p1)
     xa = [x[None, :, k] - p0[:, k, None] for k in range(3)]  # 3 × (P, N)
-    t = jnp.clip((xa[0] * ab[:, 0, None] + xa[1] * ab[:, 1, None] + xa[2] * ab[:, 2, None]) / den[:, None], 0.0, 1.0)
+    t = jnp.clip((xa[0] * ab[:, 0, None] + xa[1] * ab[:, 1, None] + xa[2] * ab[:, 2, None]) * inv[:, None], 0.0, 1.0)
     d2 = sum((xa[k] - t * ab[:, k, None]) ** 2 for k in range(3))
     depth = radius[:, None] - jnp.sqrt(d2 + 1e-12)
     iota = jax.lax.broadcasted_iota(jnp.int32, depth.shape, 0)
@@ -281,17 +316,22 @@ def _inside_depth_bwd(res, g):
     # benchmarks/results/motion.md). The radius cotangent is its own sum, so callers whose
     # radii are constants (the motion stage) drop it from the compiled program.
     points, p0, p1, radius, idx = res
-    a, b = p0[idx], p1[idx]
-    ab, xa = b - a, points - a
-    t = jnp.clip(jnp.sum(xa * ab, -1) / jnp.maximum(jnp.sum(ab * ab, -1), 1e-12), 0.0, 1.0)
+    ab_all, inv_all = _capsule_constants(p0, p1)
+    a, ab, inv = p0[idx], ab_all[idx], inv_all[idx]
+    xa = points - a
+    t = jnp.clip(jnp.sum(xa * ab, -1) * inv, 0.0, 1.0)
     d = xa - t[:, None] * ab
     ge = g[:, None] * d / jnp.sqrt(jnp.sum(d * d, -1) + 1e-12)[:, None]
-    # Per-capsule sums as segment sums (a scatter-add of N rows into P per frame and seed). Measured
-    # against masked row sums over a (P, N) plane on the H100 (8 seeds, same process): 2.20 vs 2.40 s
-    # per 1000 steps; the mask plane was materialised (benchmarks/results/motion_speed_s4.md).
-    rows = jnp.concatenate([ge * (1.0 - t)[:, None], ge * t[:, None]], -1)  # (N, 6)
-    caps = jax.ops.segment_sum(rows, idx, num_segments=p0.shape[0])
-    return -ge, caps[:, 0:3], caps[:, 3:6], jax.ops.segment_sum(g, idx, num_segments=p0.shape[0])
+    # Per-capsule sums as segment sums (a scatter-add of N rows into P per frame and seed; measured
+    # against masked row sums over a (P, N) plane on the H100, 8 seeds: 2.20 vs 2.40 s per 1000
+    # steps, benchmarks/results/motion_speed_s4.md). Rows with a zero cotangent (points outside every
+    # capsule: relu'd away by L_pen, almost all of them) get the out-of-range id P and are dropped
+    # by the scatter (mode fill-or-drop), so only penetrating points issue atomic adds. Exact: a
+    # dropped row adds zeros.
+    seg = jnp.where(g != 0, idx, p0.shape[0])
+    rows = jnp.concatenate([ge * (1.0 - t)[:, None], ge * t[:, None], g[:, None]], -1)  # (N, 7)
+    caps = jax.ops.segment_sum(rows, seg, num_segments=p0.shape[0], mode=jax.lax.GatherScatterMode.FILL_OR_DROP)
+    return -ge, caps[:, 0:3], caps[:, 3:6], caps[:, 6]
 
 
 _inside_depth.defvjp(_inside_depth_fwd, _inside_depth_bwd)
@@ -322,27 +362,35 @@ def self_penetration_depths(
 
 
 def _self_pen_planes(samples, pair_a, pair_b, p0, p1, radius):
-    """Per pair q and sample k (each an (Q, samples) plane): depth, the unit vector e from capsule b's
-    closest point to the sample, and b's closest-point parameter u. Pair endpoints are gathered per
-    coordinate (structure of arrays: no (Q, samples, 3) arrays)."""
-    ts = jnp.linspace(0.0, 1.0, samples, dtype=p0.dtype)[None]
-    a0 = [p0[pair_a, k][:, None] for k in range(3)]
-    a1 = [p1[pair_a, k][:, None] for k in range(3)]
-    b0 = [p0[pair_b, k][:, None] for k in range(3)]
-    bb = [p1[pair_b, k][:, None] - b0[k] for k in range(3)]
-    x = [a0[k] + ts * (a1[k] - a0[k]) for k in range(3)]  # the sample points
-    xb = [x[k] - b0[k] for k in range(3)]
-    u = jnp.clip((xb[0] * bb[0] + xb[1] * bb[1] + xb[2] * bb[2]) / jnp.maximum(bb[0] ** 2 + bb[1] ** 2 + bb[2] ** 2, 1e-12),
-                 0.0, 1.0)
-    d = [xb[k] - u * bb[k] for k in range(3)]
-    dist = jnp.sqrt(d[0] ** 2 + d[1] ** 2 + d[2] ** 2 + 1e-12)
-    depth = jax.nn.relu((radius[pair_a] + radius[pair_b])[:, None] - dist)
-    return depth, [d[k] / dist for k in range(3)], u, ts
+    """Per sample k (a Python list over the samples, each entry a (Q,) plane over the pairs): depth,
+    the unit vector e from capsule b's closest point to the sample, b's closest-point parameter u,
+    and the sample's position τ_k on a's axis. Pair endpoints are gathered per coordinate and the
+    samples are unrolled (structure of arrays: no (Q, samples) or (Q, samples, 3) arrays), so under
+    the frame/seed vmaps forward and backward are elementwise kernels over (frames, Q) in which each
+    thread handles the samples of its own pair: the backward's per-pair sums over the samples are
+    then plain additions, not reductions over a 5-long minor axis (which XLA emitted as a loop
+    reduction recomputing the planes for each of its ten outputs: H100, 8 seeds, 231 µs per Adam
+    step, benchmarks/results/motion_speed_s4.md)."""
+    a0 = [p0[pair_a, k] for k in range(3)]
+    da = [p1[pair_a, k] - a0[k] for k in range(3)]
+    b0 = [p0[pair_b, k] for k in range(3)]
+    bb = [p1[pair_b, k] - b0[k] for k in range(3)]
+    inv = 1.0 / jnp.maximum(bb[0] ** 2 + bb[1] ** 2 + bb[2] ** 2, 1e-12)
+    rsum = radius[pair_a] + radius[pair_b]
+    ts = [k / (samples - 1) if samples > 1 else 0.0 for k in range(samples)]
+    out = []
+    for tau in ts:
+        xb = [a0[k] + tau * da[k] - b0[k] for k in range(3)]  # sample point relative to b0
+        u = jnp.clip((xb[0] * bb[0] + xb[1] * bb[1] + xb[2] * bb[2]) * inv, 0.0, 1.0)
+        d = [xb[k] - u * bb[k] for k in range(3)]
+        dist = jnp.sqrt(d[0] ** 2 + d[1] ** 2 + d[2] ** 2 + 1e-12)
+        out.append((jax.nn.relu(rsum - dist), [d[k] / dist for k in range(3)], u, tau))
+    return out
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _self_pen(samples, pair_a, pair_b, p0, p1, radius):
-    return _self_pen_planes(samples, pair_a, pair_b, p0, p1, radius)[0]
+    return jnp.stack([o[0] for o in _self_pen_planes(samples, pair_a, pair_b, p0, p1, radius)], -1)
 
 
 def _self_pen_fwd(samples, pair_a, pair_b, p0, p1, radius):
@@ -352,30 +400,37 @@ def _self_pen_fwd(samples, pair_a, pair_b, p0, p1, radius):
 def _self_pen_bwd(samples, res, g):
     # Analytic backward (like `_inside_depth_bwd`): where the overlap is positive, ∂depth/∂x = −e at
     # each sample x = a0 + τ(a1 − a0), ∂/∂b0 = e(1 − u), ∂/∂b1 = e·u, ∂/∂r_a = ∂/∂r_b = 1 (u's own
-    # dependence drops out at the closest point). Per pair the 5 samples reduce to 14 numbers, which
-    # go to the parts through one-hot products (a GEMM), not a scatter-add of Q rows into P (few
-    # addresses, heavily contended under the frame/seed batch). Autodiff of the forward stored and
-    # re-read ~10 (Q, samples, 3) arrays per frame and seed (H100, 8 seeds: ~0.9 of 5.9 ms per step).
+    # dependence drops out at the closest point). Per pair the samples reduce to ten numbers, summed
+    # sample by sample (elementwise, see `_self_pen_planes`): Σ G(1−τ)e, Σ Gτe, Σ G u e and Σ G.
+    # Autodiff of the forward stored and re-read ~10 (Q, samples, 3) arrays per frame and seed (H100,
+    # 8 seeds: ~0.9 of 5.9 ms per step).
     pair_a, pair_b, p0, p1, radius = res
-    depth, e, u, ts = _self_pen_planes(samples, pair_a, pair_b, p0, p1, radius)
-    G = jnp.where(depth > 0, g, 0.0)
-    Ge = [G * e[k] for k in range(3)]
-    # Ten sums over the samples per pair: Σ G(1−τ)e, Σ Gτe, Σ G u e (3 each) and Σ G. The barrier makes
-    # them one multi-output pass over the (Q, samples) planes; without it XLA fused the 5-long sums
-    # into the GEMM operand's concatenation and recomputed the planes for each of its 14 rows (H100,
-    # 8 seeds: 0.34 ms per step, the largest kernel at 1 seed).
-    rows = jax.lax.optimization_barrier(
-        [jnp.sum(Ge[k] * (1.0 - ts), -1) for k in range(3)] + [jnp.sum(Ge[k] * ts, -1) for k in range(3)]
-        + [jnp.sum(Ge[k] * u, -1) for k in range(3)] + [jnp.sum(G, -1)]
-    )
-    t0, t1, gu, gr = rows[0:3], rows[3:6], rows[6:9], rows[9]
-    cot_a = [-x for x in t0] + [-x for x in t1] + [gr]  # part a: samples x = a0 + τ(a1 − a0), ∂/∂x = −e
-    cot_b = [t0[k] + t1[k] - gu[k] for k in range(3)] + gu + [gr]  # part b: e(1 − u), e·u
+    t0 = [0.0] * 3
+    t1 = [0.0] * 3
+    gu = [0.0] * 3
+    gr = 0.0
+    live = False
+    for k, (depth, e, u, tau) in enumerate(_self_pen_planes(samples, pair_a, pair_b, p0, p1, radius)):
+        G = jnp.where(depth > 0, g[..., k], 0.0)
+        for c in range(3):
+            Ge = G * e[c]
+            t0[c] = t0[c] + Ge * (1.0 - tau)
+            t1[c] = t1[c] + Ge * tau
+            gu[c] = gu[c] + Ge * u
+        gr = gr + G
+        live = live | (G != 0)
+    # To the parts: segment sums over the pairs (a scatter-add of Q rows into P per frame and seed).
+    # Pairs whose samples all have a zero cotangent (no overlap: almost all of them) get the
+    # out-of-range id P and are dropped by the scatter, so only overlapping pairs issue atomic adds;
+    # exact, a dropped row adds zeros. (Session 4 used a one-hot GEMM, (7, 2Q)·(2Q, P) per frame:
+    # ~2 GFLOP per step for 8 seeds plus a padded copy of the operand, whatever the overlap.)
     P = p0.shape[0]
-    cot = jnp.concatenate([jnp.stack(cot_a, 0), jnp.stack(cot_b, 0)], 1)  # (7, 2Q)
-    onehot = jnp.concatenate([jax.nn.one_hot(pair_a, P, dtype=p0.dtype), jax.nn.one_hot(pair_b, P, dtype=p0.dtype)], 0)
-    caps = jnp.matmul(cot, onehot, precision=HIGHEST)  # (7, P)
-    return None, None, caps[0:3].T, caps[3:6].T, caps[6]
+    rows_a = jnp.stack([-x for x in t0] + [-x for x in t1] + [gr], -1)  # part a: x = a0 + τ(a1 − a0), ∂/∂x = −e
+    rows_b = jnp.stack([t0[c] + t1[c] - gu[c] for c in range(3)] + gu + [gr], -1)  # part b: e(1 − u), e·u
+    drop = jax.lax.GatherScatterMode.FILL_OR_DROP
+    caps = (jax.ops.segment_sum(rows_a, jnp.where(live, pair_a, P), num_segments=P, mode=drop)
+            + jax.ops.segment_sum(rows_b, jnp.where(live, pair_b, P), num_segments=P, mode=drop))  # (P, 7)
+    return None, None, caps[:, 0:3], caps[:, 3:6], caps[:, 6]
 
 
 _self_pen.defvjp(_self_pen_fwd, _self_pen_bwd)
