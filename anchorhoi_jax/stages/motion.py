@@ -36,6 +36,7 @@ from jaxtyping import Array, Float, Int
 from anchorhoi_jax.body.model import BodyModel, BodyParams, depth_levels
 from anchorhoi_jax.body.part_volumes import PartVolumes, fit_part_volumes, inside_depth, pose_part_volumes
 from anchorhoi_jax.body.skinning import forward_kinematics, pose, rest_joints, rest_orientations, rest_vertices, rodrigues
+from anchorhoi_jax.body.skinning import _round_tf32, _tf32x3_product
 from anchorhoi_jax.geometry.cameras import project
 from anchorhoi_jax.geometry.mesh import farthest_point_sampling, vertex_normals
 from anchorhoi_jax.geometry.rotations import axis_angle_to_matrix
@@ -215,6 +216,11 @@ class MotionConfig:
     # suspected of making 8 vmapped seeds cost 6× one seed; measured on the H100 it is not: dense
     # 1.34 s / 9.26 s (1 / 8 seeds), sparse 1.38 s / 8.03 s (benchmarks/results/motion.md).
     lbs: str = "sparse"
+    # GEMM of the per-frame pose correctives (`_pose_correctives`, the largest products of a step):
+    # "fp32_3xtf32" = float32-accurate error-compensated TF32 tensor-core product on CUDA (forward and
+    # gradient, body/skinning.with_tf32x3_blend; elsewhere the plain float32 product, bit-identical to
+    # "highest"); "highest" = float32 FFMA GEMM everywhere.
+    gemm: str = "fp32_3xtf32"
     # Terms of Eq. 4 removed from the compiled program (a zero weight still computes them): for
     # speed diagnosis, or a term a caller never uses. Names as in MotionWeights.
     skip_terms: tuple[str, ...] = ()
@@ -229,6 +235,8 @@ class MotionConfig:
     def __post_init__(self):
         if self.lbs not in ("dense", "sparse"):
             raise ValueError(f"MotionConfig.lbs must be 'dense' or 'sparse', got {self.lbs!r}")
+        if self.gemm not in ("highest", "fp32_3xtf32"):
+            raise ValueError(f"MotionConfig.gemm must be 'highest' or 'fp32_3xtf32', got {self.gemm!r}")
         unknown = sorted(set(self.skip_terms) - set(LOSS_TERMS))
         if unknown:
             raise ValueError(f"MotionConfig.skip_terms: unknown term(s) {unknown}; expected names from {LOSS_TERMS}")
@@ -507,19 +515,31 @@ def _pose_correctives(data: MotionData, cfg: MotionConfig, R_local) -> Float[Arr
     fixed = [j for j in range(1, J) if j not in set(var)]
     eye = jnp.eye(3, dtype=R_local.dtype)[None]
 
-    def part(R, joints):
+    def part(R, joints, split=False):
         feat = (R - eye).reshape(-1)
         rows = onp.concatenate([onp.arange(9 * (j - 1), 9 * j) for j in joints])
         lo, hi = int(rows[0]), int(rows[-1]) + 1
         pd = data.sub_posedirs[lo:hi] if hi - lo == len(rows) else data.sub_posedirs[jnp.asarray(rows)]
-        return jnp.matmul(feat, pd, precision=HIGHEST)
+        if not split:
+            return jnp.matmul(feat, pd, precision=HIGHEST)
+        return jax.lax.platform_dependent(feat, pd, cuda=lambda f, m: _tf32x3_product(f, tf32x3_stack(m)),
+                                          default=lambda f, m: jnp.matmul(f, m, precision=HIGHEST))
 
     contiguous = bool(var) and var[-1] - var[0] + 1 == len(var)
-    out = part(R_local[var[0]:var[-1] + 1] if contiguous else R_local[jnp.asarray(var)], var) if var else 0.0
+    split = cfg.gemm == "fp32_3xtf32"  # the per-frame product only (the fixed joints' share is computed once)
+    out = part(R_local[var[0]:var[-1] + 1] if contiguous else R_local[jnp.asarray(var)], var, split) if var else 0.0
     if fixed:
         R_static = rodrigues(data.static.pose[jnp.asarray(fixed)])  # as full_pose leaves them
         out = out + part(R_static, fixed)
     return jnp.reshape(out, (3, -1))
+
+
+def tf32x3_stack(M):
+    """[M_hi; M_lo; M_hi] (rows) for `skinning._tf32x3_product`: M = M_hi + M_lo + O(2⁻²²|M|), both parts
+    exact in TF32 (as body/skinning.with_tf32x3_blend, here in the graph: the posedirs rows are a
+    traced constant of the motion step, and the split is loop-invariant in the Adam scan)."""
+    hi = _round_tf32(M)
+    return jnp.concatenate([hi, _round_tf32(M - hi), hi], 0)
 
 
 @jax.custom_vjp
