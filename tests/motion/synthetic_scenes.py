@@ -206,17 +206,44 @@ def push_box(model: BodyModel, L: int = 120, fps: float = 24.0, rng: onp.random.
     return Scene("push_box", onp.stack(poses), onp.stack(transls), onp.stack(Rs), onp.stack(ts), v, f, K, T, (640, 480), fps)
 
 
+def _chair_boxes(seat_top: float, z_back: float, z_front: float):
+    """(size, centre) of the chair's parts: seat slab, backrest and four legs (axis-aligned boxes)."""
+    zc, zl = 0.5 * (z_back + z_front), z_front - z_back
+    boxes = [((0.5, 0.05, zl), (0.0, seat_top - 0.025, zc)), ((0.5, 0.5, 0.04), (0.0, seat_top + 0.25, z_back - 0.02))]
+    boxes += [((0.04, seat_top - 0.05, 0.04), (x, 0.5 * (seat_top - 0.05), z))
+              for x in (-0.22, 0.22) for z in (z_back + 0.03, z_front - 0.03)]
+    return boxes
+
+
 def chair_mesh(seat_top: float, z_back: float, z_front: float):
     """Seat slab, backrest and four legs: separate closed boxes (a watertight union)."""
-    zc, zl = 0.5 * (z_back + z_front), z_front - z_back
-    seat = box_mesh((0.5, 0.05, zl), (0.0, seat_top - 0.025, zc))
-    back = box_mesh((0.5, 0.5, 0.04), (0.0, seat_top + 0.25, z_back - 0.02))
-    legs = [box_mesh((0.04, seat_top - 0.05, 0.04), (x, 0.5 * (seat_top - 0.05), z))
-            for x in (-0.22, 0.22) for z in (z_back + 0.03, z_front - 0.03)]
-    return merge_meshes([seat, back] + legs)
+    return merge_meshes([box_mesh(size, centre) for size, centre in _chair_boxes(seat_top, z_back, z_front)])
+
+
+def boxes_depth(points, boxes) -> onp.ndarray:
+    """Exact depth (m, > 0 inside) of points in a union of axis-aligned boxes [(size, centre)]."""
+    p = onp.asarray(points, onp.float64)
+    d = [onp.min(0.5 * onp.asarray(s) - onp.abs(p - onp.asarray(c)), axis=-1) for s, c in boxes]
+    return onp.max(onp.stack(d), axis=0)
+
+
+@jax.jit
+def _vertices_seq(model, poses, transl):
+    def verts(p, tr):
+        return pose(model, BodyParams(betas=jnp.zeros(model.num_shape), pose=p, transl=tr, scale=jnp.ones(()))).vertices
+
+    return jax.vmap(verts)(poses, transl)
+
+
+CHAIR_CLEARANCE = 0.005  # m between the moving body and the backrest / seat front edge over the whole motion
 
 
 def sit_chair(model: BodyModel, L: int = 120, fps: float = 24.0, rng: onp.random.Generator | None = None) -> Scene:
+    """Sitting on a chair: the chair is built around the *whole* motion, not frame 0 alone, so the ground
+    truth never penetrates it (a penetration term cannot be judged against a ground truth that is inside the
+    object): the seat top is the lowest buttock/thigh point over all frames (the body rests on it), the
+    backrest stands behind the rearmost body point above the seat in any frame, the seat's front edge before
+    the rearmost calf/foot point below the seat top. Checked exactly at the end (RuntimeError otherwise)."""
     J = model.num_joints
     jit = _Jitter(rng)
     base = onp.zeros((J, 3))
@@ -224,17 +251,8 @@ def sit_chair(model: BodyModel, L: int = 120, fps: float = 24.0, rng: onp.random
     base[4] = base[5] = [onp.pi / 2, 0, 0]  # knees flexed: shins down
     betas = onp.zeros(model.num_shape)
     posed0 = _posed(model, betas, base, onp.zeros(3))
-    v0 = onp.asarray(posed0.vertices)
-    seat_part = v0[_owned(model, [0, 1, 2])]
     seat_top = 0.45 * jit.f(0.85, 1.15)
-    # The lowest buttock/thigh point rests on the seat.
-    transl = onp.array([0.0, seat_top - seat_part[:, 1].min(), 0.0])
-    back = v0[_owned(model, [0, 3, 6, 9])]
-    knee_z = float(posed0.joints[4][2])
-    z_back = back[:, 2].min() - 0.03
-    v, f = chair_mesh(seat_top, z_back, knee_z - 0.08)
-    centre = onp.zeros(3)
-    poses, transls, Rs, ts = [], [], [], []
+    poses = []
     k = [jit.f(0.5, 1.5) for _ in range(6)]  # amplitudes
     freq = jit.f(0.7, 1.4)
     for t in _frames(L, fps):
@@ -249,11 +267,30 @@ def sit_chair(model: BodyModel, L: int = 120, fps: float = 24.0, rng: onp.random
         p[4] = [onp.pi / 2 - 0.3 * (1 + onp.sin(w)), 0, 0]
         p[5] = [onp.pi / 2 - 0.2 * (1 + onp.sin(1.5 * w)), 0, 0]
         poses.append(p)
-        transls.append(transl)
-        Rs.append(onp.eye(3))
-        ts.append(centre)
+    poses = onp.stack(poses)
+    used = onp.zeros(model.num_vertices, bool)
+    used[onp.asarray(model.faces).reshape(-1)] = True
+    V = onp.asarray(_vertices_seq(model, jnp.asarray(poses, jnp.float32), jnp.zeros((L, 3), jnp.float32)))[:, used]
+    owner = onp.argmax(onp.asarray(model.lbs_weights), axis=1)[used]
+    # The lowest buttock/thigh point of the whole motion rests on the seat.
+    transl = onp.array([0.0, seat_top - V[:, onp.isin(owner, [0, 1, 2]), 1].min(), 0.0])
+    V = V + transl
+    half_w = 0.25 + CHAIR_CLEARANCE  # the seat and backrest are 0.5 m wide
+    in_x = onp.abs(V[..., 0]) <= half_w
+    above = in_x & (V[..., 1] >= seat_top - CHAIR_CLEARANCE) & (V[..., 1] <= seat_top + 0.5 + CHAIR_CLEARANCE)
+    back0 = V[0, onp.isin(owner, [0, 3, 6, 9]), 2]
+    z_back = min(back0.min() - 0.03, V[..., 2][above].min() - CHAIR_CLEARANCE)
+    lower_leg = in_x & onp.isin(owner, [4, 5, 7, 8, 10, 11])[None] & (V[..., 1] < seat_top + CHAIR_CLEARANCE)
+    knee_z = float(posed0.joints[4][2])
+    z_front = min(knee_z - 0.08, V[..., 2][lower_leg].min() - CHAIR_CLEARANCE) if lower_leg.any() else knee_z - 0.08
+    boxes = _chair_boxes(seat_top, z_back, z_front)
+    depth = boxes_depth(V.reshape(-1, 3), boxes).max()
+    if depth > 1e-4:  # the lowest seat point touches the seat exactly (depth 0 up to float rounding)
+        raise RuntimeError(f"sit_chair: the ground-truth body is {1000 * depth:.1f} mm inside the chair")
+    v, f = chair_mesh(seat_top, z_back, z_front)
     K, T = _camera(onp.array([0.0, 0.8, 0.15]), yaw_deg=30.0, distance=3.5, jit=jit)
-    return Scene("sit_chair", onp.stack(poses), onp.stack(transls), onp.stack(Rs), onp.stack(ts), v, f, K, T, (640, 480), fps)
+    return Scene("sit_chair", poses, onp.tile(transl, (L, 1)), onp.tile(onp.eye(3), (L, 1, 1)), onp.zeros((L, 3)), v, f,
+                 K, T, (640, 480), fps)
 
 
 SCENES = {"carry_box": carry_box, "push_box": push_box, "sit_chair": sit_chair}
