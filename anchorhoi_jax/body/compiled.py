@@ -7,8 +7,13 @@ kernels, and part of them grows with the number of arrays handed over per call. 
 all 19 leaves, builds their signatures for the jit cache and passes them to the runtime. This
 includes the leaves that `pose` never reads: faces, dense `lbs_weights`, `posedirs`, `shapedirs` and
 `v_template` once the fused blend matrix exists, and the Anny-only rest-frame dirs. XLA prunes them
-from the executable, but only after that host-side work. Measured on the H100: a jitted no-op costs
-~70 us more per synchronised call when it also receives the model.
+from the executable, but only after that host-side work.
+
+Measured: on CPU (jax 0.10.2) the host dispatch of the joints-only forward drops from 23 to 16 us
+(sync call 122 -> 110 us). On the H100 (session 5) a jitted no-op costs 27 us more when it also
+receives the model (0.138 vs 0.111 ms). The 2 ms full forward at batch 2048 showed no measurable gain:
+2.16-2.69 ms per call vs 2.06-2.14 for jit(model, params) in interleaved rounds, 1.81 vs 1.78 ms
+pipelined. There, most per-call overhead does not scale with the argument count.
 
 `compile_pose` binds the model once:
 * the leaves the chosen output reads are found from the traced program; nothing else is passed;
@@ -22,7 +27,8 @@ from the executable, but only after that host-side work. Measured on the H100: a
 
 Per call the runtime then receives the 4 `BodyParams` arrays plus 1 (SMPL-X) or 0-2 (others) bound
 constants, not 19. The values are those of `jax.jit(jax.vmap(pose))`: the same traced computation,
-checked bit for bit in tests/body/test_compiled.py.
+checked bit for bit in tests/body/test_compiled.py (CPU) and by the benchmark on the H100 at batch
+2048 (max difference 0.0).
 
 Forward only: to differentiate, call `pose` inside your own jitted step (STYLE.md: jit at stage-step
 boundaries), where the model is closed over once anyway.
@@ -36,7 +42,7 @@ import jax
 import jax.numpy as jnp
 
 from anchorhoi_jax.body import skinning as sk
-from anchorhoi_jax.body.model import BodyModel, BodyParams, PosedBody
+from anchorhoi_jax.body.model import BodyModel, BodyParams
 
 # What a compiled program returns (one sample's shapes; the batch axes lead):
 #   "posed"               PosedBody (vertices, joints, extra, T_world_joint), as `pose`
