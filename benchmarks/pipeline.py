@@ -184,6 +184,9 @@ def phase_summary(records, prior_events, windows, skip: int = 2) -> dict:
         row = {"steps_timed": len(steady), "batch": steady[0]["batch"] if steady else None}
         for k in ("render_vjp", "to_torch", "guidance", "to_jax", "update", "total"):
             row[k + "_ms"] = 1e3 * float(onp.median([r[k] for r in steady])) if steady else None
+        # The left-out first steps as they ran (where a stage's compile / graph capture time goes).
+        row["first_steps_ms"] = [{k: round(1e3 * r[k], 1) for k in ("render_vjp", "guidance", "update", "total")}
+                                 for r in rs[:skip]]
         nxt = [t0 for n, t0 in windows if t0 > t_lo and n != st]
         t_hi = min(nxt) if nxt else float("inf")
         ev: dict[str, list] = {}
@@ -353,6 +356,45 @@ def object_guidance_ab(priors, seeds: int, torch, *, calls: int = 10, warmup: in
     return res
 
 
+def if_views_ab(priors, cfg, torch, *, seeds=(1, 4), calls: int = 10, warmup: int = 3) -> dict:
+    """The coarse stage's guidance (IF + MVDream, T_inter) per step with IF on every view vs on
+    `if_views_per_group` = 1 of each seed's 4 views, same process, same priors, same inputs: median ms of
+    `calls` synchronised calls per seed count (4 views per seed, 64 px renders)."""
+    import dataclasses as dc
+    import time as _t
+
+    import numpy as onp
+
+    from anchorhoi_jax.priors import guidance as G
+    from anchorhoi_jax.priors.bridge import ViewInfo
+
+    g = cfg.compose.guidance
+    p_if, p_mv = priors.torch_priors["if"], priors.torch_priors["mvdream"]
+    res = {}
+    for S in seeds:
+        n = 4 * S
+        rng = onp.random.default_rng(S)
+        c2w = onp.tile(onp.eye(4), (n, 1, 1))
+        c2w[:, :3, 3] = rng.normal(size=(n, 3)) * 2.5
+        views = ViewInfo(azimuth_deg=rng.uniform(-180, 180, n), elevation_deg=rng.uniform(-10, 40, n),
+                         camera_to_world=c2w, views_per_sample=4)
+        x = (torch.rand(n, 3, 64, 64, device="cuda", generator=torch.Generator(device="cuda").manual_seed(S)) * 2
+             - 1).half()
+        for k in (None, 1):
+            gk = dc.replace(g, if_views_per_group=k)
+            comb = G.CombinedGuidance([(G.if_guidance(p_if, "a man sitting on a sofa", gk), g.if_weight),
+                                       (G.mvdream_guidance(p_mv, "a man sitting on a sofa", gk), g.mvdream_weight)])
+            ts = []
+            for i in range(warmup + calls):
+                torch.cuda.synchronize()
+                t0 = _t.perf_counter()
+                comb(x, views=views, step=1000, generator=torch.Generator(device="cuda").manual_seed(i))
+                torch.cuda.synchronize()
+                ts.append(_t.perf_counter() - t0)
+            res[f"s{S}_if_views_{'all' if k is None else k}_ms"] = 1e3 * float(onp.median(ts[warmup:]))
+    return res
+
+
 def run_gpu(args) -> dict:
     import jax
     import torch
@@ -436,6 +478,11 @@ def run_gpu(args) -> dict:
                 out["object_guidance_ab"] = object_guidance_ab(priors, seeds, torch)
             except Exception as e:  # noqa: BLE001 -- the A/B is extra; keep the run's numbers
                 out["object_guidance_ab"] = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
+        if args.if_views_ab and priors is not None and device == "cuda":
+            try:
+                out["if_views_ab"] = if_views_ab(priors, cfg1, torch)
+            except Exception as e:  # noqa: BLE001 -- the A/B is extra; keep the run's numbers
+                out["if_views_ab"] = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
         print(json.dumps({f"s{seeds}": out}), flush=True)
         Path(args.out, "pipeline_gpu.json").write_text(json.dumps(res, indent=2))  # after every seed count
     return res
@@ -676,6 +723,8 @@ def main(argv=None):
                     "(bridge.record_phases) and each prior's synchronised UNet / encoder time")
     ap.add_argument("--ab", action="store_true", help="gpu: after each seed count, time the object stage's guidance "
                     "chunk by chunk vs fused in the same process")
+    ap.add_argument("--if-views-ab", action="store_true", help="gpu: after each seed count, time the coarse guidance "
+                    "with IF on every view vs one view per group (1 and 4 seeds) in the same process")
     ap.add_argument("--sds-steps", type=int, default=12, help="sds: object SDS steps per variant")
     ap.add_argument("--log", help="from-log: the stage log file (pipeline_gpu.log of a gpu-mode call)")
     ap.add_argument("--device", default="NVIDIA H100 80GB HBM3", help="from-log: the device the log came from")
