@@ -63,6 +63,7 @@ import train_prior as tp  # noqa: E402
 
 from anchorhoi_jax.body.skinning import pose, rest_joints  # noqa: E402
 from anchorhoi_jax.geometry.cameras import Camera  # noqa: E402
+from anchorhoi_jax.nerf import shape_init  # noqa: E402
 from anchorhoi_jax.nerf.field import FieldConfig  # noqa: E402
 from anchorhoi_jax.priors.bridge import jax_to_torch, make_sds_step  # noqa: E402
 from anchorhoi_jax.priors.guidance import GuidanceConfig, StackedGuidance, build_guidance  # noqa: E402
@@ -221,6 +222,19 @@ def empty_outside_blob(params, offset: float):
     off = jnp.asarray(offset, jnp.float32)  # scalar, or one per seed (S,)
     bias[...] = bias[...].at[..., 0].add(-off)
     return params
+
+
+SHAPE_INIT = shape_init.ShapeInitConfig()
+
+
+def standing_occupancy(fbody: pf.PoseFitBody, setup: pf.PoseFitSetup, betas, p0: pf.PoseFitParams,
+                       field: FieldConfig, resolution: int):
+    """Winding-number occupancy grid of the body at the direct arm's start `p0` (first seed; all equal)."""
+    p = jax.tree.map(lambda a: a[0], p0)
+    bp = pf.BodyParams(betas=betas, pose=jnp.zeros((setup.num_joints, 3)), transl=p.transl, scale=jnp.exp(p.log_scale))
+    verts = pose(fbody.model, bp, rotations=pf.fit_rotations(setup, p)).vertices
+    return jax.jit(shape_init.occupancy_grid, static_argnums=(2, 3))(verts, jnp.asarray(fbody.model.faces), field,
+                                                                     resolution)
 
 
 def over_white(rgb_premult, alpha):
@@ -440,6 +454,9 @@ def main(argv=None) -> None:
     ap.add_argument("--estimator", default="sds", choices=ESTIMATORS,
                     help="guidance estimator of both arms: sds (Eq. 1) or denoised (priors.sds multi-step target)")
     ap.add_argument("--denoise-steps", type=int, default=4, help="DDIM steps of the denoised estimator")
+    ap.add_argument("--shape-init", action="store_true",
+                    help="start every coarse field from the standing body (nerf.shape_init: density fitted to the "
+                         "occupancy of the body the direct arm starts from; no blob, no offset) instead of the blob")
     ap.add_argument("--density-offset", type=float, default=6.0,
                     help="raw density shift of the fresh field (empty_outside_blob); 0 = the field's own start")
     ap.add_argument("--t-max-start", type=float, default=0.98, help="t_max of the first SDS step")
@@ -492,7 +509,8 @@ def main(argv=None) -> None:
 
     # Albedo shading (no normals: a third of the lambertian step) over the white backdrop the prior was
     # trained on; remat keeps the vjp residuals of 16 runs small.
-    blob = dict(blob_density=args.blob_density, blob_radius=args.blob_radius,
+    # shape init: no blob; the fresh field's density is fitted to the standing body instead
+    blob = dict(blob_density=0.0 if args.shape_init else args.blob_density, blob_radius=args.blob_radius,
                 blob_axes=tuple(float(a) for a in args.blob_axes.split(",")))
     res, field, rcfg, n_anchor_rays = 64, FieldConfig(log2_table_size=16, max_resolution=512, **blob), \
         RenderConfig(n_coarse=32, n_fine=32, shading="albedo", remat=True), 4096
@@ -554,9 +572,27 @@ def main(argv=None) -> None:
         jax.block_until_ready(state.params)
         return state
 
+    start_cache = {}
+    si_cfg = shape_init.ShapeInitConfig(steps=5, points=256, grid_resolution=16) if args.smoke else SHAPE_INIT
+
     def fresh_coarse():
         st = coarse.init_seeds(keys, ccfg)
-        return st.replace(params=empty_outside_blob(st.params, args.density_offset))
+        if not args.shape_init:
+            return st.replace(params=empty_outside_blob(st.params, args.density_offset))
+        if "params" not in start_cache:  # fitted once; a pure function of the keys
+            t0 = time.perf_counter()
+            grid = standing_occupancy(fbody, setup, betas, p0, field, si_cfg.grid_resolution)
+            fit = jax.jit(jax.vmap(lambda k, p: shape_init.fit_density(k, p, field, grid, si_cfg)))
+            params, info = fit(jax.vmap(lambda k: jax.random.fold_in(k, 5))(keys), st.params)
+            jax.block_until_ready(params)
+            start_cache.update(params=params, info=dict(
+                occupied_fraction=float(grid.mean()), loss_first=float(info["loss_first"].mean()),
+                loss_last=float(info["loss_last"].mean()), seconds=time.perf_counter() - t0,
+                config=dataclasses.asdict(si_cfg)))
+            log(f"shape init: standing body occupancy ({grid.shape[0]}^3, {100 * float(grid.mean()):.2f} % of the box), "
+                f"raw-density mse {start_cache['info']['loss_first']:.2f} -> {start_cache['info']['loss_last']:.3f} "
+                f"in {start_cache['info']['seconds']:.1f} s")
+        return st.replace(params=start_cache["params"])
 
     # ---- step count N for both arms from measured step times (compiles both, then times 20 steps each)
     w0, w1 = (1, 2) if args.smoke else (5, 20)
@@ -700,7 +736,9 @@ def main(argv=None) -> None:
         seconds=dict(coarse=coarse_s, anchor_and_detect=anchor_s, pose_fit=fit_s, direct=direct_s,
                      total=time.perf_counter() - t_start),
         settings=dict(resolution=res, views=args.views, if_scale=args.if_scale, lr=args.lr, sparsity=args.sparsity,
-                      density_offset=args.density_offset, t_max=(args.t_max_start, args.t_max_end), background=args.background,
+                      density_offset=None if args.shape_init else args.density_offset,
+                      start="standing body (shape init)" if args.shape_init else "blob", shape_init=start_cache.get("info"),
+                      t_max=(args.t_max_start, args.t_max_end), background=args.background,
                       estimator=args.estimator, denoise_steps=args.denoise_steps,
                       step_times_ms=dict(coarse=1e3 * t_coarse, direct=1e3 * t_direct), field=dataclasses.asdict(field),
                       render=dataclasses.asdict(rcfg), canonical_views=dataclasses.asdict(views),

@@ -198,20 +198,32 @@ def recomposite(x0: torch.Tensor, alpha: torch.Tensor, bg: torch.Tensor, white: 
     return x0 + (1.0 - alpha) * (bg - white)
 
 
+def lr_factor(step: int, warm: int, total: int) -> float:
+    """Linear warm-up over `warm` steps, then cosine decay to 0 at `total`."""
+    return min(1.0, (step + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(step / total, 1.0)))
+
+
 def train_prior(data, *, unet_config=UNET_CONFIG, steps: int, batch: int, lr: float = 3e-4, seed: int = 0,
                 device="cuda", p_uncond: float = 0.1, p_untagged: float = 0.05, ema_decay: float = 0.999,
                 max_minutes: float | None = None, log_every: int = 500, log=print, text_dim: int | None = None,
-                random_backdrop: float = 0.0):
+                random_backdrop: float = 0.0, cuda_graph: bool = False, probe: int = 200):
     """Noise-prediction training; returns (unet_ema, text_encoder_ema, tokenizer, scheduler, history).
 
     random_backdrop: fraction of training images whose white backdrop is replaced by a uniform random
     colour (needs data["human"] and data["obj"] coverage): DreamFusion's random backgrounds, so that
     "the object vanished into the backdrop" is not an image the prior explains (the SDS views then draw
     random backdrops too).
+    cuda_graph (CUDA only): the whole step (batch draw, text encoder + UNet forward/backward, clipping,
+    AdamW) is captured once as a CUDA graph and replayed, since at 64 px and ~9 M parameters the eager
+    step is bound by kernel launches, not by arithmetic. The batch is then drawn from the default CUDA
+    generator (seeded with `seed`; different draws than the eager path's own generator), the learning rate
+    lives in a device tensor, and the EMA stays outside the graph. If capture fails the run goes on eagerly
+    (reported in the history's `mode`).
     """
     import copy
 
     device = torch.device(device)
+    cuda_graph = bool(cuda_graph and device.type == "cuda")
     tokenizer = build_tokenizer()
     te = build_text_encoder(len(tokenizer), d_model=text_dim or unet_config["encoder_hid_dim"], seed=seed).to(device)
     unet = build_unet(unet_config, seed=seed).to(device)
@@ -227,35 +239,28 @@ def train_prior(data, *, unet_config=UNET_CONFIG, steps: int, batch: int, lr: fl
     tok = tokenizer(prompts, padding="max_length", max_length=MAX_LENGTH, truncation=True, return_tensors="pt")
     ids, mask = tok.input_ids.to(device), tok.attention_mask.to(device)
     params = list(unet.parameters()) + list(te.parameters())
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.99))
+    # the learning rate is a device tensor under CUDA graphs (written before each replay)
+    lr_now = torch.tensor(lr, device=device) if cuda_graph else lr
+    opt = torch.optim.AdamW(params, lr=lr_now, weight_decay=0.01, betas=(0.9, 0.99),
+                            **(dict(capturable=True, foreach=True) if cuda_graph else {}))
     # max_minutes: the step count is fixed after timing the first `probe` steps so that the cosine decay
     # ends inside the budget (the chosen count is reported; pass it as `steps` to reproduce the run).
-    probe = 200
-    total = [steps]
+    total = steps
     warm = min(200, steps // 10 + 1)
-    sch = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s / total[0], 1.0))))
     ema_unet, ema_te = copy.deepcopy(unet).requires_grad_(False), copy.deepcopy(te).requires_grad_(False)
+    ema_src, ema_dst = list(unet.parameters()) + list(te.parameters()), \
+        list(ema_unet.parameters()) + list(ema_te.parameters())
     abar = sched.alphas_cumprod.to(device)
-    gen = torch.Generator(device=device).manual_seed(seed)
+    if cuda_graph:
+        torch.cuda.manual_seed(seed)
+        gen = None  # default CUDA generator: graph-safe
+    else:
+        gen = torch.Generator(device=device).manual_seed(seed)
     N = images.shape[0]
     use_amp = device.type == "cuda"
-    history, t0 = [], time.perf_counter()
-    done = 0
-    step = 0
-    t_probe = t0
-    while step < total[0]:
-        if max_minutes is not None and step == probe // 4:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t_probe = time.perf_counter()  # steady state from here (cuDNN autotuning and allocator warm-up done)
-        if max_minutes is not None and step == probe:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            now = time.perf_counter()
-            per_step = (now - t_probe) / (probe - probe // 4)
-            total[0] = min(steps, max(probe + 1, probe + int((60 * max_minutes - (now - t0)) / per_step) // 100 * 100))
-            log(f"prior: {1e3 * per_step:.1f} ms/step (steps {probe // 4}-{probe}) -> {total[0]} steps")
+
+    def forward_backward():
+        """One optimiser step on a fresh batch; returns the (detached) loss tensor."""
         idx = torch.randint(0, N, (batch,), generator=gen, device=device)
         x0 = images[idx].permute(0, 3, 1, 2).float() / 127.5 - 1.0
         if random_backdrop > 0:
@@ -272,31 +277,91 @@ def train_prior(data, *, unet_config=UNET_CONFIG, steps: int, batch: int, lr: fl
         noise = torch.randn(x0.shape, generator=gen, device=device)
         a = abar[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp, cache_enabled=False):
             emb = te(ids, attention_mask=mask)[0]  # all prompts at once (21 x 77): cheaper than gathering ids
             eps = unet(xt, t, encoder_hidden_states=emb[pidx], return_dict=False)[0]
         loss = F.mse_loss(eps.float()[:, :3], noise)
-        opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True if device.type == "cuda" else None)
         opt.step()
-        sch.step()
+        return loss.detach()
+
+    def set_lr(step):
+        v = lr * lr_factor(step, warm, total)
+        if cuda_graph:
+            lr_now.fill_(v)
+        else:
+            for g in opt.param_groups:
+                g["lr"] = v
+
+    def ema(step):
         d = min(ema_decay, (1 + step) / (10 + step))
         with torch.no_grad():
-            for src, dst in ((unet, ema_unet), (te, ema_te)):
-                torch._foreach_lerp_(list(dst.parameters()), list(src.parameters()), 1 - d)
-        done = step + 1
-        if (step + 1) % log_every == 0 or step + 1 == total[0]:
-            el = time.perf_counter() - t0
-            history.append(dict(step=step + 1, loss=float(loss.detach()), seconds=el))
-            log(f"prior step {step + 1}/{total[0]} loss {float(loss.detach()):.4f} {el:.0f} s")
+            torch._foreach_lerp_(ema_dst, ema_src, 1 - d)
+
+    history, t0 = [], time.perf_counter()
+    mode = "eager"
+    graph = static_loss = None
+    step = 0
+    t_probe = t0
+    if cuda_graph:
+        # warm-up (cuDNN autotuning, lazy state) on a side stream, then capture; these steps train too
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                set_lr(step)
+                opt.zero_grad(set_to_none=True)
+                forward_backward()
+                ema(step)
+                step += 1
+        torch.cuda.current_stream().wait_stream(side)
+        try:
+            opt.zero_grad(set_to_none=True)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                static_loss = forward_backward()
+            torch.cuda.synchronize()
+            mode = "cuda_graph"
+        except Exception as e:  # noqa: BLE001 -- any capture failure: train eagerly instead
+            graph = None
+            torch.cuda.synchronize()
+            log(f"prior: CUDA graph capture failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}); eager")
+        log(f"prior: training mode {mode}")
+    while step < total:
+        if max_minutes is not None and step == probe // 4:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t_probe = time.perf_counter()  # steady state from here (cuDNN autotuning and allocator warm-up done)
+        if max_minutes is not None and step == probe:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            now = time.perf_counter()
+            per_step = (now - t_probe) / (probe - probe // 4)
+            total = min(steps, max(probe + 1, probe + int((60 * max_minutes - (now - t0)) / per_step) // 100 * 100))
+            history.append(dict(probe_ms_per_step=1e3 * per_step, images_per_s=batch / per_step, mode=mode,
+                                chosen_steps=total))
+            log(f"prior: {1e3 * per_step:.1f} ms/step ({batch / per_step:.0f} img/s, {mode}, steps "
+                f"{probe // 4}-{probe}) -> {total} steps")
+        set_lr(step)
+        if graph is not None:
+            graph.replay()
+            loss = static_loss
+        else:
+            opt.zero_grad(set_to_none=True)
+            loss = forward_backward()
+        ema(step)
         step += 1
+        if step % log_every == 0 or step == total:
+            el = time.perf_counter() - t0
+            history.append(dict(step=step, loss=float(loss), seconds=el, mode=mode))
+            log(f"prior step {step}/{total} loss {float(loss):.4f} {el:.0f} s")
         if max_minutes is not None and time.perf_counter() - t0 > 60 * max_minutes * 1.15:
             log(f"prior: 1.15 x the time budget of {max_minutes} min reached at step {step}")
             break
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return ema_unet.eval(), ema_te.eval(), tokenizer, sched, dict(history=history, steps_done=done,
+    return ema_unet.eval(), ema_te.eval(), tokenizer, sched, dict(history=history, steps_done=step, mode=mode,
                                                                    train_seconds=time.perf_counter() - t0)
 
 
@@ -496,6 +561,23 @@ def _grid(images: onp.ndarray, rows: int) -> onp.ndarray:
     return images[: rows * cols].reshape(rows, cols, h, w, c).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, c)
 
 
+def pack_dir(src: Path, dst: Path, piece: int = 15 * 2**20) -> list[Path]:
+    """Tar `src` (paths relative to its parent) and split the tarball into `piece`-byte files dst/prior.tar.partNN."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(src, arcname=src.name)
+    blob = buf.getvalue()
+    dst.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(0, len(blob), piece):
+        out.append(dst / f"prior.tar.part{i // piece:02d}")
+        out[-1].write_bytes(blob[i:i + piece])
+    return out
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=".cache/prior/data.npz")
@@ -509,6 +591,11 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--random-backdrop", type=float, default=0.0,
                     help="fraction of images moved onto a uniform random backdrop colour (coverage from the data)")
+    ap.add_argument("--cuda-graph", action="store_true",
+                    help="capture the whole training step as one CUDA graph (launch-bound step; eager if capture fails)")
+    ap.add_argument("--pack", default=None, metavar="DIR",
+                    help="also write the saved prior as DIR/prior.tar.partNN pieces of <= 15 MiB (files that come "
+                         "back from the GPU machine are limited to 16 MiB; rejoin with `cat prior.tar.part* | tar x`)")
     ap.add_argument("--no-samples", action="store_true", help="skip the per-class sample grids")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args(argv)
@@ -527,13 +614,15 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     unet, te, tok, sched, info = train_prior(data, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
                                              device=args.device, max_minutes=args.max_minutes,
-                                             random_backdrop=args.random_backdrop)
+                                             random_backdrop=args.random_backdrop, cuda_graph=args.cuda_graph)
     train_minutes = (time.perf_counter() - t0) / 60
     save_prior(out, unet, te, tok, sched, fp16=True)
     # Round trip through the production loader: same eps as the in-memory EMA model (fp16 vs bf16/fp32).
     dtype = torch.float16 if args.device.startswith("cuda") else torch.float32
     prior = IFPrior.from_pretrained(out, device=args.device, dtype=dtype) if dtype == torch.float16 else None
-    summary = dict(train_minutes=train_minutes, steps_done=info["steps_done"], batch=args.batch,
+    if args.pack:
+        pack_dir(out, Path(args.pack))
+    summary = dict(train_minutes=train_minutes, steps_done=info["steps_done"], batch=args.batch, mode=info["mode"],
                    random_backdrop=args.random_backdrop, lr=args.lr,
                    params_million=count_params(unet) / 1e6, text_encoder_params_million=count_params(te) / 1e6,
                    images=int(len(data["image"])), history=info["history"],

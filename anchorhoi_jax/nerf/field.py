@@ -116,11 +116,15 @@ def _activate(cfg: FieldConfig, raw):
     return trunc_exp(raw) if cfg.density_activation == "trunc_exp" else jax.nn.softplus(raw)
 
 
-def _trunk(params, cfg: FieldConfig, x):
+def _raw(params, cfg: FieldConfig, x):
     model = nnx.merge(graphdef(cfg), params)
     enc = hash_encode(model.table[...], normalize(cfg, x), cfg.resolutions)
     h = model.d2(jax.nn.relu(model.d1(enc)))
-    raw = h[:, 0] + density_blob(cfg, x)
+    return model, h[:, 0] + density_blob(cfg, x), h
+
+
+def _trunk(params, cfg: FieldConfig, x):
+    model, raw, h = _raw(params, cfg, x)
     inside = jnp.all(jnp.abs(x - jnp.asarray(cfg.center, x.dtype)[None]) <= cfg.bound, -1)
     sigma = jnp.where(inside, _activate(cfg, raw), 0.0)  # nothing outside the field's box
     return model, sigma, h[:, 1:]
@@ -130,6 +134,12 @@ def density(params, cfg: FieldConfig, x: Float[Array, "N 3"]) -> Float[Array, "N
     """σ(x) ≥ 0 (1/metre) at world points x."""
     with jax.named_scope("nerf_density"):
         return _trunk(params, cfg, x)[1]
+
+
+def raw_density(params, cfg: FieldConfig, x: Float[Array, "N 3"]) -> Float[Array, "N"]:
+    """raw(x) + b(x), the density before its activation (shape initialisation fits this; see nerf.shape_init)."""
+    with jax.named_scope("nerf_raw_density"):
+        return _raw(params, cfg, x)[1]
 
 
 def query(params, cfg: FieldConfig, x: Float[Array, "N 3"]) -> tuple[Float[Array, "N"], Float[Array, "N 3"]]:
@@ -153,4 +163,4 @@ def query_with_normals(params, cfg: FieldConfig, x: Float[Array, "N 3"]):
 
 
 __all__ = ["FieldConfig", "FieldMLP", "init", "graphdef", "density", "query", "query_with_normals", "trunc_exp",
-           "density_blob", "normalize"]
+           "density_blob", "normalize", "raw_density"]
