@@ -87,7 +87,7 @@ def grid_points(cfg: nerf_field.FieldConfig, resolution: int) -> Float[Array, "R
     """Cell centres of a resolution³ grid over the field box (index order x, y, z)."""
     u = (jnp.arange(resolution, dtype=jnp.float32) + 0.5) / resolution * 2.0 - 1.0
     g = jnp.stack(jnp.meshgrid(u, u, u, indexing="ij"), -1) * cfg.bound
-    return g + jnp.asarray(cfg.center, jnp.float32)
+    return g + jnp.asarray(cfg.center, jnp.float32)[None, None, None]
 
 
 def occupancy_grid(verts, faces, cfg: nerf_field.FieldConfig, resolution: int, *, chunk: int = 2048):
@@ -100,7 +100,7 @@ def occupancy_grid(verts, faces, cfg: nerf_field.FieldConfig, resolution: int, *
 def sample_occupancy(grid: Float[Array, "R R R"], cfg: nerf_field.FieldConfig, x: Float[Array, "N 3"]):
     """Trilinear occupancy at world points x (cell-centred grid, clamped at the box faces)."""
     R = grid.shape[0]
-    u = ((x - jnp.asarray(cfg.center, x.dtype)) / cfg.bound + 1.0) * 0.5 * R - 0.5
+    u = ((x - jnp.asarray(cfg.center, x.dtype)[None]) / cfg.bound + 1.0) * 0.5 * R - 0.5
     u = jnp.clip(u, 0.0, R - 1.0)
     i0 = jnp.clip(jnp.floor(u).astype(jnp.int32), 0, R - 2)
     f = u - i0
@@ -151,8 +151,9 @@ def fit_density(key, params, cfg: nerf_field.FieldConfig, grid: Float[Array, "R 
     def step(carry, i):
         p, s = carry
         k1, k2 = jax.random.split(jax.random.fold_in(key, i))
-        x = jnp.concatenate([jax.random.uniform(k1, (n_box, 3), minval=c - cfg.bound, maxval=c + cfg.bound),
-                             jax.random.uniform(k2, (scfg.points - n_box, 3), minval=lo, maxval=hi)])
+        n_in = scfg.points - n_box
+        x = jnp.concatenate([jax.random.uniform(k1, (n_box, 3), minval=-cfg.bound, maxval=cfg.bound) + c[None],
+                             lo[None] + jax.random.uniform(k2, (n_in, 3)) * (hi - lo)[None]])
         target = scfg.outside + (scfg.inside - scfg.outside) * sample_occupancy(grid, cfg, x)
         (v, aux), g = jax.value_and_grad(shape_loss, has_aux=True)(p, cfg, x, target)
         upd, s = opt.update(g, s, p)
