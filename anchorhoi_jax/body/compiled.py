@@ -150,6 +150,22 @@ def compile_pose(
       `CompiledPose`: `f(params)` -> the output, values identical to
       `jax.jit(vmap(pose, in_axes=(None, 0)))(model, params)` for the same batch shape.
     """
+    program, constants, spec, shape = bind_pose(
+        model, batch, output=output, precision=precision, embed_bytes=embed_bytes
+    )
+    compiled = jax.jit(program).lower(constants, spec).compile()
+    return CompiledPose(compiled, constants, output, shape, precision)
+
+
+def bind_pose(
+    model: BodyModel, batch=None, *, output: str = "posed", precision="highest", embed_bytes: int = EMBED_BYTES
+):
+    """What `compile_pose` compiles, without compiling: `(program, constants, params_spec, batch_shape)`.
+
+    `program(constants, params)` is the traced function. `constants` are the model arrays it reads that
+    are larger than `embed_bytes`; it closes over every other array it reads. Arguments and errors as
+    in `compile_pose`.
+    """
     if output not in OUTPUTS:
         raise ValueError(f"unknown output {output!r}: use one of {list(OUTPUTS)}")
     sk._gemm_precision(precision)  # one-line ValueError for an unknown name, before any tracing
@@ -177,6 +193,4 @@ def compile_pose(
     everything = tuple(range(len(leaves)))
     used = _used_inputs(program(everything), (tuple(leaves), spec))[: len(leaves)]
     passed_idx = tuple(i for i in everything if used[i] and leaves[i].nbytes > embed_bytes)
-    constants = tuple(leaves[i] for i in passed_idx)
-    compiled = jax.jit(program(passed_idx)).lower(constants, spec).compile()
-    return CompiledPose(compiled, constants, output, shape, precision)
+    return program(passed_idx), tuple(leaves[i] for i in passed_idx), spec, shape
