@@ -235,8 +235,10 @@ def _point_segment_dist(x, a, b):
     return jnp.sqrt(jnp.sum(d * d, -1) + 1e-12)
 
 
-# Above this many parts `_depth_max` reduces over a (P, N) plane instead of unrolling the parts.
+# Above this many parts the capsule depth reduces over a (P, N) plane instead of unrolling the parts.
 _UNROLL_MAX_PARTS = 128
+# The backward's argmax takes the first part whose depth is within this of the max (relative, + 1e-9 m).
+_ARGMAX_RTOL = 1e-6
 
 
 def _capsule_constants(p0, p1):
@@ -245,37 +247,59 @@ def _capsule_constants(p0, p1):
     return ab, 1.0 / jnp.maximum(jnp.sum(ab * ab, -1), 1e-12)
 
 
-def _depth_max(x, p0, p1, radius):
-    """max_p (r_p − dist(x_n, segment p)) and its argmax p*(n), for all points (N,) at once.
+def _part_depths(x, p0, p1, radius):
+    """r_p − dist(x, segment p) for p = 0..P−1, one (N,) plane at a time (a generator: parts unrolled).
 
-    The parts are unrolled (a Python loop): every intermediate is an (N,) plane, the running
-    (max, argmax) is an elementwise select, and under the frame/seed vmaps the whole term is ONE
-    elementwise kernel in which each thread walks the P parts of its own point, reading each part's
-    few constants once per frame. Session 4's form, a variadic (max, argmax) reduction over a (P, N)
-    plane, ran at ~280 G pair evaluations/s on the H100 (386 µs per Adam step for 8 seeds × 120
-    frames × 2048 points × 55 parts, benchmarks/results/motion_speed_s4.md); XLA's column-reduction
-    tiling split the 55 parts across threads and combined (value, index) pairs through shared
-    memory. The closest-point parameter multiplies by 1/|ab|² (one reciprocal per part) instead of
-    dividing per pair: t differs from the division by ≤ 1 ulp. Ties keep the lower index and a NaN
-    wins (as jnp.argmax). Above `_UNROLL_MAX_PARTS` parts, the (P, N) reduction (`_depth_max_planes`)."""
-    P = p0.shape[0]
-    if P > _UNROLL_MAX_PARTS:
-        return _depth_max_planes(x, p0, p1, radius)
+    The closest-point parameter multiplies by 1/|ab|² (one reciprocal per part) instead of dividing
+    per pair: t differs from the division by ≤ 1 ulp."""
     ab, inv = _capsule_constants(p0, p1)
     xs = [x[:, k] for k in range(3)]
-    best = idx = None
-    for p in range(P):
+    for p in range(p0.shape[0]):
         xa = [xs[k] - p0[p, k] for k in range(3)]
         t = jnp.clip((xa[0] * ab[p, 0] + xa[1] * ab[p, 1] + xa[2] * ab[p, 2]) * inv[p], 0.0, 1.0)
         d2 = sum((xa[k] - t * ab[p, k]) ** 2 for k in range(3))
-        depth = radius[p] - jnp.sqrt(d2 + 1e-12)
-        if best is None:
-            best, idx = depth, jnp.zeros(depth.shape, jnp.int32)
-            continue
-        take = (depth > best) | (jnp.isnan(depth) & ~jnp.isnan(best))
-        best = jnp.where(take, depth, best)
-        idx = jnp.where(take, jnp.int32(p), idx)
-    return best, idx
+        yield radius[p] - jnp.sqrt(d2 + 1e-12)
+
+
+def _depth_chain(x, p0, p1, radius):
+    """max_p (r_p − dist(x_n, segment p)) for all points (N,): the parts unrolled into a chain of
+    elementwise maxima in which every intermediate has ONE user, so under the frame/seed vmaps the
+    whole max is one elementwise kernel (each thread walks the P parts of its own point; NaN
+    propagates as in jnp.max). Session 4's form, a variadic (max, argmax) reduction over a (P, N)
+    plane, ran at ~280 G pair evaluations/s on the H100 (386 µs per Adam step for 8 seeds × 120
+    frames × 2048 points × 55 parts, benchmarks/results/motion_speed_s4.md). A running (max, argmax)
+    select chain instead gives its intermediates several users, and XLA then materialises one plane
+    per part (seen on the CPU backend: 60 kernels); the argmax is its own chain (`_argmax_chain`)."""
+    m = None
+    for d in _part_depths(x, p0, p1, radius):
+        m = d if m is None else jnp.maximum(m, d)
+    return m
+
+
+def _argmax_chain(x, p0, p1, radius, m):
+    """The first part p whose depth is ≥ m − (_ARGMAX_RTOL·|m| + 1e-9): the argmax of `_depth_chain`
+    (P where m is NaN). A chain of elementwise minima with one user per intermediate, like
+    `_depth_chain`. The inputs pass an optimization barrier so that XLA does not merge the recomputed
+    depths with the forward's (that would give them two users again); the tolerance makes the
+    result independent of the two computations rounding alike. It differs from the exact argmax
+    only between parts whose depths agree to 1e-6 (a subgradient choice at a near-tie; the value of
+    the max is exact either way)."""
+    x, p0, p1, radius = jax.lax.optimization_barrier((x, p0, p1, radius))
+    P = p0.shape[0]
+    thr = m - (_ARGMAX_RTOL * jnp.abs(m) + 1e-9)
+    idx = None
+    for p, d in enumerate(_part_depths(x, p0, p1, radius)):
+        cand = jnp.where(d >= thr, jnp.int32(p), jnp.int32(P))
+        idx = cand if idx is None else jnp.minimum(idx, cand)
+    return idx
+
+
+def _depth_max(x, p0, p1, radius):
+    """(max_p (r_p − dist(x_n, segment p)), its argmax p*(n)) for all points (N,) at once."""
+    if p0.shape[0] > _UNROLL_MAX_PARTS:
+        return _depth_max_planes(x, p0, p1, radius)
+    m = _depth_chain(x, p0, p1, radius)
+    return m, _argmax_chain(x, p0, p1, radius, m)
 
 
 def _depth_max_planes(x, p0, p1, radius):
@@ -298,24 +322,31 @@ def _depth_max_planes(x, p0, p1, radius):
 
 @jax.custom_vjp
 def _inside_depth(points, p0, p1, radius):
-    return _depth_max(points, p0, p1, radius)[0]
+    if p0.shape[0] > _UNROLL_MAX_PARTS:
+        return _depth_max_planes(points, p0, p1, radius)[0]
+    return _depth_chain(points, p0, p1, radius)
 
 
 def _inside_depth_fwd(points, p0, p1, radius):
-    depth, idx = _depth_max(points, p0, p1, radius)
-    return depth, (points, p0, p1, radius, idx)
+    if p0.shape[0] > _UNROLL_MAX_PARTS:
+        depth, idx = _depth_max_planes(points, p0, p1, radius)
+    else:  # the argmax only in the backward (its own chain)
+        depth, idx = _depth_chain(points, p0, p1, radius), None
+    return depth, (points, p0, p1, radius, depth, idx)
 
 
 def _inside_depth_bwd(res, g):
     # The max routes the cotangent to one part per point, p*(n) = argmax. With e the unit vector
     # from the closest segment point to x: d(r − dist)/dx = −e, d/dp0 = e(1 − t), d/dp1 = e·t,
     # d/dr = 1 (at the closest point ∂dist/∂t = 0, so t's own dependence drops out). So the
-    # backward is O(N): gather each point's deepest capsule, then segment sums of N rows into the
-    # P capsules. Autodiff of the dense max instead stores and re-reads ~8 (N, P) arrays
-    # per frame and seed (an H100 step with 8 seeds spent 6 of its 10 ms in this term,
-    # benchmarks/results/motion.md). The radius cotangent is its own sum, so callers whose
+    # backward is O(N) after the argmax: gather each point's deepest capsule, then segment sums of
+    # N rows into the P capsules. Autodiff of the dense max instead stores and re-reads ~8 (N, P)
+    # arrays per frame and seed (an H100 step with 8 seeds spent 6 of its 10 ms in this term,
+    # benchmarks/results/motion.md). The radius cotangent is its own column, so callers whose
     # radii are constants (the motion stage) drop it from the compiled program.
-    points, p0, p1, radius, idx = res
+    points, p0, p1, radius, depth, idx = res
+    if idx is None:
+        idx = _argmax_chain(points, p0, p1, radius, depth)
     ab_all, inv_all = _capsule_constants(p0, p1)
     a, ab, inv = p0[idx], ab_all[idx], inv_all[idx]
     xa = points - a

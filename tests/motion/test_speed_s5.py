@@ -1,5 +1,5 @@
-"""Session-5 fast paths of the motion objective: the unrolled capsule (max, argmax) equals the (P, N)
-reduction (values, indices, ties, NaN), the dropped zero-cotangent rows change no gradient, the
+"""Session-5 fast paths of the motion objective: the unrolled capsule max and argmax chains equal the
+(P, N) reduction (values, indices, ties, NaN), the dropped zero-cotangent rows change no gradient, the
 self-penetration backward at other sample counts, and the 3xTF32 pose-corrective GEMM (exact split,
 CPU path bit-identical to "highest", bad mode -> one-line error)."""
 
@@ -41,9 +41,15 @@ def test_unrolled_depth_max_equals_plane_reduction(P):
         jnp.sum((x[:, None] - p0[None]) * (p1 - p0)[None], -1) / jnp.sum((p1 - p0) ** 2, -1)[None], 0, 1)[..., None]
         * (p1 - p0)[None]), axis=-1), -1)
     onp.testing.assert_allclose(v_u, ref, atol=1e-6)
-    # a NaN part wins the max (as jnp.max/argmax propagate it)
+    # a NaN part: the max is NaN (as jnp.max); no part is selected (index P)
     v_n, i_n = pv._depth_max(x[:4], p0, p1, r.at[7].set(jnp.nan))
-    assert bool(jnp.all(jnp.isnan(v_n))) and onp.all(onp.asarray(i_n) == 7)
+    assert bool(jnp.all(jnp.isnan(v_n))) and onp.all(onp.asarray(i_n) == P)
+    # near-tie rule of the backward's argmax: the first part within _ARGMAX_RTOL of the max
+    r2 = r.at[6].set(r[6] + 1e-3)
+    m = pv._depth_chain(x, p0, p1, r2)
+    idx = pv._argmax_chain(x, p0, p1, r2, m)
+    _, i_p2 = pv._depth_max_planes(x, p0, p1, r2)
+    onp.testing.assert_array_equal(idx, i_p2)
 
 
 def test_capsule_backward_drops_only_zero_rows():
