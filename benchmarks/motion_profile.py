@@ -11,7 +11,8 @@ aggregates the device events per kernel (count, total µs, share) into DIR/profi
 markdown table; the fusion → source mapping comes from the compiled HLO's op_name metadata.
 `--ab` times variants of the code at the largest seed count in the same process (capsule_planes:
 the capsule depth as a (P, N) reduction instead of the unrolled parts; gemm_highest: the pose
-correctives' GEMM in FFMA float32 instead of 3xTF32); `--deadline` skips what would start after
+correctives' GEMM in FFMA float32 instead of 3xTF32; lbs_dots: the subset-LBS backward as four
+(3, S)·(S, J) products instead of one stacked 12-row product); `--deadline` skips what would start after
 that many seconds (the device call's time limit). A persistent compilation cache makes the HLO
 text of `--trace/--hlo` a cache hit instead of a second compile.
 """
@@ -39,6 +40,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as onp  # noqa: E402
 
 from motion import build_case, load_body, time_run  # noqa: E402
+from anchorhoi_jax.stages import motion as motion_mod  # noqa: E402
 from anchorhoi_jax.stages.motion import MotionConfig, MotionWeights, make_motion_step, make_seeds_update  # noqa: E402
 
 
@@ -46,6 +48,17 @@ def case_args(ns):
     return argparse.Namespace(object_points=ns.object_points, pen_vertices=ns.pen_vertices, pen_near_fraction=0.5,
                               contact_target="static", pen_parts_allowance=False, max_contact_pairs=256, speed_only=True,
                               masks=False)
+
+
+def _skin_sparse_bwd_dots(res, g):
+    """A/B variant of stages/motion._skin_sparse_bwd: ∂/∂A as four products (g ⊙ v_b)·W (b = x, y, z)
+    and g·W, each (3, S)·(S, J), instead of one (12, S)·(S, J) product of a stacked 12-row operand."""
+    A, v, ids, w, W = res
+    T = sum(w[:, k, None] * A[ids[:, k]] for k in range(ids.shape[1]))
+    dv = jnp.stack([T[:, c] * g[0] + T[:, 4 + c] * g[1] + T[:, 8 + c] * g[2] for c in range(3)], 0)
+    cols = [jnp.matmul(g * v[b][None], W, precision="highest") for b in range(3)] + [jnp.matmul(g, W, precision="highest")]
+    dA = jnp.stack(cols, -1)  # (3, J, 4): [a, j, b] = Σ_s g_a W_sj vh_b
+    return jnp.swapaxes(dA, 0, 1).reshape(-1, 12), dv, None, None, None
 
 
 def _cache_file(root, args) -> Path:
@@ -167,7 +180,7 @@ def main():
     ap.add_argument("--hlo", action="store_true", help="write the compiled HLO (gzipped) per seed count")
     ap.add_argument("--lbs", default="sparse")
     ap.add_argument("--body", default="smplx-synthetic")
-    ap.add_argument("--ab", default="", help="comma list: capsule_planes, gemm_highest (timed at the largest seed count)")
+    ap.add_argument("--ab", default="", help="comma list: capsule_planes, gemm_highest, lbs_dots (timed at the largest seed count)")
     ap.add_argument("--data-cache", default="", help="directory: reuse (or write) the MotionData built for these sizes")
     ap.add_argument("--deadline", type=float, default=0.0, help="seconds; later steps that would start after it are skipped")
     args = ap.parse_args()
@@ -241,6 +254,8 @@ def main():
             pv._UNROLL_MAX_PARTS = 0
         elif name == "gemm_highest":
             cfg_b = dataclasses.replace(cfg, gemm="highest")
+        elif name == "lbs_dots":  # subset-LBS backward: 4 products (g ⊙ v_b)·W instead of the 12-row outer stack
+            motion_mod._skin_sparse.defvjp(motion_mod._skin_sparse_fwd, _skin_sparse_bwd_dots)
         else:
             raise SystemExit(f"unknown --ab variant {name!r}")
         try:
@@ -249,6 +264,7 @@ def main():
             t = time_run(update_b, init_b, data, w, args.steps, args.steps_per_call, jax.random.key(2), S_ab, args.reps)
         finally:
             pv._UNROLL_MAX_PARTS = unroll
+            motion_mod._skin_sparse.defvjp(motion_mod._skin_sparse_fwd, motion_mod._skin_sparse_bwd)
         summary[f"ab_{name}_s_1000_seed{S_ab}"] = t * 1000.0 / args.steps
         print(f"A/B {name}, seeds {S_ab}: {t:.4f} s per {args.steps} steps", flush=True)
         (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
