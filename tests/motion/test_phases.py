@@ -31,3 +31,18 @@ def test_phase_lengths_and_weights(steps, global_steps, final_steps, expect):
     full = ph[1][1] if global_steps else ph[0][1]
     assert float(full.pen_object) == pytest.approx(0.05)
     assert has_final == (final_steps > 0 and expect[-1] > 0 and len(expect) > (2 if global_steps else 1))
+
+
+def test_pose_prior_anneals_geometrically_over_the_full_stage():
+    cfg = MotionConfig(parents=PARENTS, steps_per_call=100, global_steps=200, pen_final_steps=200)
+    w = MotionWeights.default(pose_prior=1e-5, pose_prior_anneal=0.01, pen_object=0.05, pen_object_final=1.0)
+    ph = motion_phases(w, cfg, 1000)
+    assert [n for n, _ in ph] == [2, 1, 1, 1, 1, 1, 1, 2]  # global, 6 single full-stage calls, clean-up
+    pp = [float(x.pose_prior) for _, x in ph]
+    assert pp[0] == 0.0  # global stage: no prior (pose frozen)
+    assert pp[1:7] == pytest.approx([1e-5 * 0.01 ** (k / 5) for k in range(6)], rel=1e-5)
+    assert pp[7] == pytest.approx(1e-7, rel=1e-5) and float(ph[7][1].pen_object) == 1.0
+    assert all(float(x.pen_object) == pytest.approx(0.05) for _, x in ph[1:7])
+    # anneal 1 (default): the stage layout of before, the prior constant
+    ph1 = motion_phases(MotionWeights.default(), cfg, 1000)
+    assert [n for n, _ in ph1] == [2, 6, 2] and float(ph1[2][1].pose_prior) == pytest.approx(1e-5)
