@@ -126,3 +126,39 @@ def test_detector_heatmap_decoding_recovers_peaks():
     out, conf = tp.decode_heatmaps(torch.cat([logits, torch.zeros(1, 3, H, W)], 1))
     torch.testing.assert_close(out[0, :2], kp[0, :2], atol=0.35, rtol=0)
     assert conf.min() > 0.85  # a peak on a pixel corner reads exp(-0.5 / 4.5) ~ 0.89
+
+
+def test_lr_factor_warms_up_then_decays_to_zero():
+    f = [tp.lr_factor(s, 10, 100) for s in range(101)]
+    assert f[0] == pytest.approx(0.1 * 0.5 * (1 + onp.cos(0.0)))
+    assert f[9] == pytest.approx(0.5 * (1 + onp.cos(onp.pi * 9 / 100)))
+    assert max(f) <= 1.0 and f[-1] == pytest.approx(0.0, abs=1e-12)
+    assert all(a >= b for a, b in zip(f[9:], f[10:]))
+
+
+def test_cuda_graph_flag_is_eager_and_identical_on_cpu():
+    data = _data(n=12)
+    kw = dict(unet_config=tp.TINY_UNET_CONFIG, steps=3, batch=4, lr=1e-3, device="cpu", log=lambda *_: None)
+    u0, *_, i0 = tp.train_prior(data, **kw)
+    u1, *_, i1 = tp.train_prior(data, cuda_graph=True, **kw)
+    assert i0["mode"] == i1["mode"] == "eager" and i1["steps_done"] == 3
+    for a, b in zip(u0.parameters(), u1.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_pack_dir_pieces_rejoin_to_the_same_files(tmp_path):
+    import tarfile
+
+    src = tmp_path / "model"
+    (src / "unet").mkdir(parents=True)
+    blob = onp.random.default_rng(0).bytes(2500)
+    (src / "unet" / "w.bin").write_bytes(blob)
+    (src / "model_index.json").write_text("{}")
+    parts = tp.pack_dir(src, tmp_path / "out", piece=1000)
+    assert len(parts) >= 4 and all(p.stat().st_size <= 1000 for p in parts)
+    joined = tmp_path / "joined.tar"
+    joined.write_bytes(b"".join(p.read_bytes() for p in sorted(parts)))
+    with tarfile.open(joined) as tar:
+        tar.extractall(tmp_path / "x", filter="data")
+    assert (tmp_path / "x" / "model" / "unet" / "w.bin").read_bytes() == blob
+    assert (tmp_path / "x" / "model" / "model_index.json").read_text() == "{}"
