@@ -8,7 +8,9 @@
 Every SDS view (both arms) is rendered over `--background`: white (session 3, the data's backdrop) or a
 uniform random colour per view (session 4, with a prior trained by `train_prior.py --random-backdrop`);
 the coarse field starts empty outside its density blob (`empty_outside_blob`), the blob optionally an
-upright person-sized ellipsoid (`--blob-axes`, the same for every class); `--estimator` picks Eq. 1 or
+upright person-sized ellipsoid (`--blob-axes`, the same for every class), or (`--shape-init`, session 5)
+from the standing body itself: its density fitted to the winding-number occupancy of the body the direct
+arm starts from (`nerf.shape_init`, DreamHuman/HumanNorm-style); `--estimator` picks Eq. 1 or
 the denoised-target option of priors.sds for both arms; both arms run exactly N SDS steps, N chosen
 from their measured step times within `--sds-budget-s` before either real run starts.
 
