@@ -215,7 +215,12 @@ class MotionConfig:
     pen_margin: float = 0.0
     init_noise: float = 0.0  # radians of body-pose jitter per seed (0: all seeds start identical)
     global_steps: int = 200  # first stage of `motion_phases`: human global motion from L_J only
-    pen_final_steps: int = 200  # last stage of `motion_phases`: L_pen's SDF part at weights.pen_object_final
+    # Last stage of `motion_phases`: L_pen's SDF part at weights.pen_object_final. Off (0) by default: the
+    # 20× weight jump mid-run meets Adam's second moment (β2 = 0.999, ~1000-step memory) at its old scale, so
+    # the first clean-up steps are ~20× the learning rate and a scene with penetrating vertices at the switch
+    # blows up (push_box, 24 frames, CPU: MPJPE 22.8 → 65.1 mm, contact 3.1 → 20.5 mm; H100, 120 frames:
+    # 72 mm). It was added for sit_chair, whose ground truth itself was inside the backrest (fixed since).
+    pen_final_steps: int = 0
     # Skinning of the vertex subset: "sparse" = each vertex's K non-zero weights gathered from the
     # joint transforms (backward: a scatter-add of S·K rows into J rows per frame); "dense" =
     # (S×J)·(J×12) product per frame (backward: a GEMM). Same values (tests). The scatter-add was
