@@ -1,7 +1,7 @@
 """Motion tracking step (issue 5): timing of 1 vs S seeds and a per-kernel device profile.
 
     python benchmarks/motion_profile.py --out DIR [--seeds 1,8] [--frames 120] [--steps 1000] [--trace]
-        [--ab capsule_planes,gemm_highest] [--deadline SECONDS]
+        [--ab gemm_3xtf32,lbs_dots] [--deadline SECONDS]
 
 Builds the speed benchmark's MotionData exactly as `benchmarks/motion.py --speed-only` does (first scene,
 smplx-synthetic body, N_o = 2048, 2048 L_pen vertices), times 1000 Adam steps for each seed count with
@@ -9,9 +9,8 @@ the same `time_run` (init included, median of `--reps` runs after a warm-up), th
 records one jitted update call (cfg.steps_per_call Adam steps) per seed count with jax.profiler and
 aggregates the device events per kernel (count, total µs, share) into DIR/profile_S<n>.json and a
 markdown table; the fusion → source mapping comes from the compiled HLO's op_name metadata.
-`--ab` times variants of the code at the largest seed count in the same process (capsule_planes:
-the capsule depth as a (P, N) reduction instead of the unrolled parts; gemm_highest: the pose
-correctives' GEMM in FFMA float32 instead of 3xTF32; lbs_dots: the subset-LBS backward as four
+`--ab` times variants of the code at the largest seed count in the same process (gemm_3xtf32: the
+pose correctives' GEMM as 3xTF32 tensor-core products instead of FFMA float32; lbs_dots: the subset-LBS backward as four
 (3, S)·(S, J) products instead of one stacked 12-row product); `--deadline` skips what would start after
 that many seconds (the device call's time limit). A persistent compilation cache makes the HLO
 text of `--trace/--hlo` a cache hit instead of a second compile.
@@ -180,7 +179,7 @@ def main():
     ap.add_argument("--hlo", action="store_true", help="write the compiled HLO (gzipped) per seed count")
     ap.add_argument("--lbs", default="sparse")
     ap.add_argument("--body", default="smplx-synthetic")
-    ap.add_argument("--ab", default="", help="comma list: capsule_planes, gemm_highest, lbs_dots (timed at the largest seed count)")
+    ap.add_argument("--ab", default="", help="comma list: gemm_3xtf32, lbs_dots (timed at the largest seed count)")
     ap.add_argument("--data-cache", default="", help="directory: reuse (or write) the MotionData built for these sizes")
     ap.add_argument("--deadline", type=float, default=0.0, help="seconds; later steps that would start after it are skipped")
     args = ap.parse_args()
@@ -247,13 +246,9 @@ def main():
         if late():
             summary[f"ab_{name}_seed{S_ab}"] = "skipped (deadline)"
             continue
-        from anchorhoi_jax.body import part_volumes as pv
-
-        cfg_b, unroll = cfg, pv._UNROLL_MAX_PARTS
-        if name == "capsule_planes":  # session 4's (P, N) variadic reduction
-            pv._UNROLL_MAX_PARTS = 0
-        elif name == "gemm_highest":
-            cfg_b = dataclasses.replace(cfg, gemm="highest")
+        cfg_b = cfg
+        if name == "gemm_3xtf32":
+            cfg_b = dataclasses.replace(cfg, gemm="fp32_3xtf32")
         elif name == "lbs_dots":  # subset-LBS backward: 4 products (g ⊙ v_b)·W instead of the 12-row outer stack
             motion_mod._skin_sparse.defvjp(motion_mod._skin_sparse_fwd, _skin_sparse_bwd_dots)
         else:
@@ -263,7 +258,6 @@ def main():
             update_b = jax.jit(make_seeds_update(cfg_b), donate_argnums=(0,))
             t = time_run(update_b, init_b, data, w, args.steps, args.steps_per_call, jax.random.key(2), S_ab, args.reps)
         finally:
-            pv._UNROLL_MAX_PARTS = unroll
             motion_mod._skin_sparse.defvjp(motion_mod._skin_sparse_fwd, motion_mod._skin_sparse_bwd)
         summary[f"ab_{name}_s_1000_seed{S_ab}"] = t * 1000.0 / args.steps
         print(f"A/B {name}, seeds {S_ab}: {t:.4f} s per {args.steps} steps", flush=True)

@@ -235,75 +235,24 @@ def _point_segment_dist(x, a, b):
     return jnp.sqrt(jnp.sum(d * d, -1) + 1e-12)
 
 
-# Above this many parts the capsule depth reduces over a (P, N) plane instead of unrolling the parts.
-_UNROLL_MAX_PARTS = 128
-# The backward's argmax takes the first part whose depth is within this of the max (relative, + 1e-9 m).
-_ARGMAX_RTOL = 1e-6
-
-
 def _capsule_constants(p0, p1):
-    """Per part: the axis ab = p1 − p0 and 1/|ab|² (both paths of the closest-point parameter use them)."""
+    """Per part: the axis ab = p1 − p0 and 1/|ab|² (one reciprocal per part instead of a division per
+    (point, part) pair: the clipped parameter t differs from the division by ≤ 1 ulp)."""
     ab = p1 - p0
     return ab, 1.0 / jnp.maximum(jnp.sum(ab * ab, -1), 1e-12)
 
 
-def _part_depths(x, p0, p1, radius):
-    """r_p − dist(x, segment p) for p = 0..P−1, one (N,) plane at a time (a generator: parts unrolled).
-
-    The closest-point parameter multiplies by 1/|ab|² (one reciprocal per part) instead of dividing
-    per pair: t differs from the division by ≤ 1 ulp."""
-    ab, inv = _capsule_constants(p0, p1)
-    xs = [x[:, k] for k in range(3)]
-    for p in range(p0.shape[0]):
-        xa = [xs[k] - p0[p, k] for k in range(3)]
-        t = jnp.clip((xa[0] * ab[p, 0] + xa[1] * ab[p, 1] + xa[2] * ab[p, 2]) * inv[p], 0.0, 1.0)
-        d2 = sum((xa[k] - t * ab[p, k]) ** 2 for k in range(3))
-        yield radius[p] - jnp.sqrt(d2 + 1e-12)
-
-
-def _depth_chain(x, p0, p1, radius):
-    """max_p (r_p − dist(x_n, segment p)) for all points (N,): the parts unrolled into a chain of
-    elementwise maxima in which every intermediate has ONE user, so under the frame/seed vmaps the
-    whole max is one elementwise kernel (each thread walks the P parts of its own point; NaN
-    propagates as in jnp.max). Session 4's form, a variadic (max, argmax) reduction over a (P, N)
-    plane, ran at ~280 G pair evaluations/s on the H100 (386 µs per Adam step for 8 seeds × 120
-    frames × 2048 points × 55 parts, benchmarks/results/motion_speed_s4.md). A running (max, argmax)
-    select chain instead gives its intermediates several users, and XLA then materialises one plane
-    per part (seen on the CPU backend: 60 kernels); the argmax is its own chain (`_argmax_chain`)."""
-    m = None
-    for d in _part_depths(x, p0, p1, radius):
-        m = d if m is None else jnp.maximum(m, d)
-    return m
-
-
-def _argmax_chain(x, p0, p1, radius, m):
-    """The first part p whose depth is ≥ m − (_ARGMAX_RTOL·|m| + 1e-9): the argmax of `_depth_chain`
-    (P where m is NaN). A chain of elementwise minima with one user per intermediate, like
-    `_depth_chain`. The inputs pass an optimization barrier so that XLA does not merge the recomputed
-    depths with the forward's (that would give them two users again); the tolerance makes the
-    result independent of the two computations rounding alike. It differs from the exact argmax
-    only between parts whose depths agree to 1e-6 (a subgradient choice at a near-tie; the value of
-    the max is exact either way)."""
-    x, p0, p1, radius = jax.lax.optimization_barrier((x, p0, p1, radius))
-    P = p0.shape[0]
-    thr = m - (_ARGMAX_RTOL * jnp.abs(m) + 1e-9)
-    idx = None
-    for p, d in enumerate(_part_depths(x, p0, p1, radius)):
-        cand = jnp.where(d >= thr, jnp.int32(p), jnp.int32(P))
-        idx = cand if idx is None else jnp.minimum(idx, cand)
-    return idx
-
-
 def _depth_max(x, p0, p1, radius):
-    """(max_p (r_p − dist(x_n, segment p)), its argmax p*(n)) for all points (N,) at once."""
-    if p0.shape[0] > _UNROLL_MAX_PARTS:
-        return _depth_max_planes(x, p0, p1, radius)
-    m = _depth_chain(x, p0, p1, radius)
-    return m, _argmax_chain(x, p0, p1, radius, m)
+    """max_p (r_p − dist(x_n, segment p)) and its argmax p*(n), for all points (N,) at once.
 
-
-def _depth_max_planes(x, p0, p1, radius):
-    """`_depth_max` as one variadic (max, argmax) reduction over (P, N) coordinate planes (for many parts)."""
+    Structure of arrays: each coordinate is its own (P, N) plane (parts × points, points minor), so
+    the pairwise terms fuse into one elementwise pass and (max, argmax) is ONE variadic reduction over
+    the parts. With (N, P, 3) arrays and separate max/argmax reductions XLA materialised the clipped
+    segment parameter t (N, P) per frame and seed and read it twice (H100, 8 seeds × 120 frames ×
+    2048 points × 55 parts: 0.7 of 5.9 ms per Adam step, benchmarks/results/motion_speed_s4.md).
+    Measured against the parts unrolled into elementwise max and argmax chains (session 5, H100,
+    8 seeds, same process): 2.09 vs 2.64 s per 1000 steps, XLA split the chains into ~15 kernels
+    (benchmarks/results/motion_speed_s5.md)."""
     ab, inv = _capsule_constants(p0, p1)
     xa = [x[None, :, k] - p0[:, k, None] for k in range(3)]  # 3 × (P, N)
     t = jnp.clip((xa[0] * ab[:, 0, None] + xa[1] * ab[:, 1, None] + xa[2] * ab[:, 2, None]) * inv[:, None], 0.0, 1.0)
@@ -322,31 +271,24 @@ def _depth_max_planes(x, p0, p1, radius):
 
 @jax.custom_vjp
 def _inside_depth(points, p0, p1, radius):
-    if p0.shape[0] > _UNROLL_MAX_PARTS:
-        return _depth_max_planes(points, p0, p1, radius)[0]
-    return _depth_chain(points, p0, p1, radius)
+    return _depth_max(points, p0, p1, radius)[0]
 
 
 def _inside_depth_fwd(points, p0, p1, radius):
-    if p0.shape[0] > _UNROLL_MAX_PARTS:
-        depth, idx = _depth_max_planes(points, p0, p1, radius)
-    else:  # the argmax only in the backward (its own chain)
-        depth, idx = _depth_chain(points, p0, p1, radius), None
-    return depth, (points, p0, p1, radius, depth, idx)
+    depth, idx = _depth_max(points, p0, p1, radius)
+    return depth, (points, p0, p1, radius, idx)
 
 
 def _inside_depth_bwd(res, g):
     # The max routes the cotangent to one part per point, p*(n) = argmax. With e the unit vector
     # from the closest segment point to x: d(r − dist)/dx = −e, d/dp0 = e(1 − t), d/dp1 = e·t,
     # d/dr = 1 (at the closest point ∂dist/∂t = 0, so t's own dependence drops out). So the
-    # backward is O(N) after the argmax: gather each point's deepest capsule, then segment sums of
-    # N rows into the P capsules. Autodiff of the dense max instead stores and re-reads ~8 (N, P)
+    # backward is O(N): gather each point's deepest capsule, then segment sums of N rows into the
+    # P capsules. Autodiff of the dense max instead stores and re-reads ~8 (N, P)
     # arrays per frame and seed (an H100 step with 8 seeds spent 6 of its 10 ms in this term,
     # benchmarks/results/motion.md). The radius cotangent is its own column, so callers whose
     # radii are constants (the motion stage) drop it from the compiled program.
-    points, p0, p1, radius, depth, idx = res
-    if idx is None:
-        idx = _argmax_chain(points, p0, p1, radius, depth)
+    points, p0, p1, radius, idx = res
     ab_all, inv_all = _capsule_constants(p0, p1)
     a, ab, inv = p0[idx], ab_all[idx], inv_all[idx]
     xa = points - a
@@ -358,9 +300,11 @@ def _inside_depth_bwd(res, g):
     # steps, benchmarks/results/motion_speed_s4.md). Rows with a zero cotangent (points outside every
     # capsule: relu'd away by L_pen, almost all of them) get the out-of-range id P and are dropped
     # by the scatter (mode fill-or-drop), so only penetrating points issue atomic adds. Exact: a
-    # dropped row adds zeros.
+    # dropped row adds zeros. The rows pass an optimization barrier: fused into the scatter, each of
+    # its 7 update columns recomputed the whole row (H100, 8 seeds: 320 µs per step for the scatters
+    # of this term and of the self-penetration, benchmarks/results/motion_speed_s5.md).
     seg = jnp.where(g != 0, idx, p0.shape[0])
-    rows = jnp.concatenate([ge * (1.0 - t)[:, None], ge * t[:, None], g[:, None]], -1)  # (N, 7)
+    rows = jax.lax.optimization_barrier(jnp.concatenate([ge * (1.0 - t)[:, None], ge * t[:, None], g[:, None]], -1))
     caps = jax.ops.segment_sum(rows, seg, num_segments=p0.shape[0], mode=jax.lax.GatherScatterMode.FILL_OR_DROP)
     return -ge, caps[:, 0:3], caps[:, 3:6], caps[:, 6]
 
@@ -458,6 +402,8 @@ def _self_pen_bwd(samples, res, g):
     P = p0.shape[0]
     rows_a = jnp.stack([-x for x in t0] + [-x for x in t1] + [gr], -1)  # part a: x = a0 + τ(a1 − a0), ∂/∂x = −e
     rows_b = jnp.stack([t0[c] + t1[c] - gu[c] for c in range(3)] + gu + [gr], -1)  # part b: e(1 − u), e·u
+    # Materialised before the scatters (see `_inside_depth_bwd`: fused, each update column recomputed the planes).
+    rows_a, rows_b, live = jax.lax.optimization_barrier((rows_a, rows_b, live))
     drop = jax.lax.GatherScatterMode.FILL_OR_DROP
     caps = (jax.ops.segment_sum(rows_a, jnp.where(live, pair_a, P), num_segments=P, mode=drop)
             + jax.ops.segment_sum(rows_b, jnp.where(live, pair_b, P), num_segments=P, mode=drop))  # (P, 7)

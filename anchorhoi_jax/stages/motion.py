@@ -228,10 +228,12 @@ class MotionConfig:
     # 1.34 s / 9.26 s (1 / 8 seeds), sparse 1.38 s / 8.03 s (benchmarks/results/motion.md).
     lbs: str = "sparse"
     # GEMM of the per-frame pose correctives (`_pose_correctives`, the largest products of a step):
-    # "fp32_3xtf32" = float32-accurate error-compensated TF32 tensor-core product on CUDA (forward and
-    # gradient, body/skinning.with_tf32x3_blend; elsewhere the plain float32 product, bit-identical to
-    # "highest"); "highest" = float32 FFMA GEMM everywhere.
-    gemm: str = "fp32_3xtf32"
+    # "highest" = float32 FFMA GEMM; "fp32_3xtf32" = float32-accurate error-compensated TF32 tensor-core
+    # product on CUDA (forward and gradient, body/skinning.with_tf32x3_blend; elsewhere bit-identical to
+    # "highest"). Measured slower here (H100, 8 seeds, same process: 2.64 vs 2.56 s per 1000 steps: the
+    # (960 × 189)·(189 × 7560) products are too thin for the split's extra passes to pay off,
+    # benchmarks/results/motion_speed_s5.md), hence the default.
+    gemm: str = "highest"
     # Terms of Eq. 4 removed from the compiled program (a zero weight still computes them): for
     # speed diagnosis, or a term a caller never uses. Names as in MotionWeights.
     skip_terms: tuple[str, ...] = ()

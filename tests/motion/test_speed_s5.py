@@ -1,5 +1,4 @@
-"""Session-5 fast paths of the motion objective: the unrolled capsule max and argmax chains equal the
-(P, N) reduction (values, indices, ties, NaN), the dropped zero-cotangent rows change no gradient, the
+"""Session-5 fast paths of the motion objective: the capsule (max, argmax) (values, indices, ties, NaN), the dropped zero-cotangent rows change no gradient, the
 self-penetration backward at other sample counts, and the 3xTF32 pose-corrective GEMM (exact split,
 CPU path bit-identical to "highest", bad mode -> one-line error)."""
 
@@ -26,30 +25,23 @@ def _capsules(key, P):
 
 
 @pytest.mark.parametrize("P", [9, 40])
-def test_unrolled_depth_max_equals_plane_reduction(P):
+def test_depth_max_values_ties_and_nan(P):
+    """(max, argmax) of the capsule depth: equals the direct (N, P) formula; ties keep the lower index
+    and a NaN part wins (jnp.argmax's rules)."""
     p0, p1, r = _capsules(jax.random.key(P), P)
-    # duplicate capsule 3 at index 5: equal depths, the lower index must win (jnp.argmax's rule)
+    # duplicate capsule 3 at index 5: equal depths, the lower index must win
     p0, p1, r = p0.at[5].set(p0[3]), p1.at[5].set(p1[3]), r.at[5].set(r[3])
     x = jax.random.uniform(jax.random.key(P + 1), (500, 3), minval=-0.4, maxval=0.4)
     x = x.at[0].set(0.5 * (p0[3] + p1[3]))  # on the duplicated axis
-    v_u, i_u = jax.jit(pv._depth_max)(x, p0, p1, r)
-    v_p, i_p = jax.jit(pv._depth_max_planes)(x, p0, p1, r)
-    onp.testing.assert_allclose(v_u, v_p, atol=1e-7)
-    onp.testing.assert_array_equal(i_u, i_p)
-    assert int(i_u[0]) == 3
-    ref = jnp.max(r[None] - jnp.linalg.norm(x[:, None] - (p0[None] + jnp.clip(
-        jnp.sum((x[:, None] - p0[None]) * (p1 - p0)[None], -1) / jnp.sum((p1 - p0) ** 2, -1)[None], 0, 1)[..., None]
-        * (p1 - p0)[None]), axis=-1), -1)
-    onp.testing.assert_allclose(v_u, ref, atol=1e-6)
-    # a NaN part: the max is NaN (as jnp.max); no part is selected (index P)
+    v, i = jax.jit(pv._depth_max)(x, p0, p1, r)
+    ab = p1 - p0
+    t = jnp.clip(jnp.sum((x[:, None] - p0[None]) * ab[None], -1) / jnp.sum(ab * ab, -1)[None], 0, 1)
+    dep = r[None] - jnp.linalg.norm(x[:, None] - (p0[None] + t[..., None] * ab[None]), axis=-1)
+    onp.testing.assert_allclose(v, jnp.max(dep, -1), atol=1e-6)
+    onp.testing.assert_array_equal(i, jnp.argmax(dep, -1))
+    assert int(i[0]) == 3
     v_n, i_n = pv._depth_max(x[:4], p0, p1, r.at[7].set(jnp.nan))
-    assert bool(jnp.all(jnp.isnan(v_n))) and onp.all(onp.asarray(i_n) == P)
-    # near-tie rule of the backward's argmax: the first part within _ARGMAX_RTOL of the max
-    r2 = r.at[6].set(r[6] + 1e-3)
-    m = pv._depth_chain(x, p0, p1, r2)
-    idx = pv._argmax_chain(x, p0, p1, r2, m)
-    _, i_p2 = pv._depth_max_planes(x, p0, p1, r2)
-    onp.testing.assert_array_equal(idx, i_p2)
+    assert bool(jnp.all(jnp.isnan(v_n))) and onp.all(onp.asarray(i_n) == 7)
 
 
 def test_capsule_backward_drops_only_zero_rows():
@@ -123,8 +115,7 @@ def test_tf32x3_split_is_exact_and_cpu_gemm_modes_agree(body):
     onp.testing.assert_allclose(g_got, ct @ M.T, rtol=1e-5, atol=1e-9)
     # on CPU both modes are the same float32 product (platform_dependent's default branch)
     model, _ = body
-    cfg = MotionConfig.for_model(model)
-    assert cfg.gemm == "fp32_3xtf32"
+    cfg = dataclasses.replace(MotionConfig.for_model(model), gemm="fp32_3xtf32")
     from anchorhoi_jax.stages.motion import MotionData  # noqa: F401  (layout documented there)
 
     P = model.posedirs.shape[0]
