@@ -93,11 +93,11 @@ class MotionWeights:
     smooth_object: Float[Array, ""] = 0.1
     self_pen: Float[Array, ""] = 1.0
     pose_prior: Float[Array, ""] = 1e-5
-    # Graduated pose prior (as SMPLify anneals its prior weights): the L2 pull to the static pose keeps
-    # early steps in the static pose's basin (limb depth flips), but at full weight it biases every
-    # motion that leaves the static pose (sit, 48 frames, CPU: the estimate scored *lower* Eq. 4 than the
-    # ground truth, mostly through this term). `motion_phases` scales it geometrically over the full
-    # stage's calls down to `pose_prior × pose_prior_anneal` (kept in the clean-up stage); 1 = constant.
+    # Graduated pose prior (as SMPLify anneals its prior weights): `motion_phases` scales it geometrically
+    # over the full stage's calls down to `pose_prior × pose_prior_anneal` (kept in the clean-up stage).
+    # Default 1 = constant: the L2 pull to the static pose looked like a bias (sit, 48 frames, CPU: the
+    # estimate scores lower Eq. 4 than the ground truth, half of it through this term), but annealing it
+    # to 1 % did not lower MPJPE (sit 47.4 → 47.7 mm; H100 dev draws 50.1 → 51.3 mm, motion.md session 5).
     pose_prior_anneal: Float[Array, ""] = 1.0
     render: Float[Array, ""] = 0.0
     # Mask silhouettes (part of L_reg's rendered-frame comparison, losses/silhouette.py); active only
