@@ -4,6 +4,9 @@
     python benchmarks/learned_prior.py --smoke --out DIR                                 # CPU plumbing check
     python benchmarks/learned_prior.py --sweep "scale=20;scale=40" --seed-offset 1000 --out SW   # tuning keys
     python benchmarks/learned_prior.py --settings-from SW/sweep.json --out DIR         # evaluation keys
+    # session 5b: sweep with --shape-init (the tuning runs start as the evaluation does) and pick by the
+    # tuning-key accuracy of the anchor-free pipeline: ... --sweep "...;scale=10,sparsity=100" --shape-init,
+    # then --settings-from SW/sweep.json --pick accuracy --shape-init
 
 Every SDS view (both arms) is rendered over `--background`: white (session 3, the data's backdrop) or a
 uniform random colour per view (session 4, with a prior trained by `train_prior.py --random-backdrop`);
@@ -239,6 +242,31 @@ def standing_occupancy(fbody: pf.PoseFitBody, setup: pf.PoseFitSetup, betas, p0:
                                                                      resolution)
 
 
+def shape_init_start(keys, params, fbody: pf.PoseFitBody, setup: pf.PoseFitSetup, betas, p0: pf.PoseFitParams,
+                     field: FieldConfig, si_cfg: shape_init.ShapeInitConfig):
+    """Seed-stacked coarse params fitted to the standing body (`--shape-init`) and a summary dict.
+
+    The same function of the keys for the sweep (tuning keys) and the evaluation (evaluation keys)."""
+    t0 = time.perf_counter()
+    grid = standing_occupancy(fbody, setup, betas, p0, field, si_cfg.grid_resolution)
+    fit = jax.jit(jax.vmap(lambda k, p: shape_init.fit_density(k, p, field, grid, si_cfg)))
+    params, info = fit(jax.vmap(lambda k: jax.random.fold_in(k, 5))(keys), params)
+    jax.block_until_ready(params)
+    return params, dict(occupied_fraction=float(grid.mean()), loss_first=float(info["loss_first"].mean()),
+                        loss_last=float(info["loss_last"].mean()), seconds=time.perf_counter() - t0,
+                        config=dataclasses.asdict(si_cfg), grid_resolution=int(grid.shape[0]))
+
+
+def standing_start(body_model, setup: pf.PoseFitSetup, S: int) -> tuple[jax.Array, pf.PoseFitParams]:
+    """betas and the S-stacked standing pose (unit scale, root at the origin) both arms start from."""
+    betas = jnp.zeros((1,), jnp.float32)
+    root_rest = rest_joints(body_model, betas)[0]
+    P = len(setup.fit_joints)
+    p0 = pf.PoseFitParams(log_scale=jnp.zeros((S,)), global_rot6d=jnp.broadcast_to(jnp.array([1.0, 0, 0, 0, 1.0, 0]), (S, 6)),
+                          transl=jnp.broadcast_to(-root_rest, (S, 3)), body_pose=jnp.zeros((S, P, 3)))
+    return betas, p0
+
+
 def over_white(rgb_premult, alpha):
     """Premultiplied renders over white: the backdrop of the training renders and of the SDS views."""
     return rgb_premult + (1.0 - alpha[..., None])
@@ -353,10 +381,12 @@ def parse_sweep(text: str) -> list[dict]:
     """'scale=20,offset=6,tmax=0.98,lr=0.01;...' -> one dict per config (missing keys: the defaults).
 
     Keys: scale (CFG), offset (start density shift), tmax / tend (t_max at the first / last step), lr,
-    est (0 = SDS Eq. 1, 1 = the denoised-target estimator), k (its DDIM steps)."""
+    est (0 = SDS Eq. 1, 1 = the denoised-target estimator), k (its DDIM steps), sparsity (weight of the
+    coarse stage's opacity sparsity term, threestudio's lambda_sparsity; configs with different values
+    run as separate vmapped groups because the regulariser weights are shared by the runs of a fit)."""
     out = []
     for part in text.split(";"):
-        cfg = dict(scale=15.0, offset=6.0, tmax=0.98, tend=0.5, lr=1e-2, est=0.0, k=4.0)
+        cfg = dict(scale=15.0, offset=6.0, tmax=0.98, tend=0.5, lr=1e-2, est=0.0, k=4.0, sparsity=1.0)
         for kv in filter(None, part.split(",")):
             k, v = kv.split("=")
             if k not in cfg:
@@ -377,56 +407,123 @@ def sds_settings(*, tmax: float, tend: float, est: float, k: float, steps: int) 
                      estimator=e, denoise_steps=int(k), weighting="uniform" if e == "denoised" else "sds")
 
 
-def sweep(args, out: Path, log, prior_dir, det, field, rcfg, res, device, dtype) -> dict:
-    """Coarse stage only for several SDS settings at once (one run per config and class, vmapped; each
-    run's guidance, start offset and lr its own), on tuning keys; canonical renders, coverage and the
-    detector's keypoint confidence per run. Never on the evaluation keys (--seed-offset 0 is refused)."""
+def sweep(args, out: Path, log, prior_dir, det, field, rcfg, res, device, dtype, *, body, setup, fbody,
+          means) -> dict:
+    """Coarse stage for several SDS settings (one run per config, class and `--sweep-seeds` seed, vmapped;
+    each run's guidance, start offset and lr its own; configs with different `sparsity` run as separate
+    groups) on tuning keys, then canonical renders, coverage, the detector's class probabilities and,
+    per run, the anchor-free classification: keypoints of the coarse renders -> Eq. 2 fit -> pose class
+    and relation (the evaluation pipeline without the anchor NeRF), so a config can be picked by its
+    tuning-key accuracy. With `--shape-init` every run starts from the standing body, as in the evaluation.
+    Never on the evaluation keys (--seed-offset 0 is refused)."""
     if args.seed_offset == 0:
         raise ValueError("--sweep tunes settings: use --seed-offset != 0 (offset 0 are the evaluation keys)")
     cfgs = parse_sweep(args.sweep)
-    runs = [(i, c) for i in range(len(cfgs)) for c in range(NC)]
+    # group configs by their (shared) sparsity weight; runs are group-major, then config, class, seed
+    groups = sorted({c["sparsity"] for c in cfgs})
+    runs = [(i, c, j) for g in groups for i in range(len(cfgs)) if cfgs[i]["sparsity"] == g
+            for c in range(NC) for j in range(args.sweep_seeds)]
     S = len(runs)
     n = args.sweep_steps
-    parts = []
-    for i, c in runs:
-        sds = sds_settings(tmax=cfgs[i]["tmax"], tend=cfgs[i]["tend"], est=cfgs[i]["est"], k=cfgs[i]["k"], steps=n)
-        g = GuidanceConfig(kind="real", if_dir=str(prior_dir), mvdream_weight=0.0, if_scale=cfgs[i]["scale"], sds=sds)
-        parts.append((build_guidance(lpd.class_prompt(c), g, device=device, dtype=dtype), 1.0))
-    guidance = StackedGuidance(parts)
     ccfg = coarse.CoarseConfig(field=field, render=rcfg, resolution=res, steps=n, views=args.views, log_every=50,
                                shading=coarse.ShadingConfig(albedo_steps=n, background=args.background))
-    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(7), args.seed_offset + i))(jnp.arange(S))
-    st = coarse.init_seeds(keys, ccfg)
-    st = st.replace(params=empty_outside_blob(st.params, jnp.asarray([cfgs[i]["offset"] for i, _ in runs])))
-    weights = coarse.CoarseWeights.default(sparsity=args.sparsity).replace(
-        lr=jnp.asarray([cfgs[i]["lr"] for i, _ in runs], jnp.float32))
+    root = jax.random.key(7)
+    keys = jax.vmap(lambda i: jax.random.fold_in(root, args.seed_offset + i))(jnp.arange(S))
+    st0 = coarse.init_seeds(keys, ccfg)
+    betas, p0 = standing_start(body.model, setup, S)
+    si_info = None
+    if args.shape_init:
+        si_cfg = shape_init.ShapeInitConfig(steps=5, points=256, grid_resolution=16) if args.smoke else SHAPE_INIT
+        params0, si_info = shape_init_start(keys, st0.params, fbody, setup, betas, p0, field, si_cfg)
+        log(f"sweep shape init: {S} runs from the standing body in {si_info['seconds']:.1f} s "
+            f"(mse {si_info['loss_first']:.2f} -> {si_info['loss_last']:.3f})")
+    else:
+        params0 = empty_outside_blob(st0.params, jnp.asarray([cfgs[i]["offset"] for i, _, _ in runs]))
+    st0 = st0.replace(params=params0)
+    finals, hist = [], []
     t0 = time.perf_counter()
-    st, hist = coarse.fit(st, ccfg, weights, guidance)
-    jax.block_until_ready(st.params)
-    log(f"sweep: {S} runs x {n} steps in {time.perf_counter() - t0:.1f} s")
+    for g in groups:
+        idx = onp.asarray([s for s, (i, _, _) in enumerate(runs) if cfgs[i]["sparsity"] == g])
+        parts = []
+        for s in idx:
+            i, c, _ = runs[s]
+            sds = sds_settings(tmax=cfgs[i]["tmax"], tend=cfgs[i]["tend"], est=cfgs[i]["est"], k=cfgs[i]["k"], steps=n)
+            gc = GuidanceConfig(kind="real", if_dir=str(prior_dir), mvdream_weight=0.0, if_scale=cfgs[i]["scale"], sds=sds)
+            parts.append((build_guidance(lpd.class_prompt(c), gc, device=device, dtype=dtype), 1.0))
+        st = jax.tree.map(lambda a: a[idx], st0)
+        weights = coarse.CoarseWeights.default(sparsity=g).replace(
+            lr=jnp.asarray([cfgs[runs[s][0]]["lr"] for s in idx], jnp.float32))
+        t1 = time.perf_counter()
+        st, h = coarse.fit(st, ccfg, weights, StackedGuidance(parts))
+        jax.block_until_ready(st.params)
+        log(f"sweep group sparsity={g:g}: {len(idx)} runs x {n} steps in {time.perf_counter() - t1:.1f} s")
+        finals.append(st.params)
+        hist += h[-1:]
+    params = jax.tree.map(lambda *a: jnp.concatenate(a), *finals)  # run order (group-major)
+    sds_s = time.perf_counter() - t0
     cams = pf.canonical_cameras(pf.CanonicalViews(azimuths_deg=(0.0, 90.0, 180.0, 270.0), radius=3.0,
                                                   elevation_deg=10.0, fov_y_deg=40.0, size=res))
     albedo = dataclasses.replace(rcfg, shading="albedo", normals=False)
-    rgb, alpha = jax.jit(jax.vmap(lambda p: tuple(render_nerf_views(p, field, cams, None, render_cfg=albedo,
-                                                                    background=0.0)[k] for k in ("rgb", "alpha"))))(st.params)
+    rgb, alpha, depth = jax.jit(jax.vmap(lambda p: tuple(render_nerf_views(p, field, cams, None, render_cfg=albedo,
+                                                                           background=0.0)[k]
+                                                         for k in ("rgb", "alpha", "depth"))))(params)
     img = onp.asarray(over_white(rgb, alpha))
     kp, conf, probs = detect(det, img)
+    conf = onp.where(conf > 0.25, conf, 0.0)
+    # anchor-free classification (the evaluation's steps 3-4 on the coarse renders)
+    sc = FIT_FRAME / res
+    Ks = jnp.diag(jnp.array([sc, sc, 1.0])) @ cams.K
+    data = pf.MultiViewKeypoints(keypoints=jnp.asarray(kp * sc), confidence=jnp.asarray(conf, jnp.float32),
+                                 K=jnp.broadcast_to(Ks, (S,) + Ks.shape),
+                                 T_cam_world=jnp.broadcast_to(cams.T_cam_world, (S,) + cams.T_cam_world.shape))
+    fcfg = pf.PoseFitConfig(global_steps=2, pose_steps=2, num_hypotheses=1) if args.smoke else pf.PoseFitConfig()
+    fitted, kp3d, _ = jax.jit(jax.vmap(pf.make_fit(setup, fcfg), in_axes=(None, None, 0, None, None)))(
+        fbody, betas, data, jnp.zeros(3), pf.PoseFitWeights.default())
+    kp3d = onp.asarray(kp3d)
+    true = onp.asarray([c for _, c, _ in runs])
+    pred = classify(onp.asarray(lpd.pose_features(jnp.asarray(kp3d))), means)
+    obj_mask = (probs[:, :, 2] > 0.5) & (onp.asarray(alpha) > 0.5)
+    pts, valid = jax.vmap(lambda d, m: backproject(d, m, cams))(depth, jnp.asarray(obj_mask))
+    sit, lift = relations(kp3d, onp.asarray(pts), onp.asarray(valid), onp.asarray(fitted.scale), contact=args.contact_m)
+    ok_pose = pred == true
+    ok_full = ok_pose & onp.where(true == 0, sit, onp.where(true == 1, lift, True))
     drawn = onp.stack([[_draw_kp(img[s, v], kp[s, v], conf[s, v]) for v in range(img.shape[1])] for s in range(S)])
     from anchorhoi_jax.io.export import write_png
 
     write_png(out / "sweep.png", onp.clip(_grid(onp.concatenate([img, drawn], 1)), 0, 1))
     al = onp.asarray(alpha)
-    stats = [dict(config=cfgs[i], cls=lpd.CLASSES[c], coverage=float(al[s].mean()),
+    stats = [dict(config=i, cls=lpd.CLASSES[c], seed=j, coverage=float(al[s].mean()),
                   human_prob=float(probs[s, :, 1].mean()), object_prob=float(probs[s, :, 2].mean()),
-                  kp_conf=float(conf[s].mean())) for s, (i, c) in enumerate(runs)]
-    per_cfg = [dict(config=cfgs[i], **{k: float(onp.mean([r[k] for r in stats[i * NC:(i + 1) * NC]]))
-                                       for k in ("coverage", "human_prob", "object_prob", "kp_conf")})
+                  kp_conf=float(conf[s].mean()), pred=lpd.CLASSES[int(pred[s])], correct=bool(ok_full[s]),
+                  correct_pose=bool(ok_pose[s])) for s, (i, c, j) in enumerate(runs)]
+    keys_ = ("coverage", "human_prob", "object_prob", "kp_conf")
+    per_cfg = [dict(config=cfgs[i], accuracy=float(onp.mean([r["correct"] for r in stats if r["config"] == i])),
+                    accuracy_pose=float(onp.mean([r["correct_pose"] for r in stats if r["config"] == i])),
+                    **{k: float(onp.mean([r[k] for r in stats if r["config"] == i])) for k in keys_})
                for i in range(len(cfgs))]
-    result = dict(steps=n, seed_offset=args.seed_offset, runs=stats, per_config=per_cfg, history=hist[-2:])
+    result = dict(steps=n, seed_offset=args.seed_offset, seeds_per_class=args.sweep_seeds,
+                  start="standing body (shape init)" if args.shape_init else "blob", shape_init=si_info,
+                  sds_seconds=sds_s, runs=stats, per_config=per_cfg, history=hist)
     (out / "sweep.json").write_text(json.dumps(result, indent=1))
     for r in per_cfg:
         log(f"sweep {r}")
     return result
+
+
+PICK_RULES = ("human_prob", "accuracy")
+
+
+def pick_config(per_config: list[dict], rule: str) -> dict:
+    """The sweep config a rule fixed in advance picks: `human_prob` = max mean human probability of the
+    coarse renders (session 4); `accuracy` = max tuning-key accuracy (pose and relation, anchor-free
+    pipeline), ties by pose-only accuracy, then by human probability, then the first listed."""
+    if rule not in PICK_RULES:
+        raise ValueError(f"--pick must be one of {PICK_RULES}, got {rule!r}")
+    if rule == "human_prob":
+        return max(per_config, key=lambda r: r["human_prob"])
+    if any("accuracy" not in r for r in per_config):
+        raise ValueError("--pick accuracy needs a sweep.json with per-config accuracy (this script's --sweep)")
+    return max(per_config, key=lambda r: (r["accuracy"], r["accuracy_pose"], r["human_prob"]))
 
 
 def main(argv=None) -> None:
@@ -474,6 +571,10 @@ def main(argv=None) -> None:
                          "(use one far from 0), e.g. 'scale=20,offset=6,tmax=0.98,lr=0.01;scale=40,...'; writes "
                          "sweep.png (rows: runs, config-major) and sweep.json (coverage, detector confidence)")
     ap.add_argument("--sweep-steps", type=int, default=300)
+    ap.add_argument("--sweep-seeds", type=int, default=1, help="tuning seeds per (config, class) of --sweep")
+    ap.add_argument("--pick", default="human_prob", choices=PICK_RULES,
+                    help="rule of --settings-from: max mean human probability of the coarse renders (session 4) or "
+                         "max tuning-key accuracy of the anchor-free pipeline (ties: pose-only accuracy, human prob)")
     ap.add_argument("--settings-from", default=None, metavar="SWEEP_JSON",
                     help="take if-scale, density-offset, t-max-start and lr from the sweep's config whose coarse "
                          "renders the segmentation net labels most as human (mean human probability, tuning keys)")
@@ -491,12 +592,16 @@ def main(argv=None) -> None:
     chosen = None
     if args.settings_from:
         sw = json.loads(Path(args.settings_from).read_text())
-        chosen = max(sw["per_config"], key=lambda r: r["human_prob"])
+        chosen = pick_config(sw["per_config"], args.pick)
         c = chosen["config"]
         args.if_scale, args.density_offset, args.t_max_start, args.lr = c["scale"], c["offset"], c["tmax"], c["lr"]
         args.t_max_end, args.estimator, args.denoise_steps = c["tend"], ESTIMATORS[int(c["est"])], int(c["k"])
-        chosen = dict(chosen, rule="max mean human probability of the coarse renders (sweep on tuning keys)",
-                      sweep_seed_offset=sw["seed_offset"], sweep_steps=sw["steps"], all_configs=sw["per_config"])
+        args.sparsity = c.get("sparsity", args.sparsity)
+        rule = ("max mean human probability of the coarse renders" if args.pick == "human_prob" else
+                "max tuning-key accuracy (pose and relation) of the anchor-free pipeline; ties: pose-only accuracy, "
+                "then mean human probability, then the first listed")
+        chosen = dict(chosen, rule=rule + " (sweep on tuning keys)", sweep_seed_offset=sw["seed_offset"],
+                      sweep_steps=sw["steps"], all_configs=sw["per_config"])
     t_start = time.perf_counter()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.float16 if device == "cuda" else torch.float32
@@ -533,7 +638,8 @@ def main(argv=None) -> None:
     setup, fbody = pf.make_setup(body)
     det = tp.load_detector(det_path, device)
     if args.sweep:
-        return sweep(args, out, log, prior_dir, det, field, rcfg, res, device, dtype)
+        return sweep(args, out, log, prior_dir, det, field, rcfg, res, device, dtype, body=body, setup=setup,
+                     fbody=fbody, means=means)
 
     def make_guidance(anneal_steps: int):
         sds = sds_settings(tmax=args.t_max_start, tend=args.t_max_end, est=ESTIMATORS.index(args.estimator),
@@ -555,10 +661,7 @@ def main(argv=None) -> None:
     weights = coarse.CoarseWeights.default(lr=args.lr, sparsity=args.sparsity)
     colors = jnp.asarray(lpd.random_colors(jax.random.key(3), jnp.asarray(lpd.part_ids(body.model))))
     render_fn, extra = make_direct(fbody, setup, betas, colors, ccfg, limits_weight=10.0)
-    root_rest = rest_joints(body.model, betas)[0]
-    P = len(setup.fit_joints)
-    p0 = pf.PoseFitParams(log_scale=jnp.zeros((S,)), global_rot6d=jnp.broadcast_to(jnp.array([1.0, 0, 0, 0, 1.0, 0]), (S, 6)),
-                          transl=jnp.broadcast_to(-root_rest, (S, 3)), body_pose=jnp.zeros((S, P, 3)))
+    betas, p0 = standing_start(body.model, setup, S)
     d_init, d_step = make_sds_step(render_fn, optax.adam(1e-2), guidance, extra_loss_fn=extra)
 
     @jax.jit
@@ -582,16 +685,9 @@ def main(argv=None) -> None:
         if not args.shape_init:
             return st.replace(params=empty_outside_blob(st.params, args.density_offset))
         if "params" not in start_cache:  # fitted once; a pure function of the keys
-            t0 = time.perf_counter()
-            grid = standing_occupancy(fbody, setup, betas, p0, field, si_cfg.grid_resolution)
-            fit = jax.jit(jax.vmap(lambda k, p: shape_init.fit_density(k, p, field, grid, si_cfg)))
-            params, info = fit(jax.vmap(lambda k: jax.random.fold_in(k, 5))(keys), st.params)
-            jax.block_until_ready(params)
-            start_cache.update(params=params, info=dict(
-                occupied_fraction=float(grid.mean()), loss_first=float(info["loss_first"].mean()),
-                loss_last=float(info["loss_last"].mean()), seconds=time.perf_counter() - t0,
-                config=dataclasses.asdict(si_cfg)))
-            log(f"shape init: standing body occupancy ({grid.shape[0]}^3, {100 * float(grid.mean()):.2f} % of the box), "
+            params, info = shape_init_start(keys, st.params, fbody, setup, betas, p0, field, si_cfg)
+            start_cache.update(params=params, info={k: v for k, v in info.items() if k != "grid_resolution"})
+            log(f"shape init: standing body occupancy ({info['grid_resolution']}^3, {100 * info['occupied_fraction']:.2f} % of the box), "
                 f"raw-density mse {start_cache['info']['loss_first']:.2f} -> {start_cache['info']['loss_last']:.3f} "
                 f"in {start_cache['info']['seconds']:.1f} s")
         return st.replace(params=start_cache["params"])

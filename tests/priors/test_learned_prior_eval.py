@@ -58,8 +58,9 @@ def test_over_white_composites_premultiplied_renders():
 
 def test_parse_sweep_defaults_and_overrides():
     cfgs = lp.parse_sweep("scale=40,lr=0.003;offset=4")
-    assert cfgs[0] == dict(scale=40.0, offset=6.0, tmax=0.98, tend=0.5, lr=0.003, est=0.0, k=4.0)
-    assert cfgs[1] == dict(scale=15.0, offset=4.0, tmax=0.98, tend=0.5, lr=0.01, est=0.0, k=4.0)
+    assert cfgs[0] == dict(scale=40.0, offset=6.0, tmax=0.98, tend=0.5, lr=0.003, est=0.0, k=4.0, sparsity=1.0)
+    assert cfgs[1] == dict(scale=15.0, offset=4.0, tmax=0.98, tend=0.5, lr=0.01, est=0.0, k=4.0, sparsity=1.0)
+    assert lp.parse_sweep("sparsity=100")[0]["sparsity"] == 100.0
     est = lp.parse_sweep("est=1,k=6,tend=0.3")[0]
     sds = lp.sds_settings(tmax=est["tmax"], tend=est["tend"], est=est["est"], k=est["k"], steps=100)
     assert (sds.estimator, sds.denoise_steps, sds.weighting, sds.t_range_end) == ("denoised", 6, "uniform", (0.02, 0.3))
@@ -69,6 +70,23 @@ def test_parse_sweep_unknown_key_is_a_one_line_error():
     with pytest.raises(ValueError, match=r"--sweep: unknown key 'cfg'") as e:
         lp.parse_sweep("scale=20;cfg=3")
     assert "\n" not in str(e.value)
+
+
+def test_pick_config_rules():
+    rows = [dict(config={"scale": 20}, accuracy=0.5, accuracy_pose=0.5, human_prob=0.4),
+            dict(config={"scale": 10}, accuracy=0.75, accuracy_pose=0.75, human_prob=0.1),
+            dict(config={"scale": 5}, accuracy=0.75, accuracy_pose=1.0, human_prob=0.2),
+            dict(config={"scale": 7}, accuracy=0.75, accuracy_pose=1.0, human_prob=0.2)]
+    assert lp.pick_config(rows, "human_prob")["config"] == {"scale": 20}
+    # accuracy first, then pose-only accuracy, then human probability, then the first listed
+    assert lp.pick_config(rows, "accuracy")["config"] == {"scale": 5}
+
+
+def test_pick_config_bad_inputs_are_one_line_errors():
+    with pytest.raises(ValueError, match=r"--pick must be one of \('human_prob', 'accuracy'\), got 'best'"):
+        lp.pick_config([dict(human_prob=0.1)], "best")
+    with pytest.raises(ValueError, match=r"--pick accuracy needs a sweep.json with per-config accuracy"):
+        lp.pick_config([dict(human_prob=0.1)], "accuracy")
 
 
 def test_sweep_refuses_the_evaluation_keys(tmp_path):
