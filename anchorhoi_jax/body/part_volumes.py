@@ -300,11 +300,10 @@ def _inside_depth_bwd(res, g):
     # steps, benchmarks/results/motion_speed_s4.md). Rows with a zero cotangent (points outside every
     # capsule: relu'd away by L_pen, almost all of them) get the out-of-range id P and are dropped
     # by the scatter (mode fill-or-drop), so only penetrating points issue atomic adds. Exact: a
-    # dropped row adds zeros. The per-point values pass an optimization barrier: fused into the
-    # scatter, each of its 7 update columns recomputed the whole row (H100, 8 seeds: 320 µs per step for the scatters
-    # of this term and of the self-penetration, benchmarks/results/motion_speed_s5.md).
+    # dropped row adds zeros. The rows stay fused into the scatter, which skips the row's
+    # computation for dropped ids (H100, 8 seeds: materialising the rows behind a barrier first, in
+    # a separate call, ran 2.41 s per 1000 steps against 2.09 s fused; benchmarks/results/motion_speed_s5.md).
     seg = jnp.where(g != 0, idx, p0.shape[0])
-    ge, t = jax.lax.optimization_barrier((ge, t))
     rows = jnp.concatenate([ge * (1.0 - t)[:, None], ge * t[:, None], g[:, None]], -1)
     caps = jax.ops.segment_sum(rows, seg, num_segments=p0.shape[0], mode=jax.lax.GatherScatterMode.FILL_OR_DROP)
     return -ge, caps[:, 0:3], caps[:, 3:6], caps[:, 6]
@@ -366,11 +365,7 @@ def _self_pen_planes(samples, pair_a, pair_b, p0, p1, radius):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _self_pen(samples, pair_a, pair_b, p0, p1, radius):
-    # The per-sample planes pass a barrier before the stack: stacked directly, each (pair, sample)
-    # element of the (Q, samples) result recomputed the pair's 12 endpoint gathers (H100, 8 seeds:
-    # 223 µs per step; as one multi-output pass they are shared by the samples).
-    planes = jax.lax.optimization_barrier([o[0] for o in _self_pen_planes(samples, pair_a, pair_b, p0, p1, radius)])
-    return jnp.stack(planes, -1)
+    return jnp.stack([o[0] for o in _self_pen_planes(samples, pair_a, pair_b, p0, p1, radius)], -1)
 
 
 def _self_pen_fwd(samples, pair_a, pair_b, p0, p1, radius):
@@ -405,10 +400,6 @@ def _self_pen_bwd(samples, res, g):
     # exact, a dropped row adds zeros. (Session 4 used a one-hot GEMM, (7, 2Q)·(2Q, P) per frame:
     # ~2 GFLOP per step for 8 seeds plus a padded copy of the operand, whatever the overlap.)
     P = p0.shape[0]
-    # The ten per-pair sums are materialised together (one multi-output pass) before they are stacked
-    # into scatter rows: stacked directly, each of the 7 columns of a row recomputed all samples
-    # (H100, 8 seeds: 365 µs per step).
-    t0, t1, gu, gr, live = jax.lax.optimization_barrier((t0, t1, gu, gr, live))
     rows_a = jnp.stack([-x for x in t0] + [-x for x in t1] + [gr], -1)  # part a: x = a0 + τ(a1 − a0), ∂/∂x = −e
     rows_b = jnp.stack([t0[c] + t1[c] - gu[c] for c in range(3)] + gu + [gr], -1)  # part b: e(1 − u), e·u
     drop = jax.lax.GatherScatterMode.FILL_OR_DROP
