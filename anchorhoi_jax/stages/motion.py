@@ -41,6 +41,7 @@ from anchorhoi_jax.geometry.cameras import project
 from anchorhoi_jax.geometry.mesh import farthest_point_sampling, vertex_normals
 from anchorhoi_jax.geometry.rotations import axis_angle_to_matrix
 from anchorhoi_jax.geometry.sdf import SDFGrid, sample_sdf, sdf_grid_from_mesh
+from anchorhoi_jax.losses.anchor import static_anchor, static_pose_anchor
 from anchorhoi_jax.losses.contact import contact_loss
 from anchorhoi_jax.losses.penetration import object_sdf_penetration_world, part_occupancy_penetration
 from anchorhoi_jax.losses.regularizers import (
@@ -57,7 +58,7 @@ from anchorhoi_jax.stages.contacts import ContactPairs, extract_contacts, object
 
 HIGHEST = jax.lax.Precision.HIGHEST
 LOSS_TERMS = ("keypoints", "contact", "pen_object", "pen_parts", "smooth_joints", "smooth_object", "self_pen",
-              "pose_prior", "render", "silhouette")
+              "pose_prior", "render", "silhouette", "static_anchor", "static_pose_anchor")
 SMPLX_BODY_JOINTS = tuple(range(1, 22))  # SMPL-X body_pose: joints 1..21 (63 values)
 
 
@@ -105,6 +106,10 @@ class MotionWeights:
     # Default 0: on the selection draws it did not lower MPJPE at weight 1-3 (sit scenes got worse,
     # benchmarks/results/motion.md); the term and the mask plumbing stay for masks of real videos.
     silhouette: Float[Array, ""] = 0.0
+    # Static-instance anchor (losses/anchor.py) at the frames `MotionConfig.static_frames` (the video was
+    # generated from X_s's render, so its frame 0 shows X_s): human root + object pose, and the body pose.
+    static_anchor: Float[Array, ""] = 0.0
+    static_pose_anchor: Float[Array, ""] = 0.0
     # Update gates (not loss weights): multiply the Adam updates of the body pose and of the object
     # motion; 0 freezes them (the global stage of `motion_phases`). Traced like the weights.
     pose_update: Float[Array, ""] = 1.0
@@ -244,12 +249,17 @@ class MotionConfig:
     # pixels) and of the coverage side (τ_inside + factor × sample spacing projected at each frame's depth).
     silhouette_tolerance_px: float = 1.0
     silhouette_spacing_factor: float = 1.0
+    # Frames of the video that show the static instance X_s (the static anchor terms tie them to it).
+    # (0,): the pipeline generated the video from X_s's render (paper Sec. 4 (a)); () for a user video.
+    static_frames: tuple[int, ...] = (0,)
 
     def __post_init__(self):
         if self.lbs not in ("dense", "sparse"):
             raise ValueError(f"MotionConfig.lbs must be 'dense' or 'sparse', got {self.lbs!r}")
         if self.gemm not in ("highest", "fp32_3xtf32"):
             raise ValueError(f"MotionConfig.gemm must be 'highest' or 'fp32_3xtf32', got {self.gemm!r}")
+        if any(int(f) < 0 for f in self.static_frames):
+            raise ValueError(f"MotionConfig.static_frames must be non-negative frame indices, got {self.static_frames}")
         unknown = sorted(set(self.skip_terms) - set(LOSS_TERMS))
         if unknown:
             raise ValueError(f"MotionConfig.skip_terms: unknown term(s) {unknown}; expected names from {LOSS_TERMS}")
@@ -726,8 +736,32 @@ def motion_loss_seeds(params: MotionParams, data: MotionData, weights: MotionWei
             values["silhouette"] = _silhouette_term(data, cfg, out, S, L)
         else:
             values["silhouette"] = zero
+        values["static_anchor"], values["static_pose_anchor"] = _static_anchor_terms(params, data, cfg, out, S, L)
         total = sum(getattr(weights, k) * v for k, v in values.items())  # Eq. 4, per seed
         return jnp.sum(total), (total, values)
+
+
+def _static_anchor_terms(params: MotionParams, data: MotionData, cfg: MotionConfig, out: FrameOutputs, S: int, L: int):
+    """The static anchor terms (losses/anchor.py) per seed (S,) each, at the frames cfg.static_frames."""
+    zero = jnp.zeros((S,), jnp.float32)
+    if not cfg.static_frames:
+        return zero, zero
+    if max(cfg.static_frames) >= L:
+        raise ValueError(f"MotionConfig.static_frames {cfg.static_frames} out of range for {L} frames")
+    fr = jnp.asarray(cfg.static_frames)
+    st = data.static
+    anchor = zero
+    if "static_anchor" not in cfg.skip_terms:
+        R_root = axis_angle_to_matrix(params.global_orient[:, fr])  # (S, F, 3, 3)
+        R_obj, t_obj = out.R_obj.reshape(S, L, 3, 3)[:, fr], out.t_obj.reshape(S, L, 3)[:, fr]
+        R_root_s = axis_angle_to_matrix(st.pose[0])
+        anchor = jax.vmap(lambda a, b, c, d: static_anchor(a, b, c, d, R_root_s, st.transl, st.R_world_obj,
+                                                           st.t_world_obj)[0])(R_root, params.transl[:, fr], R_obj, t_obj)
+    pose_anchor = zero
+    if "static_pose_anchor" not in cfg.skip_terms:
+        static_bp = st.pose[jnp.asarray(cfg.pose_joints)]
+        pose_anchor = jax.vmap(lambda b: static_pose_anchor(b, static_bp)[0])(params.body_pose[:, fr])
+    return anchor, pose_anchor
 
 
 def _silhouette_term(data: MotionData, cfg: MotionConfig, out: FrameOutputs, S: int, L: int):
