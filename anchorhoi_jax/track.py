@@ -32,6 +32,9 @@ class TrackWeights:
     self_pen: float = 1.0
     pose_prior: float = 1e-5
     render: float = 0.0  # forced to 0 when no --video is given
+    # Static-instance anchor at TrackConfig.static_frames (losses/anchor.py): human root + object pose, body pose.
+    static_anchor: float = 0.0
+    static_pose_anchor: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +63,9 @@ class TrackConfig:
     tau_n: float = 0.5
     contact_distance: float = 0.02  # metres; τ_d = ρ(contact_distance)
     sigma_d: float = 0.05
+    # Frames of the video that show the static instance (the video was generated from its render, paper
+    # Sec. 4 (a)): the static anchor terms tie them to it. [] (or --no-static-anchor) for any other video.
+    static_frames: tuple[int, ...] = (0,)
     weights: TrackWeights = TrackWeights()
 
 
@@ -75,6 +81,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--body", choices=("anny",), default=None, help="use the Anny body (phenotype in STATIC.npz)")
     g.add_argument("--smplx-model", default=None, metavar="PATH", help="SMPL-X model file or folder")
     p.add_argument("--meshes", action="store_true", help="also write per-frame OBJ meshes")
+    p.add_argument("--no-static-anchor", action="store_true",
+                   help="the video does not start at the static instance (not generated from its render): "
+                        "no frame is tied to it (static_frames=[])")
     add_common_run_args(p, default_out="outputs/track")
     return p
 
@@ -199,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
     if args.config is not None and not Path(args.config).is_file():
         raise UsageError(f"config file not found: {args.config}")
     overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
+    overrides += ["static_frames=[]"] if getattr(args, "no_static_anchor", False) else []
     cfg = load_config(TrackConfig, args.config, overrides)
     try:
         static = read_static(args.static)
@@ -254,7 +264,7 @@ def track(model, params, static: dict, kp: dict, cfg: TrackConfig, op_ids, candi
         steps_per_call=cfg.steps_per_call, learning_rate=cfg.learning_rate, sigma_px=cfg.sigma_px,
         sigma_anneal_steps=cfg.sigma_anneal_steps, init_translation=cfg.init_translation,
         init_smoothness=cfg.init_smoothness, object_follows_human=cfg.object_follows_human, pen_margin=cfg.pen_margin,
-        lbs=cfg.lbs, init_noise=cfg.init_noise, global_steps=cfg.global_steps)
+        lbs=cfg.lbs, init_noise=cfg.init_noise, global_steps=cfg.global_steps, static_frames=tuple(cfg.static_frames))
     state, losses = run_motion(data, mcfg, weights, num_steps=cfg.steps, key=k_run, num_seeds=cfg.seeds)
     i = best_seed(losses)
     p = select_seed(state.params, i)

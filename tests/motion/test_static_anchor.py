@@ -111,3 +111,22 @@ def test_bad_static_frames(scene_data):
     cfg = MotionConfig.for_model(model, static_frames=(5,))
     with pytest.raises(ValueError, match=r"MotionConfig.static_frames \(5,\) out of range for 3 frames"):
         motion_loss(initial_params(data, cfg), data, MotionWeights.default(), cfg)
+
+
+@pytest.mark.parametrize("flag, want", [([], (0,)), (["--no-static-anchor"], ())])
+def test_track_cli_static_frames(tmp_path, capsys, monkeypatch, flag, want):
+    """`anchorhoi track` ties frame 0 by default (video generated from the static render); --no-static-anchor
+    (a user video) leaves no frame tied. The tracking itself is replaced: only the config is checked."""
+    from test_formats_track import _kp, _static
+
+    import anchorhoi_jax.track as track
+    from anchorhoi_jax.cli import main
+
+    seen = {}
+    monkeypatch.setattr(track, "_body_and_maps", lambda args, static: (None, None, None, None, None))
+    monkeypatch.setattr(track, "track", lambda model, params, static, kp, cfg, *a, **k: seen.setdefault("cfg", cfg))
+    monkeypatch.setattr(track, "_write", lambda *a, **k: None)
+    argv = ["track", "--static", str(_static(tmp_path)), "--keypoints", str(_kp(tmp_path)), "--out", str(tmp_path / "run"),
+            "--smplx-model", str(tmp_path)] + flag
+    assert main(argv) == 0, capsys.readouterr().err
+    assert seen["cfg"].static_frames == want
