@@ -91,7 +91,7 @@ def test_motion_loss_wiring(scene_data):
     want_anchor = 0.05**2 + 2 * (1 - onp.cos(0.1))
     onp.testing.assert_allclose(float(t1["static_anchor"]), want_anchor, rtol=1e-4)
     onp.testing.assert_allclose(float(t1["static_pose_anchor"]), 3 * 0.2**2 / len(cfg.pose_joints), rtol=1e-4)  # (0.2, 0.2, 0.2) on 1 joint
-    w0 = MotionWeights.default()
+    w0 = MotionWeights.default(static_anchor=0.0, static_pose_anchor=0.0)
     g = jax.grad(lambda q: motion_loss(q, data, w, cfg)[0])(moved)
     g_off = jax.grad(lambda q: motion_loss(q, data, w0, cfg)[0])(moved)
     dg = jax.tree.map(lambda a, b: onp.asarray(a - b), g, g_off)
