@@ -325,3 +325,11 @@ def observe(scene: Scene, model: BodyModel, openpose_ids, *, noise_px: float = 2
     conf[occluded] = 0.0
     conf[rng.uniform(size=(L, 18)) < dropout] = 0.0
     return uv.astype(onp.float32), conf.astype(onp.float32), occluded
+
+
+def static_of(scene, model: BodyModel):
+    """The scene's static instance (= frame 0, zero betas, unit scale) as stages.motion.StaticInstance."""
+    from anchorhoi_jax.stages.motion import StaticInstance
+    return StaticInstance(betas=jnp.zeros(model.num_shape), scale=jnp.ones(()), pose=jnp.asarray(scene.pose[0], jnp.float32),
+                          transl=jnp.asarray(scene.transl[0], jnp.float32), R_world_obj=jnp.asarray(scene.R_obj[0], jnp.float32),
+                          t_world_obj=jnp.asarray(scene.t_obj[0], jnp.float32))

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as onp
 import pytest
-from synthetic_scenes import SCENES, observe
+from synthetic_scenes import SCENES, observe, static_of
 
 from anchorhoi_jax.losses.silhouette import (
     sample_distance, silhouette_coverage, silhouette_inside, silhouette_targets,
@@ -123,9 +123,7 @@ def scene_data(body):
     model, ex = body
     sc = SCENES["carry_box"](model, 3)
     kp, conf, _ = observe(sc, model, ex["openpose18"], noise_px=0.0, dropout=0.0)
-    st = StaticInstance(betas=jnp.zeros(model.num_shape), scale=jnp.ones(()), pose=jnp.asarray(sc.pose[0], jnp.float32),
-                        transl=jnp.asarray(sc.transl[0], jnp.float32), R_world_obj=jnp.asarray(sc.R_obj[0], jnp.float32),
-                        t_world_obj=jnp.asarray(sc.t_obj[0], jnp.float32))
+    st = static_of(sc, model)
     kw = dict(keypoints=kp, confidence=conf, K=sc.K, T_cam_world=sc.T_cam_world, image_size=sc.image_size,
               contact_candidates=ex["contact_candidates"], openpose_ids=ex["openpose18"], key=jax.random.key(0),
               num_object_points=64, num_pen_vertices=64, sdf_resolution=16)

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as onp
 import pytest
 from scipy.spatial.transform import Rotation
-from synthetic_scenes import SCENES, observe
+from synthetic_scenes import SCENES, observe, static_of
 
 from anchorhoi_jax.losses.anchor import static_anchor, static_pose_anchor
 from anchorhoi_jax.stages.motion import (
@@ -60,9 +60,7 @@ def scene_data(body):
     model, ex = body
     sc = SCENES["carry_box"](model, 3)
     kp, conf, _ = observe(sc, model, ex["openpose18"], noise_px=0.0, dropout=0.0)
-    st = StaticInstance(betas=jnp.zeros(model.num_shape), scale=jnp.ones(()), pose=jnp.asarray(sc.pose[0], jnp.float32),
-                        transl=jnp.asarray(sc.transl[0], jnp.float32), R_world_obj=jnp.asarray(sc.R_obj[0], jnp.float32),
-                        t_world_obj=jnp.asarray(sc.t_obj[0], jnp.float32))
+    st = static_of(sc, model)
     data = prepare_motion_data(model, st, sc.object_vertices, sc.object_faces, keypoints=kp, confidence=conf, K=sc.K,
                                T_cam_world=sc.T_cam_world, image_size=sc.image_size,
                                contact_candidates=ex["contact_candidates"], openpose_ids=ex["openpose18"],
