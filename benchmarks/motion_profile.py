@@ -39,8 +39,47 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as onp  # noqa: E402
 
 from motion import build_case, load_body, time_run  # noqa: E402
+from anchorhoi_jax.body import part_volumes  # noqa: E402
 from anchorhoi_jax.stages import motion as motion_mod  # noqa: E402
-from anchorhoi_jax.stages.motion import MotionConfig, MotionWeights, make_motion_step, make_seeds_update  # noqa: E402
+from anchorhoi_jax.stages.motion import (  # noqa: E402
+    MotionConfig, MotionWeights, make_motion_step, make_seeds_update, motion_loss_seeds)
+
+# --ab variants selecting the capsule kernels (body/part_volumes.CAPSULE_IMPL, SELF_PEN_IMPL).
+KERNEL_VARIANTS = {"xla": ("xla", "xla"), "pallas": ("pallas", "pallas"), "pallas_capsule": ("pallas", "xla"),
+                   "pallas_self_pen": ("xla", "pallas"), "interpret": ("interpret", "interpret")}
+
+
+def set_kernels(capsule: str, self_pen: str) -> tuple[str, str]:
+    """Set the trace-time implementation switches of body/part_volumes; returns the previous pair."""
+    old = (part_volumes.CAPSULE_IMPL, part_volumes.SELF_PEN_IMPL)
+    part_volumes.CAPSULE_IMPL, part_volumes.SELF_PEN_IMPL = capsule, self_pen
+    return old
+
+
+def grad_check(cfg, data, weights, params, variants=("xla", "pallas")) -> dict:
+    """Loss terms and gradients of Eq. 4 at `params` (seed-stacked) under each kernel variant, compared
+    with the first: max |Δ| per gradient leaf (and max |g|), relative Δ per loss term."""
+    out, ref = {}, None
+    for name in variants:
+        old = set_kernels(*KERNEL_VARIANTS[name])
+        try:
+            f = jax.jit(jax.value_and_grad(lambda p: motion_loss_seeds(p, data, weights, cfg), has_aux=True))
+            (_, (_, terms)), g = f(params)
+            res = jax.device_get((terms, g))
+        finally:
+            set_kernels(*old)
+        if ref is None:
+            ref = res
+            out["terms"] = {k: onp.asarray(v).tolist() for k, v in res[0].items()}
+            continue
+        gd = jax.tree.map(lambda a, b: float(onp.max(onp.abs(onp.asarray(a) - onp.asarray(b)), initial=0.0)), ref[1], res[1])
+        gm = jax.tree.map(lambda a: float(onp.max(onp.abs(onp.asarray(a)), initial=0.0)), ref[1])
+        td = {k: float(onp.max(onp.abs(onp.asarray(res[0][k]) - onp.asarray(v)) / onp.maximum(onp.abs(onp.asarray(v)), 1e-30)))
+              for k, v in ref[0].items()}
+        out[name] = {"grad_max_abs_diff": max(jax.tree.leaves(gd)), "grad_max_abs": max(jax.tree.leaves(gm)),
+                     "grad_leaf_diff": {jax.tree_util.keystr(k): v for k, v in jax.tree_util.tree_leaves_with_path(gd)},
+                     "term_max_rel_diff": td}
+    return out
 
 
 def case_args(ns):
@@ -153,16 +192,43 @@ def parse_trace(trace_dir: str, sources: dict[str, str], steps: int, plane_prefi
     return {"lines": dict(lines_seen), "stats_example": stats_example, "main": main, "categories": rows}
 
 
-def markdown(prof: dict, S: int) -> str:
+def markdown(prof: dict, title: str) -> str:
     if prof["main"] is None:
-        return f"### {S} seed(s): no device events\n"
+        return f"### {title}: no device events\n"
     main = prof["categories"][prof["main"]]
-    out = [f"### {S} seed(s): device time per Adam step {main['us_per_step']:.1f} µs ({prof['main']} lines)", "",
+    out = [f"### {title}: device time per Adam step {main['us_per_step']:.1f} µs ({prof['main']} lines)", "",
            "| kernel | hlo op | count | µs/step | share | source scope |", "|---|---|---|---|---|---|"]
     for r in main["top"][:40]:
         out.append(f"| {r['kernel'][:50]} | {r['hlo_op'][:40]} | {r['count']} | {r['us_per_step']} | {100 * r['share']:.1f}% | "
                    f"{r['source'][:90]} |")
     return "\n".join(out) + "\n"
+
+
+def trace_one(update, init, data, w, S, args, out, md, tag, title):
+    """Compile one update call (HLO → fusion sources), run it once, then record one more under the profiler.
+    Returns the state after the traced call."""
+    keys = jnp.stack([jax.random.fold_in(jax.random.key(2), i) for i in range(S)])
+    state = jax.jit(jax.vmap(init, in_axes=(None, 0)))(data, keys)
+    compiled = update.lower(state, data, w).compile()
+    hlo = compiled.as_text()
+    if args.hlo:
+        with gzip.open(out / f"hlo_{tag}.txt.gz", "wt") as fh:
+            fh.write(hlo)
+    sources = fusion_sources(hlo)
+    state, losses, _ = update(state, data, w)
+    jax.block_until_ready(losses)
+    if args.trace:
+        tdir = tempfile.mkdtemp()
+        with jax.profiler.trace(tdir):
+            state, losses, _ = update(state, data, w)
+            jax.block_until_ready(losses)
+        prof = parse_trace(tdir, sources, args.steps_per_call,
+                           "/device:GPU" if jax.default_backend() == "gpu" else "/host:CPU")
+        shutil.rmtree(tdir, ignore_errors=True)
+        (out / f"profile_{tag}.json").write_text(json.dumps(prof, indent=1) + "\n")
+        md.append(markdown(prof, title))
+        print(md[-1], flush=True)
+    return state
 
 
 def main():
@@ -179,7 +245,11 @@ def main():
     ap.add_argument("--hlo", action="store_true", help="write the compiled HLO (gzipped) per seed count")
     ap.add_argument("--lbs", default="sparse")
     ap.add_argument("--body", default="smplx-synthetic")
-    ap.add_argument("--ab", default="", help="comma list: gemm_3xtf32, lbs_dots (timed at the largest seed count)")
+    ap.add_argument("--ab", default="", help="comma list: gemm_3xtf32, lbs_dots, " + ", ".join(KERNEL_VARIANTS)
+                    + " (timed at the largest seed count)")
+    ap.add_argument("--trace-ab", action="store_true", help="also trace one update call of each --ab variant")
+    ap.add_argument("--check", default="", help="comma list of kernel variants (first = reference): loss terms and "
+                    "gradients at the state after the traced call, largest seed count (check.json)")
     ap.add_argument("--data-cache", default="", help="directory: reuse (or write) the MotionData built for these sizes")
     ap.add_argument("--deadline", type=float, default=0.0, help="seconds; later steps that would start after it are skipped")
     args = ap.parse_args()
@@ -211,43 +281,27 @@ def main():
                "setup_s": time.perf_counter() - t0}
     print("setup", summary, flush=True)
     md = []
+    last_state = None
     for S in [int(s) for s in args.seeds.split(",")]:
         if late():
             summary[f"skipped_seed{S}"] = "deadline"
             continue
         t = time_run(update, init, data, w, args.steps, args.steps_per_call, jax.random.key(2), S, args.reps)
         summary[f"s_1000_seed{S}"] = t * 1000.0 / args.steps
+        summary["kernels"] = {"capsule": part_volumes.CAPSULE_IMPL, "self_pen": part_volumes.SELF_PEN_IMPL}
         print(f"seeds {S}: {t:.4f} s per {args.steps} steps", flush=True)
         if (args.trace or args.hlo) and not late():
-            keys = jnp.stack([jax.random.fold_in(jax.random.key(2), i) for i in range(S)])
-            state = jax.jit(jax.vmap(init, in_axes=(None, 0)))(data, keys)
-            compiled = update.lower(state, data, w).compile()
-            hlo = compiled.as_text()
-            if args.hlo:
-                with gzip.open(out / f"hlo_seed{S}.txt.gz", "wt") as fh:
-                    fh.write(hlo)
-            sources = fusion_sources(hlo)
-            state, losses, _ = update(state, data, w)
-            jax.block_until_ready(losses)
-            if args.trace:
-                tdir = tempfile.mkdtemp()
-                with jax.profiler.trace(tdir):
-                    state, losses, _ = update(state, data, w)
-                    jax.block_until_ready(losses)
-                prof = parse_trace(tdir, sources, args.steps_per_call,
-                                   "/device:GPU" if jax.default_backend() == "gpu" else "/host:CPU")
-                shutil.rmtree(tdir, ignore_errors=True)
-                (out / f"profile_seed{S}.json").write_text(json.dumps(prof, indent=1) + "\n")
-                md.append(markdown(prof, S))
-                print(md[-1], flush=True)
+            last_state = trace_one(update, init, data, w, S, args, out, md, f"seed{S}", f"{S} seed(s)")
         (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     S_ab = max(int(s) for s in args.seeds.split(","))
     for name in [a for a in args.ab.split(",") if a]:
         if late():
             summary[f"ab_{name}_seed{S_ab}"] = "skipped (deadline)"
             continue
-        cfg_b = cfg
-        if name == "gemm_3xtf32":
+        cfg_b, old_kernels = cfg, None
+        if name in KERNEL_VARIANTS:
+            old_kernels = set_kernels(*KERNEL_VARIANTS[name])
+        elif name == "gemm_3xtf32":
             cfg_b = dataclasses.replace(cfg, gemm="fp32_3xtf32")
         elif name == "lbs_dots":  # subset-LBS backward: 4 products (g ⊙ v_b)·W instead of the 12-row outer stack
             motion_mod._skin_sparse.defvjp(motion_mod._skin_sparse_fwd, _skin_sparse_bwd_dots)
@@ -257,11 +311,21 @@ def main():
             init_b, _ = make_motion_step(cfg_b)
             update_b = jax.jit(make_seeds_update(cfg_b), donate_argnums=(0,))
             t = time_run(update_b, init_b, data, w, args.steps, args.steps_per_call, jax.random.key(2), S_ab, args.reps)
+            if args.trace_ab and not late():
+                trace_one(update_b, init_b, data, w, S_ab, args, out, md, f"ab_{name}_seed{S_ab}", f"A/B {name}, {S_ab} seeds")
         finally:
             motion_mod._skin_sparse.defvjp(motion_mod._skin_sparse_fwd, motion_mod._skin_sparse_bwd)
+            if old_kernels is not None:
+                set_kernels(*old_kernels)
         summary[f"ab_{name}_s_1000_seed{S_ab}"] = t * 1000.0 / args.steps
         print(f"A/B {name}, seeds {S_ab}: {t:.4f} s per {args.steps} steps", flush=True)
         (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    if args.check and last_state is not None and not late():
+        chk = grad_check(cfg, data, w, last_state.params, tuple(args.check.split(",")))
+        (out / "check.json").write_text(json.dumps(chk, indent=1) + "\n")
+        summary["check"] = {k: {"grad_max_abs_diff": v["grad_max_abs_diff"], "grad_max_abs": v["grad_max_abs"],
+                                "term_max_rel_diff": v["term_max_rel_diff"]} for k, v in chk.items() if k != "terms"}
+        print("check", json.dumps(summary["check"]), flush=True)
     if "s_1000_seed1" in summary and "s_1000_seed8" in summary:
         summary["seed8_over_seed1"] = summary["s_1000_seed8"] / summary["s_1000_seed1"]
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")

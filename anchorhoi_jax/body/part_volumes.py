@@ -32,7 +32,16 @@ import numpy as onp
 from flax import struct
 from jaxtyping import Array, Float, Int
 
+from anchorhoi_jax.kernels.capsules import capsule_depth_max_pallas, capsule_table, resolve_impl, self_pen_depths_pallas
+
 HIGHEST = jax.lax.Precision.HIGHEST
+
+# Implementation of the capsule (max, argmax) depth and of the self-penetration depths when the caller
+# passes impl=None (the loss terms do): "xla" (plain JAX), "pallas" (kernels/capsules.py, CUDA only),
+# "interpret" (the Pallas kernel interpreted, any backend) or "auto" (pallas on a GPU, xla elsewhere).
+# Read at trace time; benchmarks/motion_profile.py --ab sets them to compare the paths in one process.
+CAPSULE_IMPL = "xla"
+SELF_PEN_IMPL = "xla"
 
 
 @struct.dataclass
@@ -269,17 +278,25 @@ def _depth_max(x, p0, p1, radius):
     return jax.lax.reduce((depth, iota), (jnp.asarray(-jnp.inf, depth.dtype), jnp.asarray(0, jnp.int32)), pick, (0,))
 
 
-@jax.custom_vjp
-def _inside_depth(points, p0, p1, radius):
-    return _depth_max(points, p0, p1, radius)[0]
+def _depth_max_impl(impl, x, p0, p1, radius):
+    """`_depth_max` by the resolved implementation (the Pallas kernel computes the same arithmetic)."""
+    if impl == "xla":
+        return _depth_max(x, p0, p1, radius)
+    _, inv = _capsule_constants(p0, p1)
+    return capsule_depth_max_pallas(x, capsule_table(p0, p1, inv, radius), interpret=impl == "interpret")
 
 
-def _inside_depth_fwd(points, p0, p1, radius):
-    depth, idx = _depth_max(points, p0, p1, radius)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _inside_depth(impl, points, p0, p1, radius):
+    return _depth_max_impl(impl, points, p0, p1, radius)[0]
+
+
+def _inside_depth_fwd(impl, points, p0, p1, radius):
+    depth, idx = _depth_max_impl(impl, points, p0, p1, radius)
     return depth, (points, p0, p1, radius, idx)
 
 
-def _inside_depth_bwd(res, g):
+def _inside_depth_bwd(impl, res, g):
     # The max routes the cotangent to one part per point, p*(n) = argmax. With e the unit vector
     # from the closest segment point to x: d(r − dist)/dx = −e, d/dp0 = e(1 − t), d/dp1 = e·t,
     # d/dr = 1 (at the closest point ∂dist/∂t = 0, so t's own dependence drops out). So the
@@ -313,13 +330,15 @@ _inside_depth.defvjp(_inside_depth_fwd, _inside_depth_bwd)
 
 
 def inside_depth(
-    points: Float[Array, "N 3"], p0: Float[Array, "P 3"], p1: Float[Array, "P 3"], radius: Float[Array, "P"]
+    points: Float[Array, "N 3"], p0: Float[Array, "P 3"], p1: Float[Array, "P 3"], radius: Float[Array, "P"],
+    *, impl: str | None = None,
 ) -> Float[Array, "N"]:
     """Depth (metres) of each point inside the union of capsules: max_p (r_p − dist); < 0 outside.
 
-    Differentiable in every argument (custom VJP: the max's cotangent goes to the deepest part)."""
+    Differentiable in every argument (custom VJP: the max's cotangent goes to the deepest part).
+    impl: "xla" | "pallas" | "interpret" | "auto" (see CAPSULE_IMPL, the default when None)."""
     with jax.named_scope("body.part_inside_depth"):
-        return _inside_depth(points, p0, p1, radius)
+        return _inside_depth(resolve_impl(CAPSULE_IMPL if impl is None else impl), points, p0, p1, radius)
 
 
 def occupancy(points, p0, p1, radius, *, sharpness: float = 200.0) -> Float[Array, "N"]:
@@ -328,12 +347,16 @@ def occupancy(points, p0, p1, radius, *, sharpness: float = 200.0) -> Float[Arra
 
 
 def self_penetration_depths(
-    parts: PartVolumes, p0: Float[Array, "P 3"], p1: Float[Array, "P 3"], radius: Float[Array, "P"], *, samples: int = 5
+    parts: PartVolumes, p0: Float[Array, "P 3"], p1: Float[Array, "P 3"], radius: Float[Array, "P"], *, samples: int = 5,
+    impl: str | None = None,
 ) -> Float[Array, "Q samples"]:
-    """Overlap depth (metres, ≥ 0) of non-adjacent part pairs: spheres along part a's axis vs capsule b."""
+    """Overlap depth (metres, ≥ 0) of non-adjacent part pairs: spheres along part a's axis vs capsule b.
+
+    impl: "xla" | "pallas" | "interpret" | "auto" (see SELF_PEN_IMPL, the default when None)."""
     if parts.pair_a.shape[0] == 0:
         return jnp.zeros((0, samples), p0.dtype)
-    return _self_pen(samples, parts.pair_a, parts.pair_b, p0, p1, radius)
+    return _self_pen(samples, resolve_impl(SELF_PEN_IMPL if impl is None else impl), parts.pair_a, parts.pair_b,
+                     p0, p1, radius)
 
 
 def _self_pen_planes(samples, pair_a, pair_b, p0, p1, radius):
@@ -363,16 +386,19 @@ def _self_pen_planes(samples, pair_a, pair_b, p0, p1, radius):
     return out
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _self_pen(samples, pair_a, pair_b, p0, p1, radius):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _self_pen(samples, impl, pair_a, pair_b, p0, p1, radius):
+    if impl != "xla":  # the same arithmetic as _self_pen_planes, one kernel (kernels/capsules.py)
+        table = capsule_table(p0, p1, jnp.zeros_like(radius), radius)  # 1/|ab|² row unused by this kernel
+        return self_pen_depths_pallas(table, pair_a, pair_b, samples, interpret=impl == "interpret")
     return jnp.stack([o[0] for o in _self_pen_planes(samples, pair_a, pair_b, p0, p1, radius)], -1)
 
 
-def _self_pen_fwd(samples, pair_a, pair_b, p0, p1, radius):
-    return _self_pen(samples, pair_a, pair_b, p0, p1, radius), (pair_a, pair_b, p0, p1, radius)
+def _self_pen_fwd(samples, impl, pair_a, pair_b, p0, p1, radius):
+    return _self_pen(samples, impl, pair_a, pair_b, p0, p1, radius), (pair_a, pair_b, p0, p1, radius)
 
 
-def _self_pen_bwd(samples, res, g):
+def _self_pen_bwd(samples, impl, res, g):
     # Analytic backward (like `_inside_depth_bwd`): where the overlap is positive, ∂depth/∂x = −e at
     # each sample x = a0 + τ(a1 − a0), ∂/∂b0 = e(1 − u), ∂/∂b1 = e·u, ∂/∂r_a = ∂/∂r_b = 1 (u's own
     # dependence drops out at the closest point). Per pair the samples reduce to ten numbers, summed

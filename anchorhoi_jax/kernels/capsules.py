@@ -1,0 +1,155 @@
+"""Pallas (Triton) kernels for the capsule terms of L_pen (Eq. 4) and of the self-penetration regulariser.
+
+Both terms reduce a small per-frame capsule table (55 parts) against many query elements: 2048 object
+points per frame (inside depth, its max and argmax over the parts) and 1351 part pairs × 5 samples
+per frame (overlap depth). Written in plain JAX, XLA materialises or re-reads the (points, parts)
+and (pairs, samples) intermediates, or splits the work into many kernels (H100, 8 seeds × 120 frames:
+the (max, argmax) reduction 377 µs and the self-penetration forward 223 µs of a ~2.1 ms Adam step,
+benchmarks/results/motion_speed_s5.md). Here each GPU thread keeps its points (or pairs) in registers
+and walks the capsule table (scalar loads of a few hundred bytes per frame, cache resident), so the
+only global traffic is the points in and the depth/argmax out.
+
+The arithmetic is the XLA twins' (body/part_volumes.py `_depth_max`, `_self_pen_planes`) operation
+for operation, in the same order; results agree to float32 rounding (the compilers may contract
+a·b + c into FMAs differently), and the argmax ties go to the lower part index as in jnp.argmax.
+Only forwards are kernels: the backwards (custom VJPs in body/part_volumes.py) recompute the winning
+part's geometry per point / pair, which is O(points), not O(points × parts).
+
+Under the frame and seed vmaps of the motion stage, pallas_call's batching rule adds a leading grid
+axis: one program per (frame, block of points), the per-frame table shared by the block.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int
+
+IMPLS = ("auto", "xla", "pallas", "interpret")
+
+
+def resolve_impl(impl: str) -> str:
+    """"auto" → "pallas" on CUDA GPUs, "xla" elsewhere; "xla" / "pallas" / "interpret" (the Pallas kernel run
+    by the Pallas interpreter: any backend, slow, for tests) pass through."""
+    if impl not in IMPLS:
+        raise ValueError(f"unknown kernel impl {impl!r}; expected one of {IMPLS}")
+    if impl == "auto":
+        return "pallas" if jax.default_backend() == "gpu" else "xla"
+    return impl
+
+
+def capsule_table(p0: Float[Array, "P 3"], p1: Float[Array, "P 3"], inv: Float[Array, "P"], radius: Float[Array, "P"]):
+    """(8, P) rows [p0 x, y, z | ab x, y, z | 1/|ab|² | r] with ab = p1 − p0 (the per-frame kernel input)."""
+    ab = p1 - p0
+    return jnp.stack([p0[:, 0], p0[:, 1], p0[:, 2], ab[:, 0], ab[:, 1], ab[:, 2], inv, radius], 0)
+
+
+def _compiler_params(num_warps: int):
+    from jax.experimental.pallas import triton as plt
+
+    return plt.CompilerParams(num_warps=num_warps, num_stages=1)
+
+
+def _capsule_kernel(num_parts, block, tab_ref, pts_ref, depth_ref, idx_ref):
+    from jax.experimental import pallas as pl
+
+    rows = pl.program_id(0) * block + jax.lax.broadcasted_iota(jnp.int32, (block,), 0)
+    x, y, z = pts_ref[rows * 3], pts_ref[rows * 3 + 1], pts_ref[rows * 3 + 2]
+
+    def part(p, carry):
+        best, arg = carry
+        xa, ya, za = x - tab_ref[0, p], y - tab_ref[1, p], z - tab_ref[2, p]
+        abx, aby, abz = tab_ref[3, p], tab_ref[4, p], tab_ref[5, p]
+        t = jnp.minimum(jnp.maximum((xa * abx + ya * aby + za * abz) * tab_ref[6, p], 0.0), 1.0)
+        dx, dy, dz = xa - t * abx, ya - t * aby, za - t * abz
+        depth = tab_ref[7, p] - jnp.sqrt(dx * dx + dy * dy + dz * dz + 1e-12)
+        take = depth > best  # strict: ties keep the lower part index (jnp.argmax's rule)
+        return jnp.where(take, depth, best), jnp.where(take, p, arg)
+
+    init = (jnp.full((block,), -jnp.inf, jnp.float32), jnp.zeros((block,), jnp.int32))
+    best, arg = jax.lax.fori_loop(0, num_parts, part, init)
+    depth_ref[...] = best
+    idx_ref[...] = arg
+
+
+def capsule_depth_max_pallas(
+    points: Float[Array, "N 3"], table: Float[Array, "8 P"], *, interpret: bool = False, block: int = 256,
+    num_warps: int = 4,
+) -> tuple[Float[Array, "N"], Int[Array, "N"]]:
+    """max_p (r_p − dist(x_n, segment p)) and its argmax for every point, one kernel (see module doc).
+
+    Args:
+      points: (N, 3) query points (metres). table: `capsule_table(p0, p1, 1/|ab|², r)`.
+      block: points per program (a power of two); N is padded up to a multiple of it.
+    Returns: depth (N,) float32 and the part index (N,) int32."""
+    from jax.experimental import pallas as pl
+
+    if block & (block - 1):
+        raise ValueError(f"block must be a power of two, got {block}")
+    n = points.shape[0]
+    n_pad = -(-n // block) * block
+    flat = jnp.pad(points.astype(jnp.float32), ((0, n_pad - n), (0, 0))).reshape(-1)
+    out_spec = pl.BlockSpec((block,), lambda i: (i,))
+    depth, idx = pl.pallas_call(
+        functools.partial(_capsule_kernel, table.shape[1], block),
+        out_shape=(jax.ShapeDtypeStruct((n_pad,), jnp.float32), jax.ShapeDtypeStruct((n_pad,), jnp.int32)),
+        grid=(n_pad // block,),
+        in_specs=[pl.BlockSpec(table.shape, lambda i: (0, 0)), pl.BlockSpec(flat.shape, lambda i: (0,))],
+        out_specs=(out_spec, out_spec),
+        compiler_params=None if interpret else _compiler_params(num_warps),
+        interpret=interpret,
+        name="capsule_depth_max",
+    )(table.astype(jnp.float32), flat)
+    return depth[:n], idx[:n]
+
+
+def _self_pen_kernel(samples, block, tab_ref, pa_ref, pb_ref, *out_refs):
+    from jax.experimental import pallas as pl
+
+    sl = pl.ds(pl.program_id(0) * block, block)
+    a, b = pa_ref[sl], pb_ref[sl]
+    a0 = [tab_ref[k, a] for k in range(3)]
+    da = [tab_ref[3 + k, a] for k in range(3)]
+    b0 = [tab_ref[k, b] for k in range(3)]
+    bb = [tab_ref[3 + k, b] for k in range(3)]
+    inv = 1.0 / jnp.maximum(bb[0] * bb[0] + bb[1] * bb[1] + bb[2] * bb[2], 1e-12)
+    rsum = tab_ref[7, a] + tab_ref[7, b]
+    for k, ref in enumerate(out_refs):
+        tau = k / (samples - 1) if samples > 1 else 0.0
+        xb = [a0[c] + tau * da[c] - b0[c] for c in range(3)]
+        u = jnp.minimum(jnp.maximum((xb[0] * bb[0] + xb[1] * bb[1] + xb[2] * bb[2]) * inv, 0.0), 1.0)
+        d = [xb[c] - u * bb[c] for c in range(3)]
+        ref[...] = jnp.maximum(rsum - jnp.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2] + 1e-12), 0.0)
+
+
+def self_pen_depths_pallas(
+    table: Float[Array, "8 P"], pair_a: Int[Array, "Q"], pair_b: Int[Array, "Q"], samples: int, *,
+    interpret: bool = False, block: int = 256, num_warps: int = 4,
+) -> Float[Array, "Q samples"]:
+    """Overlap depth relu(r_a + r_b − dist(sample_k of a's axis, capsule b)) for every pair and sample.
+
+    `table` as `capsule_table` (its 1/|ab|² row is not read: the pair term computes its own, as its XLA
+    twin does). Pairs are padded to a multiple of `block` with the pair (0, 0) and sliced off."""
+    from jax.experimental import pallas as pl
+
+    if block & (block - 1):
+        raise ValueError(f"block must be a power of two, got {block}")
+    q = pair_a.shape[0]
+    q_pad = -(-q // block) * block
+    pa = jnp.pad(pair_a.astype(jnp.int32), (0, q_pad - q))
+    pb = jnp.pad(pair_b.astype(jnp.int32), (0, q_pad - q))
+    pair_spec = pl.BlockSpec((q_pad,), lambda i: (0,))
+    out_spec = pl.BlockSpec((block,), lambda i: (i,))
+    planes = pl.pallas_call(
+        functools.partial(_self_pen_kernel, samples, block),
+        out_shape=tuple(jax.ShapeDtypeStruct((q_pad,), jnp.float32) for _ in range(samples)),
+        grid=(q_pad // block,),
+        in_specs=[pl.BlockSpec(table.shape, lambda i: (0, 0)), pair_spec, pair_spec],
+        out_specs=tuple(out_spec for _ in range(samples)),
+        compiler_params=None if interpret else _compiler_params(num_warps),
+        interpret=interpret,
+        name="self_pen_depths",
+    )(table.astype(jnp.float32), pa, pb)
+    return jnp.stack([p[:q] for p in planes], -1)
