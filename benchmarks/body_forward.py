@@ -143,7 +143,7 @@ def _timed(call, block, reps, k, pipe_reps, warmup=3):
     return statistics.median(ts), statistics.median(ps)
 
 
-def _trace_calls(targets, n, tmp):
+def _trace_calls(targets, n, tmp, host=False):
     """Where the per-call wall time goes: a profiler trace of `n` synchronised calls of each target.
 
     Each call runs inside a TraceAnnotation; GPU events (the /device:GPU "Stream" lines: kernels and
@@ -166,10 +166,16 @@ def _trace_calls(targets, n, tmp):
                 with TraceAnnotation(f"bench|{name}|{i}"):
                     fn()
     pb = glob.glob(os.path.join(d, "**", "*.xplane.pb"), recursive=True)[0]
-    calls, events, modules = [], [], []
+    calls, events, modules, host_events = [], [], [], []
     for plane in ProfileData.from_file(pb).planes:
         gpu = plane.name.startswith("/device:GPU")
         for line in plane.lines:
+            if host and not gpu:  # host threads: what the CPU does inside each call (dispatch, allocation, waits)
+                host_events.extend(
+                    (ev.start_ns, ev.duration_ns, f"{line.name[:24]}|{ev.name[:80]}")
+                    for ev in line.events
+                    if not ev.name.startswith("bench|")
+                )
             if gpu and "Module" in line.name:  # one event per executable run on the GPU (clock-free check)
                 modules.extend((ev.start_ns, ev.duration_ns, ev.name) for ev in line.events)
             if gpu and not line.name.startswith("Stream"):
@@ -191,7 +197,7 @@ def _trace_calls(targets, n, tmp):
         "_gpu_module_runs_us": [[m[2][:60], round(m[1] / 1e3, 1)] for m in modules][:200],
     }
     for name in targets:
-        rows, top = [], {}
+        rows, top, htop = [], {}, {}
         for s, dur, who in calls:
             if who != name:
                 continue
@@ -207,6 +213,13 @@ def _trace_calls(targets, n, tmp):
                 )
                 for e in ks:
                     top[e[2]] = top.get(e[2], 0) + e[1]
+            if host:
+                for hs, hd, hn in host_events:
+                    if s <= hs <= s + dur:
+                        a = htop.setdefault(hn, [0.0, 0, 0.0])
+                        a[0] += hd
+                        a[1] += 1
+                        a[2] += (hs - s)  # start offset inside the call
             rows.append(row)
         keys = sorted({k for r in rows for k in r})
         out[name] = {
@@ -216,6 +229,11 @@ def _trace_calls(targets, n, tmp):
                 [k[:110], v / 1e3 / max(1, len(rows))] for k, v in sorted(top.items(), key=lambda kv: -kv[1])[:12]
             ],
         }
+        if host:  # [name, us per call, events per call, mean start offset in the call us]
+            out[name]["top_host_events_us_per_call"] = [
+                [k, v[0] / 1e3 / max(1, len(rows)), v[1] / max(1, len(rows)), v[2] / 1e3 / max(1, v[1])]
+                for k, v in sorted(htop.items(), key=lambda kv: -kv[1][0])[:30]
+            ]
     return out
 
 
@@ -374,6 +392,18 @@ def main(argv=None):
     ap.add_argument("--compare", action="store_true",
                     help="batch 2048: jit(model, params) vs compile_pose variants, body-models and smplx, same process")
     ap.add_argument("--no-compiled", action="store_true", help="no compile_pose column in the batch table")
+    ap.add_argument("--keep-order", action="store_true", help="time the batches in the order given (default: 2048 first)")
+    ap.add_argument("--compare-compiled", action="store_true", help="--compare: also the compile_pose binding variants")
+    ap.add_argument("--compare-pallas-lbs", action="store_true", help="--compare: also the session-5 Pallas LBS kernel")
+    ap.add_argument("--fused", default="",
+                    help="--compare: fused GEMM+LBS kernel configs 'bm,bn,bk,warps,stages;...' (body/fused_lbs.py)")
+    ap.add_argument("--layouts", action="store_true",
+                    help="--compare: GEMM output as a jit output (not a temp) and the coordinate-planar XLA layout")
+    ap.add_argument("--trace-host", action="store_true",
+                    help="--compare: profiler trace of the main candidates with host-thread events per call")
+    ap.add_argument("--rounds", type=int, default=2, help="--compare: interleaved timing rounds")
+    ap.add_argument("--cache-dir", default=None,
+                    help="persistent JAX compilation cache (a later device call reuses unchanged programs' compiles)")
     ap.add_argument("--no-parity", action="store_true", help="skip the parity/gradient section (table-only runs)")
     ap.add_argument("--wait-for", default=None, help="before timing anything, wait (<= 120 s) until this file exists")
     ap.add_argument("--allow-cpu", action="store_true", help="smoke-test the script without a GPU (times not reportable)")
@@ -383,13 +413,18 @@ def main(argv=None):
         args.reps, args.pipeline, args.pipe_reps = min(args.reps, 9), min(args.pipeline, 8), min(args.pipe_reps, 3)
     batches = [int(b) for b in args.batches.split(",")]
     # Batch 2048 (the issue's target) first, then the largest, so a run cut short keeps the big rows.
-    order = sorted(batches, key=lambda b: (b != 2048, -b))
+    order = batches if args.keep_order else sorted(batches, key=lambda b: (b != 2048, -b))
 
     import jax
     import jax.numpy as jnp
     import torch
 
     import smplx
+
+    if args.cache_dir:  # compile time, not run time: cached executables are the same programs
+        jax.config.update("jax_compilation_cache_dir", args.cache_dir)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     from body_models.smplx.jax import SMPLX as BMSMPLX
 
     from anchorhoi_jax.body import skinning as sk
@@ -581,13 +616,14 @@ def main(argv=None):
             "nop_params_only": (lambda f=jax.jit(lambda p: p.transl + 1.0): f(pc)),
             "body_models_full_fp32": (lambda: bm_fns[("full", "fp32")](xb)),
         }
-        progs = {
-            "compile_pose_full_fp32": (model, "vertices_all_joints", HIGHEST, {}),
-            "compile_pose_full_fp32_pass_all": (model, "vertices_all_joints", HIGHEST, {"embed_bytes": 0}),
-            "compile_pose_full_fp32_embed_all": (model, "vertices_all_joints", HIGHEST, {"embed_bytes": 1 << 40}),
-            "compile_pose_full_fp32_3xtf32": (model3, "vertices_all_joints", FP32_3XTF32, {}),
-            "compile_pose_joints_fp32": (model, "all_joints", HIGHEST, {}),
-        }
+        progs = {"compile_pose_full_fp32": (model, "vertices_all_joints", HIGHEST, {})}
+        if args.compare_compiled:
+            progs.update({
+                "compile_pose_full_fp32_pass_all": (model, "vertices_all_joints", HIGHEST, {"embed_bytes": 0}),
+                "compile_pose_full_fp32_embed_all": (model, "vertices_all_joints", HIGHEST, {"embed_bytes": 1 << 40}),
+                "compile_pose_full_fp32_3xtf32": (model3, "vertices_all_joints", FP32_3XTF32, {}),
+                "compile_pose_joints_fp32": (model, "all_joints", HIGHEST, {}),
+            })  # fmt: skip
         for name, (m, out, pr, kw) in progs.items():
             t_c = time.perf_counter()
             try:
@@ -597,26 +633,79 @@ def main(argv=None):
                 cp.setdefault("call_arrays", {})[name] = prog.num_call_arrays
             except Exception as e:
                 cp[f"{name}_error"] = f"{type(e).__name__}: {e}"[:300]
-        for VB in (256, 512):
+        for VB in (256, 512) if args.compare_pallas_lbs else ():
             try:
                 fp = _pallas_lbs_pose(model, VB, interpret=not on_gpu)
                 jax.block_until_ready(fp(model, pc))
                 cands[f"pallas_lbs_vb{VB}_full_fp32"] = lambda fp=fp: fp(model, pc)
             except Exception as e:
                 cp[f"pallas_lbs_vb{VB}_error"] = f"{type(e).__name__}: {e}"[:400]
+        if args.layouts:
+            # Is the posed rest mesh being an XLA temp (258 MB) part of the per-call overhead? Same program,
+            # but the GEMM output is also returned (its buffer becomes an output, CSE keeps one GEMM).
+            def with_rest(m, p):
+                o = pose(m, p)
+                f = sk._blend_features(m, p.betas, sk.rodrigues(p.pose))
+                return o.vertices, o.all_joints, jnp.matmul(f, m.blend_dirs, precision=HIGHEST)
+
+            f_wr = jax.jit(jax.vmap(with_rest, in_axes=(None, 0)))
+            cands["gemm_out_as_output_full_fp32"] = lambda: f_wr(model, pc)
+            # Coordinate-planar GEMM columns [x(Vp) | y(Vp) | z(Vp)]: the LBS fusion reads three planes.
+            Vp = -(-V // 128) * 128
+            planar_m = jnp.asarray(
+                onp.pad(onp.asarray(model.blend_dirs)[:, : 3 * V].reshape(-1, V, 3).transpose(0, 2, 1),
+                        ((0, 0), (0, 0), (0, Vp - V))).reshape(model.blend_dirs.shape[0], 3 * Vp)
+            )  # fmt: skip
+
+            def planar_pose(m, pm, p):
+                R = sk.rodrigues(p.pose)
+                rest = jnp.matmul(sk._blend_features(m, p.betas, R), pm, precision=HIGHEST)
+                v_rest = rest.reshape(3, Vp)[:, :V].T
+                j_rest, R_rest = sk.rest_joints(m, p.betas), sk.rest_orientations(m, p.betas)
+                Rw, tw = sk.forward_kinematics(m, R, j_rest, R_rest)
+                A = sk._skin_transforms(Rw, tw, R_rest, j_rest, True)
+                root = j_rest[0]
+                verts = sk._place(sk._lbs(m, A, v_rest, HIGHEST), root, p.scale, p.transl)
+                extra = sk._barycentric(verts, m.extra_vertex_ids, m.extra_bary)
+                return verts, jnp.concatenate([sk._place(tw, root, p.scale, p.transl), extra])
+
+            f_pl = jax.jit(jax.vmap(planar_pose, in_axes=(None, None, 0)))
+            cands["planar_columns_xla_full_fp32"] = lambda: f_pl(model, planar_m, pc)
+        if args.fused:
+            from anchorhoi_jax.body import fused_lbs as fl
+
+            for spec in args.fused.split(";"):
+                bm_, bn_, bk_, nw_, ns_ = (int(v) for v in spec.split(","))
+                fcfg = fl.FusedConfig(bm=bm_, bn=bn_, bk=bk_, num_warps=nw_, num_stages=ns_)
+                name = f"fused_gemm_lbs_{bm_}x{bn_}x{bk_}_w{nw_}_s{ns_}_full_fp32"
+                t_c = time.perf_counter()
+                try:
+                    fb = fl.prepare(model, fcfg)
+                    ff = jax.jit(lambda m, fb, p, fcfg=fcfg: fl.pose_vertices_joints(
+                        m, fb, p, cfg=fcfg, interpret=not on_gpu))  # fmt: skip
+                    jax.block_until_ready(ff(model, fb, pc))
+                    cands[name] = lambda ff=ff, fb=fb: ff(model, fb, pc)
+                    cp["compile_s"][name] = time.perf_counter() - t_c
+                except Exception as e:
+                    cp[f"{name}_error"] = f"{type(e).__name__}: {e}"[:600]
+                    print(name, "failed:", cp[f"{name}_error"], flush=True)
         for name, fn in cands.items():  # compile and warm every candidate before any timing
             jax.block_until_ready(fn())
         v_ref = onp.asarray(cands["jit_model_params_full_fp32"]()[0])
+        j_ref = onp.asarray(cands["jit_model_params_full_fp32"]()[1])
         cp["compile_pose_full_fp32_max_abs_diff_vs_jit"] = float(
             onp.abs(onp.asarray(cands["compile_pose_full_fp32"]()[0]) - v_ref).max()
         )
         for n in cands:
-            if n.startswith("pallas_lbs"):
+            if n.startswith(("pallas_lbs", "fused_", "planar_", "gemm_out")):
                 o = cands[n]()
                 cp[f"{n}_max_abs_diff_vs_jit_m"] = float(onp.abs(onp.asarray(o[0]) - v_ref).max())
+                cp[f"{n}_max_joint_diff_vs_jit_m"] = float(onp.abs(onp.asarray(o[1]) - j_ref).max())
+        print("compare diffs", json.dumps({k: v for k, v in cp.items() if "diff" in k or "error" in k}), flush=True)
         rounds = cp["rounds"] = []
-        for _ in range(2):  # interleaved rounds: drift on the machine hits every candidate alike
+        for _ in range(args.rounds):  # interleaved rounds: drift on the machine hits every candidate alike
             rounds.append({n: jtimed(fn) for n, fn in cands.items()})
+        cp["timings_per_round"] = {n: [[r[n]["per_call_ms"], r[n]["pipelined_ms"]] for r in rounds] for n in cands}
         cp["timings"] = {
             n: {k: statistics.mean(r[n][k] for r in rounds) for k in ("per_call_ms", "pipelined_ms")} for n in cands
         }
@@ -634,6 +723,17 @@ def main(argv=None):
         del xt
         print("compare", json.dumps(cp["timings"]), flush=True)
         save()
+        if args.trace_host and on_gpu:
+            fused_best = min((n for n in cands if n.startswith("fused_")), default=None,
+                             key=lambda n: cp["timings"][n]["per_call_ms"])  # fmt: skip
+            names = ["jit_model_params_full_fp32", "nop_model_and_params", "body_models_full_fp32", fused_best,
+                     "gemm_out_as_output_full_fp32"]  # fmt: skip
+            targets = {n: (lambda fn=cands[n]: jax.block_until_ready(fn())) for n in names if n in cands}
+            try:
+                cp["trace"] = _trace_calls(targets, 5, tmp, host=True)
+            except Exception as e:
+                cp["trace_error"] = f"{type(e).__name__}: {e}"[:300]
+            save()
 
     # --- per-part timings at batch 2048, fp32 HIGHEST, each part jitted alone ---
     vfns = {}
