@@ -160,12 +160,23 @@ def backproject(depth, mask, cams: Camera) -> tuple[jax.Array, jax.Array]:
 # ------------------------------------------------------------------------------------------------
 # Detector on JAX renders (torch, zero copy through the bridge)
 # ------------------------------------------------------------------------------------------------
+# OpenPose-18 under a horizontal image flip: right and left swap (nose, neck stay)
+FLIP_OPENPOSE18 = (0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16)
+
+
 @torch.no_grad()
-def detect(net, images: jax.Array):
-    """images (..., H, W, 3) in [0, 1] -> keypoints (..., 18, 2) px, confidence (..., 18), class probs (..., 3, H, W)."""
+def detect(net, images: jax.Array, *, flip: bool = False):
+    """images (..., H, W, 3) in [0, 1] -> keypoints (..., 18, 2) px, confidence (..., 18), class probs (..., 3, H, W).
+
+    flip: test-time augmentation, the logits averaged with those of the mirrored image (mirrored back, its
+    left/right heatmaps swapped), the usual flip test of keypoint detectors."""
     lead = images.shape[:-3]
     x = jax_to_torch(jnp.asarray(images, jnp.float32)).reshape(-1, *images.shape[-3:]).permute(0, 3, 1, 2).contiguous()
     out = tp.detector_forward(net, x).float()
+    if flip:
+        m = tp.detector_forward(net, x.flip(-1)).float().flip(-1)
+        perm = torch.as_tensor(FLIP_OPENPOSE18 + tuple(range(18, m.shape[1])), device=m.device)
+        out = 0.5 * (out + m[:, perm])
     kp, conf = tp.decode_heatmaps(out)
     probs = torch.softmax(out[:, 18:], 1)
     f = lambda t: onp.asarray(t.cpu()).reshape(*lead, *t.shape[1:])  # noqa: E731
@@ -270,6 +281,116 @@ def standing_start(body_model, setup: pf.PoseFitSetup, S: int) -> tuple[jax.Arra
 def over_white(rgb_premult, alpha):
     """Premultiplied renders over white: the backdrop of the training renders and of the SDS views."""
     return rgb_premult + (1.0 - alpha[..., None])
+
+
+# ------------------------------------------------------------------------------------------------
+# The anchor pipeline after the coarse stage, shared by the tuning sweep and the evaluation
+# ------------------------------------------------------------------------------------------------
+# (number of canonical views the keypoints are detected in, flip test) -- session 6 candidates; (4, False)
+# is sessions 3-5's pipeline. 8 views = the 4 canonical azimuths and the diagonals between them.
+DETECT_VARIANTS = ((4, False), (4, True), (8, False), (8, True))
+
+
+def canonical_views(n: int, res: int) -> pf.CanonicalViews:
+    """n azimuths evenly around +y from the front (n = 4: 0/90/180/270, the anchor's views)."""
+    return pf.CanonicalViews(azimuths_deg=tuple(360.0 * i / n for i in range(n)), radius=3.0, elevation_deg=10.0,
+                             fov_y_deg=40.0, size=res)
+
+
+def make_render_all(field: FieldConfig, rcfg: RenderConfig, cams: Camera):
+    """jitted params (S, ...) -> premultiplied rgb (S, V, H, W, 3), alpha, depth (S, V, H, W) over black, albedo."""
+    albedo = dataclasses.replace(rcfg, shading="albedo", normals=False)
+
+    @jax.jit
+    def render_all(params):
+        def one(p):
+            o = render_nerf_views(p, field, cams, None, render_cfg=albedo, background=0.0)
+            return o["rgb"], o["alpha"], o["depth"]
+        return jax.vmap(one)(params)
+
+    return render_all
+
+
+def anchor_fields(keys, coarse_params, field: FieldConfig, rcfg: RenderConfig, cams: Camera, c_rgb, c_alpha, human, *,
+                  steps: int, n_rays: int):
+    """Φ_A from Φ̂ by masked feature alignment (stages/anchor.py), all runs vmapped; returns the anchor params."""
+    acfg = anchor_stage.AnchorConfig(steps_per_call=max(1, min(100, steps)), n_rays=n_rays,
+                                     render=dataclasses.replace(rcfg, shading="albedo", normals=False))
+    rays = jax.vmap(lambda r, a, m: anchor_stage.alignment_rays(cams, r, a, m))(c_rgb, c_alpha, human)
+    a_state = jax.vmap(anchor_stage.init)(jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys), coarse_params)
+    a_update = jax.jit(jax.vmap(anchor_stage.make_update(field, acfg), in_axes=(0, 0, None)))
+    aw = anchor_stage.AnchorWeights.default()
+    for _ in range(max(1, steps // acfg.steps_per_call)):
+        a_state, _ = a_update(a_state, rays, aw)
+    return a_state.params
+
+
+def anchor_keypoints(det, a_rgb8, a_alpha8, n_views: int, flip: bool):
+    """Keypoints of the anchor renders at the 8 azimuths (S, 8, H, W, ...): all 8 or every second (the 4
+    canonical views); confidences under 0.25 zeroed (as sessions 3-5)."""
+    if n_views not in (4, 8):
+        raise ValueError(f"detection views must be 4 or 8, got {n_views}")
+    sel = slice(None, None, 8 // n_views)
+    kp, conf, _ = detect(det, over_white(a_rgb8[:, sel], a_alpha8[:, sel]), flip=flip)
+    return kp, onp.where(conf > 0.25, conf, 0.0)
+
+
+def fit_keypoints(fbody: pf.PoseFitBody, setup: pf.PoseFitSetup, betas, kp, conf, cams: Camera, res: int,
+                  fcfg: pf.PoseFitConfig):
+    """Eq. 2 fit of the body to each run's multi-view keypoints (S, V, 18, 2) px of res-px views (x FIT_FRAME/res,
+    the 512 px frame pose_fit's default weights are tuned for; the same geometry)."""
+    S = kp.shape[0]
+    sc = FIT_FRAME / res
+    Ks = jnp.diag(jnp.array([sc, sc, 1.0])) @ cams.K
+    data = pf.MultiViewKeypoints(keypoints=jnp.asarray(kp * sc), confidence=jnp.asarray(conf, jnp.float32),
+                                 K=jnp.broadcast_to(Ks, (S,) + Ks.shape),
+                                 T_cam_world=jnp.broadcast_to(cams.T_cam_world, (S,) + cams.T_cam_world.shape))
+    fitted, kp3d, aux = jax.jit(jax.vmap(pf.make_fit(setup, fcfg), in_axes=(None, None, 0, None, None)))(
+        fbody, betas, data, jnp.zeros(3), pf.PoseFitWeights.default())
+    return fitted, onp.asarray(kp3d), aux
+
+
+def judge(kp3d, scale, true, means, c_depth, obj_mask, cams: Camera, contact: float) -> dict:
+    """Pose class (nearest class mean), relations on the coarse field's object points, and correctness."""
+    feat = onp.asarray(lpd.pose_features(jnp.asarray(kp3d)))
+    pred = classify(feat, means)
+    pts, valid = jax.vmap(lambda d, m: backproject(d, m, cams))(c_depth, jnp.asarray(obj_mask))
+    sit, lift = relations(kp3d, onp.asarray(pts), onp.asarray(valid), onp.asarray(scale), contact=contact)
+    ok_pose = pred == true
+    ok_full = ok_pose & onp.where(true == 0, sit, onp.where(true == 1, lift, True))
+    return dict(features=feat, pred=pred, sit=sit, lift=lift, ok_pose=ok_pose, ok_full=ok_full)
+
+
+def make_direct_runner(fbody: pf.PoseFitBody, setup: pf.PoseFitSetup, betas, p0, colors, ccfg: coarse.CoarseConfig,
+                       keys, *, views: int, res: int):
+    """run(n, guidance, state=None) -> SDSState: the direct ablation (the body under SDS, seed-stacked runs,
+    the coarse stage's views, lights and backdrops drawn from the same keys), and its render_fn.
+
+    The SDS step closes over its guidance (priors.bridge.make_sds_step), so `run` builds the step for the
+    guidance it is given: sessions 3-5 built it once with the first guidance, whose t_max anneal spanned
+    --steps instead of the N steps run, so their direct arm annealed more slowly than the coarse arm."""
+    render_fn, extra = make_direct(fbody, setup, betas, colors, ccfg, limits_weight=10.0)
+    steps: dict[int, tuple] = {}
+
+    @jax.jit
+    def sample(i):
+        return jax.vmap(lambda k: coarse.sample_step_batch(jax.random.fold_in(jax.random.fold_in(k, 2), i), i,
+                                                           n_views=views, resolution=res, camera=ccfg.camera,
+                                                           shading=ccfg.shading))(keys)
+
+    def run(n: int, guidance, state=None):
+        if id(guidance) not in steps:
+            steps[id(guidance)] = (guidance,) + make_sds_step(render_fn, optax.adam(1e-2), guidance, extra_loss_fn=extra)
+        _, d_init, d_step = steps[id(guidance)]
+        state = d_init(p0, jax.random.key(11)) if state is None else state
+        start = int(state.step)
+        for i in range(start, start + n):
+            batch = sample(jnp.int32(i))
+            state, _ = d_step(state, (batch, None), coarse.views_info(batch, 1))
+        jax.block_until_ready(state.params)
+        return state
+
+    return run, render_fn
 
 
 # ------------------------------------------------------------------------------------------------
@@ -408,18 +529,20 @@ def sds_settings(*, tmax: float, tend: float, est: float, k: float, steps: int) 
 
 
 def sweep(args, out: Path, log, prior_dir, det, field, rcfg, res, device, dtype, *, body, setup, fbody,
-          means) -> dict:
-    """Coarse stage for several SDS settings (one run per config, class and `--sweep-seeds` seed, vmapped;
-    each run's guidance, start offset and lr its own; configs with different `sparsity` run as separate
-    groups) on tuning keys, then canonical renders, coverage, the detector's class probabilities and,
-    per run, the anchor-free classification: keypoints of the coarse renders -> Eq. 2 fit -> pose class
-    and relation (the evaluation pipeline without the anchor NeRF), so a config can be picked by its
-    tuning-key accuracy. With `--shape-init` every run starts from the standing body, as in the evaluation.
-    Never on the evaluation keys (--seed-offset 0 is refused)."""
+          means, n_anchor_rays: int) -> dict:
+    """The evaluation's pipeline on tuning keys, for several SDS settings at once (session 6).
+
+    Runs are config-major, then class, then `--sweep-seeds` seeds; run (config, class c, seed j) gets the
+    tuning key offset + c * seeds + j, the same for every config (common random numbers: configs differ
+    only in their settings) and laid out like the evaluation's keys. All runs vmapped, configs with
+    different `sparsity` as separate coarse groups; each (config, class) chunk its own guidance. Then, as
+    the evaluation does: canonical renders, human masks, anchor NeRF, anchor keypoints -> Eq. 2 fit ->
+    pose class and relation, for every detection variant of DETECT_VARIANTS; and the direct arm (the body
+    under SDS) with the same guidance and steps, so both arms get the same tuning runs. `--pick accuracy`
+    then takes the (config, detection variant) of max anchor accuracy. Never on the evaluation keys."""
     if args.seed_offset == 0:
         raise ValueError("--sweep tunes settings: use --seed-offset != 0 (offset 0 are the evaluation keys)")
     cfgs = parse_sweep(args.sweep)
-    # group configs by their (shared) sparsity weight; runs are group-major, then config, class, seed
     groups = sorted({c["sparsity"] for c in cfgs})
     runs = [(i, c, j) for g in groups for i in range(len(cfgs)) if cfgs[i]["sparsity"] == g
             for c in range(NC) for j in range(args.sweep_seeds)]
@@ -428,7 +551,8 @@ def sweep(args, out: Path, log, prior_dir, det, field, rcfg, res, device, dtype,
     ccfg = coarse.CoarseConfig(field=field, render=rcfg, resolution=res, steps=n, views=args.views, log_every=50,
                                shading=coarse.ShadingConfig(albedo_steps=n, background=args.background))
     root = jax.random.key(7)
-    keys = jax.vmap(lambda i: jax.random.fold_in(root, args.seed_offset + i))(jnp.arange(S))
+    idx_key = jnp.asarray([c * args.sweep_seeds + j for _, c, j in runs])
+    keys = jax.vmap(lambda i: jax.random.fold_in(root, args.seed_offset + i))(idx_key)
     st0 = coarse.init_seeds(keys, ccfg)
     betas, p0 = standing_start(body.model, setup, S)
     si_info = None
@@ -440,16 +564,18 @@ def sweep(args, out: Path, log, prior_dir, det, field, rcfg, res, device, dtype,
     else:
         params0 = empty_outside_blob(st0.params, jnp.asarray([cfgs[i]["offset"] for i, _, _ in runs]))
     st0 = st0.replace(params=params0)
+    # one guidance per (config, class) chunk of seeds, in run order (shared by the coarse groups and the direct arm)
+    chunk_parts = []
+    for s in range(0, S, args.sweep_seeds):
+        i, c, _ = runs[s]
+        sds = sds_settings(tmax=cfgs[i]["tmax"], tend=cfgs[i]["tend"], est=cfgs[i]["est"], k=cfgs[i]["k"], steps=n)
+        gc = GuidanceConfig(kind="real", if_dir=str(prior_dir), mvdream_weight=0.0, if_scale=cfgs[i]["scale"], sds=sds)
+        chunk_parts.append((build_guidance(lpd.class_prompt(c), gc, device=device, dtype=dtype), 1.0))
     finals, hist = [], []
     t0 = time.perf_counter()
     for g in groups:
         idx = onp.asarray([s for s, (i, _, _) in enumerate(runs) if cfgs[i]["sparsity"] == g])
-        parts = []
-        for s in idx:
-            i, c, _ = runs[s]
-            sds = sds_settings(tmax=cfgs[i]["tmax"], tend=cfgs[i]["tend"], est=cfgs[i]["est"], k=cfgs[i]["k"], steps=n)
-            gc = GuidanceConfig(kind="real", if_dir=str(prior_dir), mvdream_weight=0.0, if_scale=cfgs[i]["scale"], sds=sds)
-            parts.append((build_guidance(lpd.class_prompt(c), gc, device=device, dtype=dtype), 1.0))
+        parts = [chunk_parts[s // args.sweep_seeds] for s in idx[::args.sweep_seeds]]
         st = jax.tree.map(lambda a: a[idx], st0)
         weights = coarse.CoarseWeights.default(sparsity=g).replace(
             lr=jnp.asarray([cfgs[runs[s][0]]["lr"] for s in idx], jnp.float32))
@@ -461,52 +587,90 @@ def sweep(args, out: Path, log, prior_dir, det, field, rcfg, res, device, dtype,
         hist += h[-1:]
     params = jax.tree.map(lambda *a: jnp.concatenate(a), *finals)  # run order (group-major)
     sds_s = time.perf_counter() - t0
-    cams = pf.canonical_cameras(pf.CanonicalViews(azimuths_deg=(0.0, 90.0, 180.0, 270.0), radius=3.0,
-                                                  elevation_deg=10.0, fov_y_deg=40.0, size=res))
-    albedo = dataclasses.replace(rcfg, shading="albedo", normals=False)
-    rgb, alpha, depth = jax.jit(jax.vmap(lambda p: tuple(render_nerf_views(p, field, cams, None, render_cfg=albedo,
-                                                                           background=0.0)[k]
-                                                         for k in ("rgb", "alpha", "depth"))))(params)
-    img = onp.asarray(over_white(rgb, alpha))
-    kp, conf, probs = detect(det, img)
-    conf = onp.where(conf > 0.25, conf, 0.0)
-    # anchor-free classification (the evaluation's steps 3-4 on the coarse renders)
-    sc = FIT_FRAME / res
-    Ks = jnp.diag(jnp.array([sc, sc, 1.0])) @ cams.K
-    data = pf.MultiViewKeypoints(keypoints=jnp.asarray(kp * sc), confidence=jnp.asarray(conf, jnp.float32),
-                                 K=jnp.broadcast_to(Ks, (S,) + Ks.shape),
-                                 T_cam_world=jnp.broadcast_to(cams.T_cam_world, (S,) + cams.T_cam_world.shape))
-    fcfg = pf.PoseFitConfig(global_steps=2, pose_steps=2, num_hypotheses=1) if args.smoke else pf.PoseFitConfig()
-    fitted, kp3d, _ = jax.jit(jax.vmap(pf.make_fit(setup, fcfg), in_axes=(None, None, 0, None, None)))(
-        fbody, betas, data, jnp.zeros(3), pf.PoseFitWeights.default())
-    kp3d = onp.asarray(kp3d)
+
+    # ---- the evaluation's anchor pipeline on every run
+    t0 = time.perf_counter()
+    cams4 = pf.canonical_cameras(canonical_views(4, res))
+    cams8 = pf.canonical_cameras(canonical_views(8, res))
+    c_rgb, c_alpha, c_depth = make_render_all(field, rcfg, cams4)(params)
+    img = onp.asarray(over_white(c_rgb, c_alpha))
+    _, _, probs = detect(det, img)
+    human = jnp.asarray(probs[:, :, 1]) * (c_alpha > 0.05)
+    obj_mask = (probs[:, :, 2] > 0.5) & (onp.asarray(c_alpha) > 0.5)
+    a_params = anchor_fields(keys, params, field, rcfg, cams4, c_rgb, c_alpha, human, steps=args.anchor_steps,
+                             n_rays=n_anchor_rays)
+    a_rgb8, a_alpha8, _ = make_render_all(field, rcfg, cams8)(a_params)
+    anchor_iou = float(anchor_stage.mask_iou(a_alpha8[:, ::2], human))
+    log(f"sweep anchor: {S} runs, {args.anchor_steps} steps, IoU {anchor_iou:.3f}, {time.perf_counter() - t0:.1f} s")
     true = onp.asarray([c for _, c, _ in runs])
-    pred = classify(onp.asarray(lpd.pose_features(jnp.asarray(kp3d))), means)
-    obj_mask = (probs[:, :, 2] > 0.5) & (onp.asarray(alpha) > 0.5)
-    pts, valid = jax.vmap(lambda d, m: backproject(d, m, cams))(depth, jnp.asarray(obj_mask))
-    sit, lift = relations(kp3d, onp.asarray(pts), onp.asarray(valid), onp.asarray(fitted.scale), contact=args.contact_m)
-    ok_pose = pred == true
-    ok_full = ok_pose & onp.where(true == 0, sit, onp.where(true == 1, lift, True))
-    drawn = onp.stack([[_draw_kp(img[s, v], kp[s, v], conf[s, v]) for v in range(img.shape[1])] for s in range(S)])
+    fcfg = pf.PoseFitConfig(global_steps=2, pose_steps=2, num_hypotheses=1) if args.smoke else pf.PoseFitConfig()
+    judged, kps = {}, {}
+    for nv, flip in DETECT_VARIANTS:
+        t1 = time.perf_counter()
+        kp, conf = anchor_keypoints(det, a_rgb8, a_alpha8, nv, flip)
+        fitted, kp3d, _ = fit_keypoints(fbody, setup, betas, kp, conf, cams4 if nv == 4 else cams8, res, fcfg)
+        judged[nv, flip] = judge(kp3d, fitted.scale, true, means, c_depth, obj_mask, cams4, args.contact_m)
+        kps[nv, flip] = (kp, conf)
+        log(f"sweep variant views={nv} flip={flip}: anchor accuracy {judged[nv, flip]['ok_full'].mean():.3f} "
+            f"({time.perf_counter() - t1:.1f} s)")
+
+    # ---- the direct arm on the same runs, guidance and steps
+    t0 = time.perf_counter()
+    colors = jnp.asarray(lpd.random_colors(jax.random.key(3), jnp.asarray(lpd.part_ids(body.model))))
+    run_direct, _ = make_direct_runner(fbody, setup, betas, p0, colors, ccfg, keys, views=args.views, res=res)
+    d_state = run_direct(n, StackedGuidance(chunk_parts))
+    kp3d_d = onp.asarray(jax.vmap(lambda p: pf.keypoints3d(fbody, setup, p, betas))(d_state.params))
+    feat_d = onp.asarray(lpd.pose_features(jnp.asarray(kp3d_d)))
+    pred_d = classify(feat_d, means)
+    direct_s = time.perf_counter() - t0
+    log(f"sweep direct: {S} runs x {n} steps in {direct_s:.1f} s")
+
+    # ---- pictures (rows = runs: coarse over white at 4 azimuths | anchor at 8 with the 8-view keypoints),
+    # arrays for CPU re-analysis, stats
+    kp8, conf8 = kps[8, False]
+    aimg = onp.asarray(over_white(a_rgb8, a_alpha8))
+    drawn = onp.stack([[_draw_kp(aimg[s, v], kp8[s, v], conf8[s, v]) for v in range(8)] for s in range(S)])
     from anchorhoi_jax.io.export import write_png
 
     write_png(out / "sweep.png", onp.clip(_grid(onp.concatenate([img, drawn], 1)), 0, 1))
-    al = onp.asarray(alpha)
-    stats = [dict(config=i, cls=lpd.CLASSES[c], seed=j, coverage=float(al[s].mean()),
-                  human_prob=float(probs[s, :, 1].mean()), object_prob=float(probs[s, :, 2].mean()),
-                  kp_conf=float(conf[s].mean()), pred=lpd.CLASSES[int(pred[s])], correct=bool(ok_full[s]),
-                  correct_pose=bool(ok_pose[s])) for s, (i, c, j) in enumerate(runs)]
-    keys_ = ("coverage", "human_prob", "object_prob", "kp_conf")
-    per_cfg = [dict(config=cfgs[i], accuracy=float(onp.mean([r["correct"] for r in stats if r["config"] == i])),
-                    accuracy_pose=float(onp.mean([r["correct_pose"] for r in stats if r["config"] == i])),
+    onp.savez_compressed(out / "sweep_arrays.npz", coarse_rgb=onp.asarray(c_rgb, onp.float16),
+                         coarse_alpha=onp.asarray(c_alpha, onp.float16), anchor_rgb8=onp.asarray(a_rgb8, onp.float16),
+                         anchor_alpha8=onp.asarray(a_alpha8, onp.float16), true=true,
+                         config=onp.asarray([i for i, _, _ in runs]), kp3d_direct=kp3d_d)
+    al = onp.asarray(c_alpha)
+    stats = []
+    for s, (i, c, j) in enumerate(runs):
+        r = dict(config=i, cls=lpd.CLASSES[c], seed=j, coverage=float(al[s].mean()),
+                 human_prob=float(probs[s, :, 1].mean()), object_prob=float(probs[s, :, 2].mean()),
+                 pred_direct=lpd.CLASSES[int(pred_d[s])], correct_direct=bool(pred_d[s] == c),
+                 features_direct=feat_d[s].round(3).tolist())
+        for (nv, flip), jd in judged.items():
+            tag = f"v{nv}{'f' if flip else ''}"
+            r[tag] = dict(pred=lpd.CLASSES[int(jd["pred"][s])], correct=bool(jd["ok_full"][s]),
+                          correct_pose=bool(jd["ok_pose"][s]), sit=bool(jd["sit"][s]), lift=bool(jd["lift"][s]),
+                          features=jd["features"][s].round(3).tolist())
+        stats.append(r)
+    keys_ = ("coverage", "human_prob", "object_prob")
+    per_cfg = []
+    for i in range(len(cfgs)):  # config-major, detection variants in DETECT_VARIANTS order (the tie order)
+        sel = onp.asarray([ci == i for ci, _, _ in runs])
+        base = dict(accuracy_direct=float((pred_d[sel] == true[sel]).mean()),
                     **{k: float(onp.mean([r[k] for r in stats if r["config"] == i])) for k in keys_})
-               for i in range(len(cfgs))]
+        for nv, flip in DETECT_VARIANTS:
+            jd = judged[nv, flip]
+            per_cfg.append(dict(config=cfgs[i], variant=dict(detect_views=nv, detect_flip=flip),
+                                accuracy=float(jd["ok_full"][sel].mean()), accuracy_pose=float(jd["ok_pose"][sel].mean()),
+                                per_class={lpd.CLASSES[c]: float(jd["ok_full"][sel & (true == c)].mean()) for c in range(NC)},
+                                per_class_direct={lpd.CLASSES[c]: float((pred_d == true)[sel & (true == c)].mean())
+                                                  for c in range(NC)}, **base))
     result = dict(steps=n, seed_offset=args.seed_offset, seeds_per_class=args.sweep_seeds,
+                  keys="tuning index c * seeds + j per (class c, seed j), the same for every config",
                   start="standing body (shape init)" if args.shape_init else "blob", shape_init=si_info,
-                  sds_seconds=sds_s, runs=stats, per_config=per_cfg, history=hist)
+                  sds_seconds=sds_s, direct_seconds=direct_s, anchor_iou_vs_human_mask=anchor_iou,
+                  runs=stats, per_config=per_cfg, history=hist)
     (out / "sweep.json").write_text(json.dumps(result, indent=1))
     for r in per_cfg:
-        log(f"sweep {r}")
+        log(f"sweep {json.dumps({k: r[k] for k in ('config', 'variant', 'accuracy', 'accuracy_pose', 'accuracy_direct')})}")
     return result
 
 
@@ -579,6 +743,11 @@ def main(argv=None) -> None:
                     help="take if-scale, density-offset, t-max-start and lr from the sweep's config whose coarse "
                          "renders the segmentation net labels most as human (mean human probability, tuning keys)")
     ap.add_argument("--contact-m", type=float, default=0.15)
+    ap.add_argument("--detect-views", type=int, default=4, choices=(4, 8),
+                    help="anchor renders the keypoints are detected in and fitted to: the 4 canonical azimuths or "
+                         "8 (with the diagonals); --settings-from takes it from the picked sweep entry")
+    ap.add_argument("--detect-flip", action="store_true",
+                    help="flip test of the keypoint net (logits averaged with the mirrored image's)")
     ap.add_argument("--smoke", action="store_true", help="CPU plumbing check with tiny artifacts and sizes")
     ap.add_argument("--calibrate", default=None, metavar="DATA_NPZ",
                     help="only check the classifier and the relation tests on the training scenes (exact boxes, "
@@ -597,6 +766,8 @@ def main(argv=None) -> None:
         args.if_scale, args.density_offset, args.t_max_start, args.lr = c["scale"], c["offset"], c["tmax"], c["lr"]
         args.t_max_end, args.estimator, args.denoise_steps = c["tend"], ESTIMATORS[int(c["est"])], int(c["k"])
         args.sparsity = c.get("sparsity", args.sparsity)
+        if "variant" in chosen:  # session-6 sweeps also pick the detection variant
+            args.detect_views, args.detect_flip = chosen["variant"]["detect_views"], chosen["variant"]["detect_flip"]
         rule = ("max mean human probability of the coarse renders" if args.pick == "human_prob" else
                 "max tuning-key accuracy (pose and relation) of the anchor-free pipeline; ties: pose-only accuracy, "
                 "then mean human probability, then the first listed")
@@ -639,7 +810,7 @@ def main(argv=None) -> None:
     det = tp.load_detector(det_path, device)
     if args.sweep:
         return sweep(args, out, log, prior_dir, det, field, rcfg, res, device, dtype, body=body, setup=setup,
-                     fbody=fbody, means=means)
+                     fbody=fbody, means=means, n_anchor_rays=n_anchor_rays)
 
     def make_guidance(anneal_steps: int):
         sds = sds_settings(tmax=args.t_max_start, tend=args.t_max_end, est=ESTIMATORS.index(args.estimator),
@@ -660,22 +831,8 @@ def main(argv=None) -> None:
     keys = jax.vmap(lambda i: jax.random.fold_in(root, args.seed_offset + i))(jnp.arange(S))
     weights = coarse.CoarseWeights.default(lr=args.lr, sparsity=args.sparsity)
     colors = jnp.asarray(lpd.random_colors(jax.random.key(3), jnp.asarray(lpd.part_ids(body.model))))
-    render_fn, extra = make_direct(fbody, setup, betas, colors, ccfg, limits_weight=10.0)
     betas, p0 = standing_start(body.model, setup, S)
-    d_init, d_step = make_sds_step(render_fn, optax.adam(1e-2), guidance, extra_loss_fn=extra)
-
-    @jax.jit
-    def sample(i):
-        return jax.vmap(lambda k: coarse.sample_step_batch(jax.random.fold_in(jax.random.fold_in(k, 2), i), i,
-                                                           n_views=args.views, resolution=res, camera=ccfg.camera,
-                                                           shading=ccfg.shading))(keys)
-
-    def run_direct(n, state, guidance, start=0):
-        for i in range(start, start + n):
-            batch = sample(jnp.int32(i))
-            state, _ = d_step(state, (batch, None), coarse.views_info(batch, 1))
-        jax.block_until_ready(state.params)
-        return state
+    run_direct, render_fn = make_direct_runner(fbody, setup, betas, p0, colors, ccfg, keys, views=args.views, res=res)
 
     start_cache = {}
     si_cfg = shape_init.ShapeInitConfig(steps=5, points=256, grid_resolution=16) if args.smoke else SHAPE_INIT
@@ -695,9 +852,9 @@ def main(argv=None) -> None:
     # ---- step count N for both arms from measured step times (compiles both, then times 20 steps each)
     w0, w1 = (1, 2) if args.smoke else (5, 20)
     t0 = time.perf_counter()
-    tmp = run_direct(w0, d_init(p0, jax.random.key(11)), guidance)
+    tmp = run_direct(w0, guidance)
     t1 = time.perf_counter()
-    run_direct(w1, tmp, guidance, start=w0)
+    run_direct(w1, guidance, tmp)
     t_direct = (time.perf_counter() - t1) / w1
     cst, _ = coarse.fit(fresh_coarse(), ccfg, weights, guidance, until=w0)
     jax.block_until_ready(cst.params)
@@ -727,17 +884,10 @@ def main(argv=None) -> None:
     log(f"coarse: {coarse_steps} steps in {coarse_s:.1f} s; last {hist[-1] if hist else {}}")
 
     # ---- canonical views (4 azimuths) of the coarse fields: rgb, alpha, depth
-    views = pf.CanonicalViews(azimuths_deg=(0.0, 90.0, 180.0, 270.0), radius=3.0,
-                              elevation_deg=10.0, fov_y_deg=40.0, size=res)
+    views = canonical_views(4, res)
     cams = pf.canonical_cameras(views)
-    albedo = dataclasses.replace(rcfg, shading="albedo", normals=False)
-
-    @jax.jit
-    def render_all(params):
-        def one(p):
-            o = render_nerf_views(p, field, cams, None, render_cfg=albedo, background=0.0)
-            return o["rgb"], o["alpha"], o["depth"]
-        return jax.vmap(one)(params)
+    cams8 = pf.canonical_cameras(canonical_views(8, res))
+    render_all = make_render_all(field, rcfg, cams)
 
     t0 = time.perf_counter()
     c_rgb, c_alpha, c_depth = render_all(state.params)
@@ -745,49 +895,34 @@ def main(argv=None) -> None:
     human = jnp.asarray(probs_c[:, :, 1]) * (c_alpha > 0.05)
     obj_mask = (probs_c[:, :, 2] > 0.5) & (onp.asarray(c_alpha) > 0.5)
 
-    # ---- anchor NeRF: Φ_A from Φ̂ by masked feature alignment
-    acfg = anchor_stage.AnchorConfig(steps_per_call=max(1, min(100, args.anchor_steps)), n_rays=n_anchor_rays,
-                                     render=dataclasses.replace(rcfg, shading="albedo", normals=False))
-    rays = jax.vmap(lambda r, a, m: anchor_stage.alignment_rays(cams, r, a, m))(c_rgb, c_alpha, human)
-    a_state = jax.vmap(anchor_stage.init)(jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys), state.params)
-    a_update = jax.jit(jax.vmap(anchor_stage.make_update(field, acfg), in_axes=(0, 0, None)))
-    aw = anchor_stage.AnchorWeights.default()
-    for _ in range(max(1, args.anchor_steps // acfg.steps_per_call)):
-        a_state, a_aux = a_update(a_state, rays, aw)
-    a_rgb, a_alpha, _ = render_all(a_state.params)
-    kp_a, conf_a, _ = detect(det, over_white(a_rgb, a_alpha))
-    conf_a = onp.where(conf_a > 0.25, conf_a, 0.0)
+    # ---- anchor NeRF: Φ_A from Φ̂ by masked feature alignment, rendered at 8 azimuths (every second = the 4)
+    a_params = anchor_fields(keys, state.params, field, rcfg, cams, c_rgb, c_alpha, human, steps=args.anchor_steps,
+                             n_rays=n_anchor_rays)
+    a_rgb8, a_alpha8, _ = make_render_all(field, rcfg, cams8)(a_params)
+    a_rgb, a_alpha = a_rgb8[:, ::2], a_alpha8[:, ::2]
+    kp_a, conf_a = anchor_keypoints(det, a_rgb8, a_alpha8, args.detect_views, args.detect_flip)
     anchor_iou = float(anchor_stage.mask_iou(a_alpha, human))
     anchor_s = time.perf_counter() - t0
-    log(f"anchor: {args.anchor_steps} steps, alpha-vs-human-mask IoU {anchor_iou:.3f}, {anchor_s:.1f} s")
+    log(f"anchor: {args.anchor_steps} steps, alpha-vs-human-mask IoU {anchor_iou:.3f}, {anchor_s:.1f} s; keypoints in "
+        f"{args.detect_views} views{' with the flip test' if args.detect_flip else ''}")
 
     # ---- Eq. 2 fit of the body to the anchor's keypoints (x8 to the 512 px frame)
     t0 = time.perf_counter()
-    sc = FIT_FRAME / res
-    Ks = jnp.diag(jnp.array([sc, sc, 1.0])) @ cams.K
-    data = pf.MultiViewKeypoints(keypoints=jnp.asarray(kp_a * sc), confidence=jnp.asarray(conf_a, jnp.float32),
-                                 K=jnp.broadcast_to(Ks, (S,) + Ks.shape), T_cam_world=jnp.broadcast_to(cams.T_cam_world, (S,) + cams.T_cam_world.shape))
     fcfg = pf.PoseFitConfig(global_steps=2, pose_steps=2, num_hypotheses=1) if args.smoke else pf.PoseFitConfig()
-    fit = pf.make_fit(setup, fcfg)
-    fitted, kp3d_a, fit_aux = jax.jit(jax.vmap(fit, in_axes=(None, None, 0, None, None)))(
-        fbody, betas, data, jnp.zeros(3), pf.PoseFitWeights.default())
-    kp3d_a = onp.asarray(kp3d_a)
+    fitted, kp3d_a, fit_aux = fit_keypoints(fbody, setup, betas, kp_a, conf_a, cams if args.detect_views == 4 else cams8,
+                                            res, fcfg)
     fit_s = time.perf_counter() - t0
     log(f"pose fit: {fit_s:.1f} s, reprojection rms {onp.asarray(fit_aux['reproj_rms_px']).round(1).tolist()} px@512")
 
     # ---- classify + relations
     true = onp.repeat(onp.asarray(run_classes), args.seeds)
-    feat_a = onp.asarray(lpd.pose_features(jnp.asarray(kp3d_a)))
-    pred_a = classify(feat_a, means)
-    pts, valid = jax.vmap(lambda d, m: backproject(d, m, cams))(c_depth, jnp.asarray(obj_mask))
-    sit, lift = relations(kp3d_a, onp.asarray(pts), onp.asarray(valid), onp.asarray(fitted.scale), contact=args.contact_m)
-    rel_ok = onp.where(true == 0, sit, onp.where(true == 1, lift, True))
-    correct_pose = pred_a == true
-    correct_full = correct_pose & rel_ok
+    jd = judge(kp3d_a, fitted.scale, true, means, c_depth, obj_mask, cams, args.contact_m)
+    feat_a, pred_a, sit, lift = jd["features"], jd["pred"], jd["sit"], jd["lift"]
+    correct_pose, correct_full = jd["ok_pose"], jd["ok_full"]
 
     # ---- direct ablation: the body under SDS, same guidance / cameras / backdrop / number of steps
     t0 = time.perf_counter()
-    d_state = run_direct(coarse_steps, d_init(p0, jax.random.key(11)), guidance)
+    d_state = run_direct(coarse_steps, guidance)  # the guidance whose t_max anneal spans the N steps
     d_done = coarse_steps
     direct_s = time.perf_counter() - t0
     kp3d_d = onp.asarray(jax.vmap(lambda p: pf.keypoints3d(fbody, setup, p, betas))(d_state.params))
@@ -797,7 +932,7 @@ def main(argv=None) -> None:
 
     # ---- pictures: coarse / anchor with keypoints / direct, one row per run
     crgb = onp.asarray(c_rgb)
-    argb = onp.asarray(a_rgb)
+    argb = onp.asarray(a_rgb8[:, ::8 // args.detect_views])  # the views the keypoints were detected in
     akp = onp.stack([[_draw_kp(argb[s, v], kp_a[s, v], conf_a[s, v]) for v in range(argb.shape[1])] for s in range(S)])
     dbatch = jax.vmap(lambda k: coarse.sample_step_batch(k, jnp.int32(10**6), n_views=4, resolution=res,
                                                          camera=dataclasses.replace(ccfg.camera, mvdream_group=True),
@@ -840,7 +975,9 @@ def main(argv=None) -> None:
                       estimator=args.estimator, denoise_steps=args.denoise_steps,
                       step_times_ms=dict(coarse=1e3 * t_coarse, direct=1e3 * t_direct), field=dataclasses.asdict(field),
                       render=dataclasses.asdict(rcfg), canonical_views=dataclasses.asdict(views),
-                      contact_m=args.contact_m, detector="heatmap UNet trained on the same renders (train_prior.py)"),
+                      contact_m=args.contact_m, detector="heatmap UNet trained on the same renders (train_prior.py)",
+                      detect_views=args.detect_views, detect_flip=bool(args.detect_flip),
+                      direct_anneal="t_max anneal over the N steps run (fixed in session 6; sessions 3-5: over --steps)"),
         coarse_history=hist[-3:], log=log_lines, calibration=calib, settings_chosen=chosen,
         versions=dict(jax=jax.__version__, torch=torch.__version__),
     )
@@ -850,6 +987,10 @@ def main(argv=None) -> None:
         result["eval_plus_train_minutes"] = result["seconds"]["total"] / 60 + t["train_minutes"] + \
             t.get("detector", {}).get("train_minutes", 0.0)
     (out / "learned_prior.json").write_text(json.dumps(result, indent=1))
+    onp.savez_compressed(out / "eval_arrays.npz", coarse_rgb=onp.asarray(c_rgb, onp.float16),
+                         coarse_alpha=onp.asarray(c_alpha, onp.float16), anchor_rgb8=onp.asarray(a_rgb8, onp.float16),
+                         anchor_alpha8=onp.asarray(a_alpha8, onp.float16), true=true, kp3d_anchor=kp3d_a,
+                         kp3d_direct=kp3d_d)
     (out / "learned_prior.md").write_text(markdown(result))
     print(json.dumps({k: result[k] for k in ("device", "accuracy_anchor", "accuracy_anchor_pose_only", "accuracy_direct",
                                             "per_class_anchor", "per_class_direct", "confusion_anchor_pose",
