@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as onp
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
@@ -92,3 +93,60 @@ def test_pick_config_bad_inputs_are_one_line_errors():
 def test_sweep_refuses_the_evaluation_keys(tmp_path):
     with pytest.raises(ValueError, match=r"use --seed-offset != 0 \(offset 0 are the evaluation keys\)"):
         lp.main(["--smoke", "--out", str(tmp_path), "--sweep", "scale=20"])
+
+
+# ---- session 6: the keypoint-detection variants of the sweep and the evaluation
+def test_flip_permutation_swaps_left_and_right_and_is_an_involution():
+    perm = onp.asarray(lp.FLIP_OPENPOSE18)
+    assert sorted(perm.tolist()) == list(range(18))
+    onp.testing.assert_array_equal(perm[perm], onp.arange(18))
+    # OpenPose-18: 2-4 right arm / 5-7 left arm, 8-10 right leg / 11-13 left leg, 14/15 eyes, 16/17 ears
+    assert perm[[2, 3, 4, 8, 9, 10, 14, 16]].tolist() == [5, 6, 7, 11, 12, 13, 15, 17]
+    assert perm[[0, 1]].tolist() == [0, 1]
+
+
+class _MirrorNet(torch.nn.Module):
+    """A 'detector' whose logits are the image's red channel for every channel: detections follow the image."""
+
+    def forward(self, x, t, return_dict=False):
+        return (x[:, :1].repeat(1, 21, 1, 1),)
+
+
+def test_flip_test_of_a_mirror_symmetric_image_equals_the_plain_detection():
+    img = onp.zeros((1, 8, 8, 3), onp.float32)
+    img[0, 3, 2, 0] = img[0, 3, 5, 0] = 1.0  # two symmetric peaks: columns 2 and 5 of 8
+    kp, conf, _ = lp.detect(_MirrorNet(), jnp.asarray(img))
+    kpf, conff, _ = lp.detect(_MirrorNet(), jnp.asarray(img), flip=True)
+    onp.testing.assert_allclose(kpf, kp, atol=1e-5)
+    onp.testing.assert_allclose(conff, conf, atol=1e-6)
+
+
+def test_flip_test_mirrors_an_asymmetric_peak_back():
+    img = onp.zeros((1, 8, 8, 3), onp.float32)
+    img[0, 3, 1, 0] = 1.0  # one peak at column 1: the mirrored pass sees it at column 6 and maps it back to 1
+    kp, _, _ = lp.detect(_MirrorNet(), jnp.asarray(img), flip=True)
+    onp.testing.assert_allclose(kp[0, :, 0], 1.5, atol=0.5)
+
+
+def test_canonical_views_8_contain_the_4_anchor_views():
+    v4, v8 = lp.canonical_views(4, 64), lp.canonical_views(8, 64)
+    assert v4.azimuths_deg == (0.0, 90.0, 180.0, 270.0)
+    assert v8.azimuths_deg[::2] == v4.azimuths_deg
+    c4, c8 = lp.pf.canonical_cameras(v4), lp.pf.canonical_cameras(v8)
+    onp.testing.assert_allclose(onp.asarray(c8.T_cam_world[::2]), onp.asarray(c4.T_cam_world), atol=1e-6)
+
+
+def test_anchor_keypoints_bad_view_count_is_a_one_line_error():
+    with pytest.raises(ValueError, match=r"detection views must be 4 or 8, got 6"):
+        lp.anchor_keypoints(None, jnp.zeros((1, 8, 4, 4, 3)), jnp.zeros((1, 8, 4, 4)), 6, False)
+
+
+def test_pick_config_takes_the_detection_variant_and_prefers_the_first_listed_on_ties():
+    rows = [dict(config={"scale": 10}, variant=dict(detect_views=4, detect_flip=False), accuracy=0.5, accuracy_pose=0.5,
+                 human_prob=0.1),
+            dict(config={"scale": 10}, variant=dict(detect_views=8, detect_flip=False), accuracy=0.75, accuracy_pose=0.75,
+                 human_prob=0.1),
+            dict(config={"scale": 15}, variant=dict(detect_views=4, detect_flip=False), accuracy=0.75, accuracy_pose=0.75,
+                 human_prob=0.1)]
+    r = lp.pick_config(rows, "accuracy")
+    assert (r["config"], r["variant"]) == ({"scale": 10}, dict(detect_views=8, detect_flip=False))
