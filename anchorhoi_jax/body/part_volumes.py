@@ -32,7 +32,14 @@ import numpy as onp
 from flax import struct
 from jaxtyping import Array, Float, Int
 
-from anchorhoi_jax.kernels.capsules import capsule_depth_max_pallas, capsule_table, resolve_impl, self_pen_depths_pallas
+from anchorhoi_jax.kernels.capsules import (
+    capsule_depth_max_bwd_pallas,
+    capsule_depth_max_pallas,
+    capsule_table,
+    resolve_impl,
+    self_pen_depths_bwd_pallas,
+    self_pen_depths_pallas,
+)
 
 HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -40,8 +47,8 @@ HIGHEST = jax.lax.Precision.HIGHEST
 # passes impl=None (the loss terms do): "xla" (plain JAX), "pallas" (kernels/capsules.py, CUDA only),
 # "interpret" (the Pallas kernel interpreted, any backend) or "auto" (pallas on a GPU, xla elsewhere).
 # Read at trace time; benchmarks/motion_profile.py --ab sets them to compare the paths in one process.
-CAPSULE_IMPL = "xla"
-SELF_PEN_IMPL = "xla"
+CAPSULE_IMPL = "auto"
+SELF_PEN_IMPL = "auto"
 
 
 @struct.dataclass
@@ -307,6 +314,10 @@ def _inside_depth_bwd(impl, res, g):
     # radii are constants (the motion stage) drop it from the compiled program.
     points, p0, p1, radius, idx = res
     ab_all, inv_all = _capsule_constants(p0, p1)
+    if impl != "xla":  # the same arithmetic as below, one kernel with atomics (kernels/capsules.py)
+        dx, caps = capsule_depth_max_bwd_pallas(points, capsule_table(p0, p1, inv_all, radius), idx, g,
+                                                interpret=impl == "interpret")
+        return dx, caps[:, 0:3], caps[:, 3:6], caps[:, 6]
     a, ab, inv = p0[idx], ab_all[idx], inv_all[idx]
     xa = points - a
     t = jnp.clip(jnp.sum(xa * ab, -1) * inv, 0.0, 1.0)
@@ -406,6 +417,10 @@ def _self_pen_bwd(samples, impl, res, g):
     # Autodiff of the forward stored and re-read ~10 (Q, samples, 3) arrays per frame and seed (H100,
     # 8 seeds: ~0.9 of 5.9 ms per step).
     pair_a, pair_b, p0, p1, radius = res
+    if impl != "xla":  # the same arithmetic as below, one kernel with atomics (kernels/capsules.py)
+        table = capsule_table(p0, p1, jnp.zeros_like(radius), radius)
+        caps = self_pen_depths_bwd_pallas(table, pair_a, pair_b, g, interpret=impl == "interpret")
+        return None, None, caps[:, 0:3], caps[:, 3:6], caps[:, 6]
     t0 = [0.0] * 3
     t1 = [0.0] * 3
     gu = [0.0] * 3

@@ -6,10 +6,13 @@ kernels' logic on the CPU."""
 
 from anchorhoi_jax.kernels.capsules import (
     IMPLS,
+    capsule_depth_max_bwd_pallas,
     capsule_depth_max_pallas,
     capsule_table,
     resolve_impl,
+    self_pen_depths_bwd_pallas,
     self_pen_depths_pallas,
 )
 
-__all__ = ["IMPLS", "capsule_depth_max_pallas", "capsule_table", "resolve_impl", "self_pen_depths_pallas"]
+__all__ = ["IMPLS", "capsule_depth_max_bwd_pallas", "capsule_depth_max_pallas", "capsule_table", "resolve_impl",
+           "self_pen_depths_bwd_pallas", "self_pen_depths_pallas"]

@@ -52,7 +52,7 @@ def _compiler_params(num_warps: int):
     return plt.CompilerParams(num_warps=num_warps, num_stages=1)
 
 
-def _capsule_kernel(num_parts, block, tab_ref, pts_ref, depth_ref, idx_ref):
+def _capsule_kernel(num_parts, block, unroll, tab_ref, pts_ref, depth_ref, idx_ref):
     from jax.experimental import pallas as pl
 
     rows = pl.program_id(0) * block + jax.lax.broadcasted_iota(jnp.int32, (block,), 0)
@@ -66,23 +66,30 @@ def _capsule_kernel(num_parts, block, tab_ref, pts_ref, depth_ref, idx_ref):
         dx, dy, dz = xa - t * abx, ya - t * aby, za - t * abz
         depth = tab_ref[7, p] - jnp.sqrt(dx * dx + dy * dy + dz * dz + 1e-12)
         take = depth > best  # strict: ties keep the lower part index (jnp.argmax's rule)
-        return jnp.where(take, depth, best), jnp.where(take, p, arg)
+        return jnp.where(take, depth, best), jnp.where(take, jnp.int32(p) if isinstance(p, int) else p, arg)
 
-    init = (jnp.full((block,), -jnp.inf, jnp.float32), jnp.zeros((block,), jnp.int32))
-    best, arg = jax.lax.fori_loop(0, num_parts, part, init)
+    carry = (jnp.full((block,), -jnp.inf, jnp.float32), jnp.zeros((block,), jnp.int32))
+    if unroll:  # static part indices: the table loads are plain scalar loads the compiler can schedule early
+        for p in range(num_parts):
+            carry = part(p, carry)
+    else:
+        carry = jax.lax.fori_loop(0, num_parts, part, carry)
+    best, arg = carry
     depth_ref[...] = best
     idx_ref[...] = arg
 
 
 def capsule_depth_max_pallas(
-    points: Float[Array, "N 3"], table: Float[Array, "8 P"], *, interpret: bool = False, block: int = 256,
-    num_warps: int = 4,
+    points: Float[Array, "N 3"], table: Float[Array, "8 P"], *, interpret: bool = False, block: int = 512,
+    num_warps: int = 4, unroll: bool = True,
 ) -> tuple[Float[Array, "N"], Int[Array, "N"]]:
     """max_p (r_p − dist(x_n, segment p)) and its argmax for every point, one kernel (see module doc).
 
     Args:
       points: (N, 3) query points (metres). table: `capsule_table(p0, p1, 1/|ab|², r)`.
-      block: points per program (a power of two); N is padded up to a multiple of it.
+      block: points per program (a power of two); N is padded up to a multiple of it. With 4 warps (128
+        threads) a block of 512 gives each thread 4 points, over which each part's 8 table loads are shared.
+      unroll: the loop over the parts unrolled at trace time (P static) instead of a fori_loop.
     Returns: depth (N,) float32 and the part index (N,) int32."""
     from jax.experimental import pallas as pl
 
@@ -93,7 +100,7 @@ def capsule_depth_max_pallas(
     flat = jnp.pad(points.astype(jnp.float32), ((0, n_pad - n), (0, 0))).reshape(-1)
     out_spec = pl.BlockSpec((block,), lambda i: (i,))
     depth, idx = pl.pallas_call(
-        functools.partial(_capsule_kernel, table.shape[1], block),
+        functools.partial(_capsule_kernel, table.shape[1], block, unroll),
         out_shape=(jax.ShapeDtypeStruct((n_pad,), jnp.float32), jax.ShapeDtypeStruct((n_pad,), jnp.int32)),
         grid=(n_pad // block,),
         in_specs=[pl.BlockSpec(table.shape, lambda i: (0, 0)), pl.BlockSpec(flat.shape, lambda i: (0,))],
@@ -153,3 +160,139 @@ def self_pen_depths_pallas(
         name="self_pen_depths",
     )(table.astype(jnp.float32), pa, pb)
     return jnp.stack([p[:q] for p in planes], -1)
+
+
+def _scatter_add(ref, index, val, live, interpret):
+    """ref[index] += val where `live` (float atomics on the GPU: only live elements issue an add). The
+    Pallas interpreter's discharge of a vector atomic add keeps one of duplicate indices, so interpret
+    mode adds element by element (exact; for CPU tests only)."""
+    from jax.experimental.pallas import triton as plt
+
+    if not interpret:
+        plt.atomic_add(ref, (index,), val, mask=live)
+        return
+    v = jnp.where(live, val, 0.0)
+
+    def one(i, carry):
+        plt.atomic_add(ref, (index[i],), v[i])
+        return carry
+
+    jax.lax.fori_loop(0, index.shape[0], one, 0)
+
+
+def _capsule_bwd_kernel(block, interpret, tab_ref, pts_ref, idx_ref, g_ref, zero_ref, dx_ref, caps_ref):
+    """Backward of the capsule max: per point, the winning part's geometry recomputed (as
+    body/part_volumes._inside_depth_bwd): ∂/∂x = −e·g, and (e·g(1 − t), e·g·t, g) added to that part."""
+    from jax.experimental import pallas as pl
+
+    del zero_ref  # aliased to caps_ref (zero-initialised accumulator)
+    sl = pl.ds(pl.program_id(0) * block, block)
+    rows = pl.program_id(0) * block + jax.lax.broadcasted_iota(jnp.int32, (block,), 0)
+    p, g = idx_ref[sl], g_ref[sl]
+    xa = [pts_ref[rows * 3 + c] - tab_ref[c, p] for c in range(3)]
+    ab = [tab_ref[3 + c, p] for c in range(3)]
+    t = jnp.minimum(jnp.maximum((xa[0] * ab[0] + xa[1] * ab[1] + xa[2] * ab[2]) * tab_ref[6, p], 0.0), 1.0)
+    d = [xa[c] - t * ab[c] for c in range(3)]
+    norm = jnp.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2] + 1e-12)
+    ge = [g * d[c] / norm for c in range(3)]
+    live = g != 0
+    for c in range(3):
+        dx_ref[rows * 3 + c] = -ge[c]
+        _scatter_add(caps_ref, p * 7 + c, ge[c] * (1.0 - t), live, interpret)
+        _scatter_add(caps_ref, p * 7 + 3 + c, ge[c] * t, live, interpret)
+    _scatter_add(caps_ref, p * 7 + 6, g, live, interpret)
+
+
+def capsule_depth_max_bwd_pallas(
+    points: Float[Array, "N 3"], table: Float[Array, "8 P"], idx: Int[Array, "N"], g: Float[Array, "N"], *,
+    interpret: bool = False, block: int = 256, num_warps: int = 4,
+) -> tuple[Float[Array, "N 3"], Float[Array, "P 7"]]:
+    """Cotangents of `capsule_depth_max_pallas`'s depth: (∂/∂points (N, 3), per part [∂/∂p0 | ∂/∂p1 | ∂/∂r]
+    (P, 7)). Points with g = 0 (outside every capsule after L_pen's relu: almost all) issue no atomics."""
+    from jax.experimental import pallas as pl
+
+    n, num_parts = points.shape[0], table.shape[1]
+    n_pad = -(-n // block) * block
+    flat = jnp.pad(points.astype(jnp.float32), ((0, n_pad - n), (0, 0))).reshape(-1)
+    idx = jnp.pad(idx.astype(jnp.int32), (0, n_pad - n))
+    g = jnp.pad(g.astype(jnp.float32), (0, n_pad - n))
+    full = lambda shape: pl.BlockSpec(shape, lambda i: (0,) * len(shape))  # noqa: E731
+    dx, caps = pl.pallas_call(
+        functools.partial(_capsule_bwd_kernel, block, interpret),
+        out_shape=(jax.ShapeDtypeStruct((3 * n_pad,), jnp.float32), jax.ShapeDtypeStruct((7 * num_parts,), jnp.float32)),
+        grid=(n_pad // block,),
+        in_specs=[full(table.shape), full(flat.shape), full(idx.shape), full(g.shape), full((7 * num_parts,))],
+        out_specs=(full((3 * n_pad,)), full((7 * num_parts,))),
+        input_output_aliases={4: 1},
+        compiler_params=None if interpret else _compiler_params(num_warps),
+        interpret=interpret,
+        name="capsule_depth_max_bwd",
+    )(table.astype(jnp.float32), flat, idx, g, jnp.zeros((7 * num_parts,), jnp.float32))
+    return dx.reshape(n_pad, 3)[:n], caps.reshape(num_parts, 7)
+
+
+def _self_pen_bwd_kernel(samples, block, interpret, tab_ref, pa_ref, pb_ref, g_ref, zero_ref, caps_ref):
+    """Backward of the self-penetration depths (as body/part_volumes._self_pen_bwd): per pair the
+    samples' ten sums in registers, then added to parts a and b (only pairs with a live sample)."""
+    from jax.experimental import pallas as pl
+
+    del zero_ref  # aliased to caps_ref (zero-initialised accumulator)
+    sl = pl.ds(pl.program_id(0) * block, block)
+    rows = pl.program_id(0) * block + jax.lax.broadcasted_iota(jnp.int32, (block,), 0)
+    a, b = pa_ref[sl], pb_ref[sl]
+    a0 = [tab_ref[k, a] for k in range(3)]
+    da = [tab_ref[3 + k, a] for k in range(3)]
+    b0 = [tab_ref[k, b] for k in range(3)]
+    bb = [tab_ref[3 + k, b] for k in range(3)]
+    inv = 1.0 / jnp.maximum(bb[0] * bb[0] + bb[1] * bb[1] + bb[2] * bb[2], 1e-12)
+    rsum = tab_ref[7, a] + tab_ref[7, b]
+    t0, t1, gu = [0.0] * 3, [0.0] * 3, [0.0] * 3
+    gr, live = 0.0, None
+    for k in range(samples):
+        tau = k / (samples - 1) if samples > 1 else 0.0
+        xb = [a0[c] + tau * da[c] - b0[c] for c in range(3)]
+        u = jnp.minimum(jnp.maximum((xb[0] * bb[0] + xb[1] * bb[1] + xb[2] * bb[2]) * inv, 0.0), 1.0)
+        d = [xb[c] - u * bb[c] for c in range(3)]
+        dist = jnp.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2] + 1e-12)
+        depth = jnp.maximum(rsum - dist, 0.0)
+        G = jnp.where(depth > 0, g_ref[rows * samples + k], 0.0)
+        for c in range(3):
+            Ge = G * (d[c] / dist)
+            t0[c] = t0[c] + Ge * (1.0 - tau)
+            t1[c] = t1[c] + Ge * tau
+            gu[c] = gu[c] + Ge * u
+        gr = gr + G
+        live = (G != 0) if live is None else live | (G != 0)
+    cols_a = [-x for x in t0] + [-x for x in t1] + [gr]  # part a: x = a0 + τ(a1 − a0), ∂/∂x = −e
+    cols_b = [t0[c] + t1[c] - gu[c] for c in range(3)] + gu + [gr]  # part b: e(1 − u), e·u
+    for j in range(7):
+        _scatter_add(caps_ref, a * 7 + j, cols_a[j], live, interpret)
+        _scatter_add(caps_ref, b * 7 + j, cols_b[j], live, interpret)
+
+
+def self_pen_depths_bwd_pallas(
+    table: Float[Array, "8 P"], pair_a: Int[Array, "Q"], pair_b: Int[Array, "Q"], g: Float[Array, "Q samples"], *,
+    interpret: bool = False, block: int = 256, num_warps: int = 4,
+) -> Float[Array, "P 7"]:
+    """Cotangents of `self_pen_depths_pallas` per part: [∂/∂p0 | ∂/∂p1 | ∂/∂r] (P, 7)."""
+    from jax.experimental import pallas as pl
+
+    q, samples = g.shape
+    num_parts = table.shape[1]
+    q_pad = -(-q // block) * block
+    pa = jnp.pad(pair_a.astype(jnp.int32), (0, q_pad - q))
+    pb = jnp.pad(pair_b.astype(jnp.int32), (0, q_pad - q))
+    gf = jnp.pad(g.astype(jnp.float32), ((0, q_pad - q), (0, 0))).reshape(-1)
+    full = lambda shape: pl.BlockSpec(shape, lambda i: (0,) * len(shape))  # noqa: E731
+    caps = pl.pallas_call(
+        functools.partial(_self_pen_bwd_kernel, samples, block, interpret),
+        out_shape=jax.ShapeDtypeStruct((7 * num_parts,), jnp.float32),
+        grid=(q_pad // block,),
+        in_specs=[full(table.shape), full(pa.shape), full(pb.shape), full(gf.shape), full((7 * num_parts,))],
+        out_specs=full((7 * num_parts,)),
+        input_output_aliases={4: 0},
+        compiler_params=None if interpret else _compiler_params(num_warps),
+        interpret=interpret,
+        name="self_pen_depths_bwd",
+    )(table.astype(jnp.float32), pa, pb, gf, jnp.zeros((7 * num_parts,), jnp.float32))
+    return caps.reshape(num_parts, 7)
