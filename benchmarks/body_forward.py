@@ -397,6 +397,8 @@ def main(argv=None):
     ap.add_argument("--compare-pallas-lbs", action="store_true", help="--compare: also the session-5 Pallas LBS kernel")
     ap.add_argument("--fused", default="",
                     help="--compare: fused GEMM+LBS kernel configs 'bm,bn,bk,warps,stages;...' (body/fused_lbs.py)")
+    ap.add_argument("--lbs", default="",
+                    help="--compare: XLA GEMM + tiled Pallas LBS kernel configs 'bm,bn,warps,vertex_fastest;...'")
     ap.add_argument("--layouts", action="store_true",
                     help="--compare: GEMM output as a jit output (not a temp) and the coordinate-planar XLA layout")
     ap.add_argument("--trace-host", action="store_true",
@@ -689,6 +691,23 @@ def main(argv=None):
                 except Exception as e:
                     cp[f"{name}_error"] = f"{type(e).__name__}: {e}"[:600]
                     print(name, "failed:", cp[f"{name}_error"], flush=True)
+        if args.lbs:
+            from anchorhoi_jax.body import fused_lbs as fl
+
+            for spec in args.lbs.split(";"):
+                bm_, bn_, nw_, vf_ = (int(v) for v in spec.split(","))
+                name = f"xla_gemm_tiled_lbs_{bm_}x{bn_}_w{nw_}_{'vfast' if vf_ else 'bfast'}_full_fp32"
+                t_c = time.perf_counter()
+                try:
+                    fb = fl.prepare(model, fl.FusedConfig(bn=bn_))
+                    ff = jax.jit(lambda m, fb, p, bm_=bm_, bn_=bn_, nw_=nw_, vf_=vf_: fl.pose_vertices_joints_lbs(
+                        m, fb, p, bm=bm_, bn=bn_, num_warps=nw_, vertex_fastest=bool(vf_), interpret=not on_gpu))
+                    jax.block_until_ready(ff(model, fb, pc))
+                    cands[name] = lambda ff=ff, fb=fb: ff(model, fb, pc)
+                    cp["compile_s"][name] = time.perf_counter() - t_c
+                except Exception as e:
+                    cp[f"{name}_error"] = f"{type(e).__name__}: {e}"[:600]
+                    print(name, "failed:", cp[f"{name}_error"], flush=True)
         for name, fn in cands.items():  # compile and warm every candidate before any timing
             jax.block_until_ready(fn())
         v_ref = onp.asarray(cands["jit_model_params_full_fp32"]()[0])
@@ -697,7 +716,7 @@ def main(argv=None):
             onp.abs(onp.asarray(cands["compile_pose_full_fp32"]()[0]) - v_ref).max()
         )
         for n in cands:
-            if n.startswith(("pallas_lbs", "fused_", "planar_", "gemm_out")):
+            if n.startswith(("pallas_lbs", "fused_", "planar_", "gemm_out", "xla_gemm_tiled")):
                 o = cands[n]()
                 cp[f"{n}_max_abs_diff_vs_jit_m"] = float(onp.abs(onp.asarray(o[0]) - v_ref).max())
                 cp[f"{n}_max_joint_diff_vs_jit_m"] = float(onp.abs(onp.asarray(o[1]) - j_ref).max())
@@ -724,9 +743,9 @@ def main(argv=None):
         print("compare", json.dumps(cp["timings"]), flush=True)
         save()
         if args.trace_host and on_gpu:
-            fused_best = min((n for n in cands if n.startswith("fused_")), default=None,
-                             key=lambda n: cp["timings"][n]["per_call_ms"])  # fmt: skip
-            names = ["jit_model_params_full_fp32", "nop_model_and_params", "body_models_full_fp32", fused_best,
+            best = [min((n for n in cands if n.startswith(pre)), default=None,
+                        key=lambda n: cp["timings"][n]["per_call_ms"]) for pre in ("fused_", "xla_gemm_tiled")]
+            names = ["jit_model_params_full_fp32", "nop_model_and_params", "body_models_full_fp32", *best,
                      "gemm_out_as_output_full_fp32"]  # fmt: skip
             targets = {n: (lambda fn=cands[n]: jax.block_until_ready(fn())) for n in names if n in cands}
             try:

@@ -94,6 +94,14 @@ def _kernel(f_ref, m_ref, a_ref, ids_ref, w_ref, p_ref, o_ref, *, cfg, Q, V, Vo,
     z = jnp.zeros((BM, BN), jnp.float32)
     p = jax.lax.fori_loop(0, Q // BK, body, (z, z, z))
 
+    _skin_tile(p, a_ref, ids_ref, w_ref, p_ref, o_ref, b0=b0, v0=v0, BM=BM, BN=BN, V=V, Vo=Vo, K=K, J12=J12)
+
+
+def _skin_tile(p, a_ref, ids_ref, w_ref, p_ref, o_ref, *, b0, v0, BM, BN, V, Vo, K, J12):
+    """Skin and place a (BM samples × BN vertices) tile of rest coordinates p = (x, y, z) and store it."""
+    from jax.experimental import pallas as pl
+    from jax.experimental.pallas import triton as plt
+
     rows = b0 + jnp.arange(BM, dtype=jnp.int32)
     cols = v0 + jnp.arange(BN, dtype=jnp.int32)
     mask = jnp.broadcast_to((cols < V)[None, :], (BM, BN))
@@ -114,6 +122,76 @@ def _kernel(f_ref, m_ref, a_ref, ids_ref, w_ref, p_ref, o_ref, *, cfg, Q, V, Vo,
         root = p_ref[pl.ds(b0, BM), c][:, None]
         o = root + scale * (o - root) + p_ref[pl.ds(b0, BM), 4 + c][:, None]
         plt.store(o_ref.at[rows[:, None] * (3 * Vo) + cols[None, :] * 3 + c], o, mask=mask)
+
+
+def _lbs_kernel(r_ref, a_ref, ids_ref, w_ref, p_ref, o_ref, *, BM, BN, N, V, Vo, K, J12, nb, nv, vertex_fastest):
+    """LBS + placement of a (BM × BN) tile of an already computed posed rest mesh (B, N ≥ 3V)."""
+    from jax.experimental import pallas as pl
+    from jax.experimental.pallas import triton as plt
+
+    pid = pl.program_id(0)
+    if vertex_fastest:  # consecutive programs stream along the same rows
+        i, j = pid // nv, pid % nv
+    else:
+        i, j = pid % nb, pid // nb
+    b0 = pl.multiple_of(i * BM, BM)
+    v0 = pl.multiple_of(j * BN, BN)
+    rows = b0 + jnp.arange(BM, dtype=jnp.int32)
+    cols = v0 + jnp.arange(BN, dtype=jnp.int32)
+    mask = jnp.broadcast_to((cols < V)[None, :], (BM, BN))
+    base = rows[:, None] * N + cols[None, :] * 3
+    # Every load of the tile is issued before any use: BM·BN·3 independent loads per program keep
+    # enough bytes in flight for HBM bandwidth (one output value per thread does not).
+    p = tuple(plt.load(r_ref.at[base + c], mask=mask, other=0.0) for c in range(3))
+    _skin_tile(p, a_ref, ids_ref, w_ref, p_ref, o_ref, b0=b0, v0=v0, BM=BM, BN=BN, V=V, Vo=Vo, K=K, J12=J12)
+
+
+def lbs_vertices(
+    rest: Float[Array, "B N"],
+    A: Float[Array, "B J 3 4"],
+    ids_t: Int[Array, "K Vp"],
+    w_t: Float[Array, "K Vp"],
+    root: Float[Array, "B 3"],
+    scale: Float[Array, "B"],
+    transl: Float[Array, "B 3"],
+    *,
+    num_vertices: int,
+    bm: int = 8,
+    bn: int = 128,
+    num_warps: int = 4,
+    vertex_fastest: bool = True,
+    interpret: bool = False,
+) -> Float[Array, "B V 3"]:
+    """Skinned, scaled and translated vertices from the posed rest mesh rows `rest` (x, y, z interleaved).
+
+    The LBS pass alone as a 2-D-tiled kernel (BM samples × BN vertices per program); `ids_t`/`w_t`
+    from `planar_skinning` with Vp a multiple of `bn`.
+    """
+    from jax.experimental import pallas as pl
+    from jax.experimental.pallas import triton as plt
+
+    B, N = rest.shape
+    V = num_vertices
+    Vp = ids_t.shape[1]
+    if Vp % bn or N < 3 * V or B % bm:
+        raise ValueError(f"lbs tile {bm}x{bn} does not fit rest {rest.shape} / skinning {ids_t.shape}")
+    J = A.shape[-3]
+    K = ids_t.shape[0]
+    nb, nv = B // bm, Vp // bn
+    place = jnp.concatenate([root, scale[:, None], transl, jnp.zeros((B, 1), root.dtype)], -1)
+    Vo = Vp if interpret else V
+    if interpret:  # masked loads read past the row end there too: pad the rows
+        rest = jnp.pad(rest, ((0, 0), (0, max(0, 3 * Vp - N))))
+    kern = functools.partial(_lbs_kernel, BM=bm, BN=bn, N=rest.shape[1], V=V, Vo=Vo, K=K, J12=J * 12, nb=nb, nv=nv,
+                             vertex_fastest=vertex_fastest)
+    out = pl.pallas_call(
+        kern,
+        out_shape=jax.ShapeDtypeStruct((B * 3 * Vo,), jnp.float32),
+        grid=(nb * nv,),
+        interpret=interpret,
+        compiler_params=plt.CompilerParams(num_warps=num_warps),
+    )(rest.reshape(-1), A.reshape(-1), ids_t, w_t, place)
+    return out.reshape(B, Vo, 3)[:, :V]
 
 
 def fused_vertices(
@@ -206,6 +284,34 @@ def pose_vertices_joints(model, fused: FusedBlend, params, *, cfg: FusedConfig =
     verts = fused_vertices(
         f, fused.planar, A, fused.ids_t, fused.w_t, root, params.scale, params.transl,
         num_vertices=model.num_vertices, cfg=cfg, interpret=interpret,
+    )  # fmt: skip
+    extra = jax.vmap(sk._barycentric, in_axes=(0, None, None))(verts, model.extra_vertex_ids, model.extra_bary)
+    return verts, jnp.concatenate([joints, extra], 1)
+
+
+def pose_vertices_joints_lbs(model, fused: FusedBlend, params, *, bm=8, bn=128, num_warps=4, vertex_fastest=True,
+                             interpret=False):
+    """As `pose_vertices_joints`, but the GEMM is XLA's (cuBLAS FFMA) and only the LBS pass is the tiled kernel.
+
+    `fused` from `prepare(model, FusedConfig(bn=bn))` (its planar matrix is not used here).
+    """
+    from anchorhoi_jax.body import skinning as sk
+
+    def per_sample(p):
+        R = sk.rodrigues(p.pose)
+        f = sk._blend_features(model, p.betas, R)
+        j_rest = sk.rest_joints(model, p.betas)
+        R_rest = sk.rest_orientations(model, p.betas)
+        Rw, tw = sk.forward_kinematics(model, R, j_rest, R_rest)
+        A = sk._skin_transforms(Rw, tw, R_rest, j_rest, True)
+        root = j_rest[0]
+        return f, A, root, sk._place(tw, root, p.scale, p.transl)
+
+    f, A, root, joints = jax.vmap(per_sample)(params)
+    rest = jnp.matmul(f, model.blend_dirs, precision=HIGHEST)
+    verts = lbs_vertices(
+        rest, A, fused.ids_t, fused.w_t, root, params.scale, params.transl, num_vertices=model.num_vertices,
+        bm=bm, bn=bn, num_warps=num_warps, vertex_fastest=vertex_fastest, interpret=interpret,
     )  # fmt: skip
     extra = jax.vmap(sk._barycentric, in_axes=(0, None, None))(verts, model.extra_vertex_ids, model.extra_bary)
     return verts, jnp.concatenate([joints, extra], 1)
