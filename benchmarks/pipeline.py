@@ -166,6 +166,14 @@ def _stage_at(windows, t) -> str | None:
     return name
 
 
+def _event_seconds(d) -> float:
+    """A prior clock's duration: seconds (a float) or a pair of completed CUDA events."""
+    if isinstance(d, tuple):
+        d[1].synchronize()
+        return 1e-3 * d[0].elapsed_time(d[1])
+    return float(d)
+
+
 def phase_summary(records, prior_events, windows, skip: int = 2) -> dict:
     """Median per-step phase times (ms) per SDS stage (bridge.record_phases), the first `skip` steps of a
     stage (compilation, CUDA-graph capture) left out, and the mean per step of each prior's UNet / encoder
@@ -192,7 +200,7 @@ def phase_summary(records, prior_events, windows, skip: int = 2) -> dict:
         ev: dict[str, list] = {}
         for e in prior_events:
             if t_lo <= e[0] < t_hi:
-                ev.setdefault(e[1], []).append(e[2])
+                ev.setdefault(e[1], []).append(_event_seconds(e[2]))
         for k, v in ev.items():
             row[k + "_ms_per_step"] = 1e3 * float(onp.sum(v)) / max(1, len(steady))
             row[k + "_calls_per_step"] = len(v) / max(1, len(steady))
@@ -201,16 +209,21 @@ def phase_summary(records, prior_events, windows, skip: int = 2) -> dict:
 
 
 def _time_prior_calls(prior, name: str, events: list, torch) -> None:
-    """Wrap a prior's UNet (predict_eps) and encoder forward with synchronised clocks (diagnostics)."""
+    """Wrap a prior's UNet (predict_eps) and encoder forward with GPU clocks (diagnostics).
+
+    CUDA events recorded on the stream around each call; nothing waits for them (their durations are read
+    after the run, `_event_seconds`). Until session 5 these clocks synchronised the device before and after each
+    call, which stalled the host three times per SDS step and put ~7 ms of idle GPU into every 1-seed step
+    they timed (benchmarks/results/pipeline.md, session 6)."""
     import time as _t
 
     def wrap(fn, label):
         def timed(*a, **k):
-            torch.cuda.synchronize()
-            t0 = _t.perf_counter()
+            e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            e0.record()
             out = fn(*a, **k)
-            torch.cuda.synchronize()
-            events.append((_t.time(), label, _t.perf_counter() - t0))
+            e1.record()
+            events.append((_t.time(), label, (e0, e1)))
             return out
         return timed
 
@@ -282,7 +295,7 @@ def real_size_priors(cfg, device, dtype, *, accelerate: bool = False):
     p_mv = build_real_size("mvdream", device, dtype)
     if accelerate:
         for p in (p_if, p_mv):
-            p.accelerate(g.accelerate, channels_last=g.channels_last)
+            G.accelerate_prior(p, g)
 
     def guid(text):  # as composition._guidances builds them (IF views per group from the config)
         return G.CombinedGuidance([(G.if_guidance(p_if, text, g), g.if_weight),
@@ -309,6 +322,7 @@ def priors_state(priors) -> dict:
     for name, p in priors.torch_priors.items():
         enc = getattr(p, "_encoder", None)
         out[name] = {"accelerated": p.accelerated, "channels_last": p.memory_format == __import__("torch").channels_last,
+                     "encoder_channels_last": p.encoder_memory_format == __import__("torch").channels_last,
                      "unet_graphs": len(getattr(p._unet_runner, "graphs", {}) or {}),
                      "encoder_vjp_graphs": len(getattr(enc, "graphs", {}) or {}) if enc is not None else None}
     return out
@@ -395,6 +409,41 @@ def if_views_ab(priors, cfg, torch, *, seeds=(1, 4), calls: int = 10, warmup: in
     return res
 
 
+def encoder_layout_ab(priors, cfg, torch, *, calls: int = 10, warmup: int = 3) -> dict:
+    """The coarse guidance (T_inter: IF on 1 of 4 views + MVDream on the 4 views of one seed, 64 px renders) with
+    MVDream's VAE encoder NCHW (GuidanceConfig.encoder_channels_last=false, the default since session 6) vs NHWC
+    (session 5), same process, same inputs, same generator: median ms of `calls` synchronised calls, and the
+    relative L2 difference of the returned image gradients next to the one a 1-ulp fp16 change of the input
+    makes (the fp16 rounding scale; the layout changes only the kernels' summation order). Also a
+    torch.profiler summary of 3 calls of the config's layout (host synchronisations per call, GPU kernel time)."""
+    g = cfg.compose.guidance
+    p_mv = priors.torch_priors["mvdream"]
+    views, x = _views_and_images(4, 1, torch)
+    # Every input value moved 1 ulp of its own dtype away from zero (the integer view of a float + 1).
+    as_int = {torch.float16: torch.int16, torch.float32: torch.int32}[x.dtype]
+    x_ulp = (x.view(as_int) + 1).view(x.dtype)
+
+    def call(xx, seed):
+        return priors.inter(xx, views=views, step=1000, generator=torch.Generator(device=xx.device).manual_seed(seed))
+
+    res, grads = {}, {}
+    for label, enc_cl in (("nchw", False), ("nhwc", True), ("nchw_again", False)):
+        p_mv.accelerate(g.accelerate, channels_last=g.channels_last, encoder_channels_last=enc_cl)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        res[f"{label}_ms"] = _median_ms(lambda i: call(x, i), torch, calls=calls, warmup=warmup)
+        grads[label] = call(x, 7)[0].float()
+        if label == "nchw":
+            grads["nchw_ulp"] = call(x_ulp, 7)[0].float()
+            res["profile_nchw"] = _profile_calls(lambda i: call(x, i), torch)
+    rel = lambda a, b: float((a - b).norm() / b.norm().clamp_min(1e-30))  # noqa: E731
+    res["nhwc_vs_nchw_rel_diff"] = rel(grads["nhwc"], grads["nchw"])
+    res["nchw_repeat_rel_diff"] = rel(grads["nchw_again"], grads["nchw"])
+    res["one_ulp_input_rel_diff"] = rel(grads["nchw_ulp"], grads["nchw"])
+    p_mv.accelerate(g.accelerate, channels_last=g.channels_last, encoder_channels_last=g.encoder_channels_last)
+    return res
+
+
 def run_gpu(args) -> dict:
     import jax
     import torch
@@ -418,7 +467,8 @@ def run_gpu(args) -> dict:
     if args.phases and priors is not None and device == "cuda":
         for name, p in priors.torch_priors.items():
             _time_prior_calls(p, name, prior_events, torch)
-    res["priors_accelerate"] = (f"{cfg1.compose.guidance.accelerate}, channels_last={cfg1.compose.guidance.channels_last}"
+    res["priors_accelerate"] = (f"{cfg1.compose.guidance.accelerate}, channels_last={cfg1.compose.guidance.channels_last}, "
+                                f"encoder_channels_last={cfg1.compose.guidance.encoder_channels_last}"
                                 if args.accelerate and not args.tiny else "none (eager)")
     res["priors_build_s"] = time.perf_counter() - t0
     res["render_remat"] = {"coarse": cfg1.compose.coarse.render.remat, "object": cfg1.compose.object.render.remat}
@@ -478,6 +528,12 @@ def run_gpu(args) -> dict:
                 out["object_guidance_ab"] = object_guidance_ab(priors, seeds, torch)
             except Exception as e:  # noqa: BLE001 -- the A/B is extra; keep the run's numbers
                 out["object_guidance_ab"] = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
+        if args.layout_ab and priors is not None and device == "cuda":
+            try:
+                out["encoder_layout_ab"] = encoder_layout_ab(priors, cfg1, torch)
+            except Exception as e:  # noqa: BLE001 -- the A/B is extra; keep the run's numbers
+                out["encoder_layout_ab"] = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
+            Path(args.out, "pipeline_gpu.json").write_text(json.dumps(res, indent=2))
         if args.if_views_ab and priors is not None and device == "cuda":
             try:
                 out["if_views_ab"] = if_views_ab(priors, cfg1, torch)
@@ -552,6 +608,170 @@ def run_sds(args) -> dict:
         print(json.dumps({label: row}), flush=True)
         Path(args.out, f"pipeline_sds_s{S}.json").write_text(json.dumps(res, indent=2))
     Path(args.out, f"pipeline_sds_s{S}.json").write_text(json.dumps(res, indent=2))
+    return res
+
+
+def _views_and_images(n: int, seed: int, torch, size: int = 64):
+    """Random ViewInfo (groups of 4, cameras) and model-range fp16 renders of n views (A/B inputs)."""
+    import numpy as onp
+
+    from anchorhoi_jax.priors.bridge import ViewInfo
+
+    rng = onp.random.default_rng(seed)
+    c2w = onp.tile(onp.eye(4), (n, 1, 1))
+    c2w[:, :3, 3] = rng.normal(size=(n, 3)) * 2.5
+    views = ViewInfo(azimuth_deg=rng.uniform(-180, 180, n), elevation_deg=rng.uniform(-10, 40, n),
+                     camera_to_world=c2w, views_per_sample=4)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    x = (torch.rand(n, 3, size, size, device=dev, generator=torch.Generator(device=dev).manual_seed(seed)) * 2 - 1)
+    return views, x.half() if dev == "cuda" else x
+
+
+def _sync(torch) -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _median_ms(fn, torch, *, calls: int = 10, warmup: int = 3) -> float:
+    import time as _t
+
+    import numpy as onp
+
+    ts = []
+    for i in range(warmup + calls):
+        _sync(torch)
+        t0 = _t.perf_counter()
+        fn(i)
+        _sync(torch)
+        ts.append(_t.perf_counter() - t0)
+    return 1e3 * float(onp.median(ts[warmup:]))
+
+
+def _profile_calls(fn, torch, calls: int = 3) -> dict:
+    """torch.profiler over `calls` synchronised calls: wall, GPU kernel time, top kernels, host sync counts."""
+    import time as _t
+
+    from torch.profiler import ProfilerActivity, profile
+
+    _sync(torch)
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    with profile(activities=acts) as prof:
+        t0 = _t.perf_counter()
+        for i in range(calls):
+            fn(100 + i)
+        _sync(torch)
+        wall = _t.perf_counter() - t0
+    ka = prof.key_averages()
+    kern = [e for e in ka if getattr(e, "self_device_time_total", 0) > 0 and e.device_type.name == "CUDA"]
+    gpu_us = sum(e.self_device_time_total for e in kern)
+    top = sorted(kern, key=lambda e: -e.self_device_time_total)[:25]
+    api = {e.key: e.count for e in ka if e.key.startswith("cuda") and e.count > 0}
+    return {"wall_ms_per_call": 1e3 * wall / calls, "gpu_kernel_ms_per_call": 1e-3 * gpu_us / calls,
+            "top_kernels_ms_per_call": [(e.key[:90], round(1e-3 * e.self_device_time_total / calls, 3),
+                                         e.count // calls) for e in top],
+            "runtime_api_calls_per_call": {k: v / calls for k, v in sorted(api.items())}}
+
+
+def run_guidance_profile(args) -> dict:
+    """Where the SDS guidance time goes on the real-size accelerated priors (one device call, ~1.5 min):
+    the coarse guidance (T_inter, 4 views per seed) and the object stage's fused guidance (8 views) timed and
+    profiled, then each prior's pieces (IF UNet on the CFG pair, MVDream VAE-encoder forward and forward +
+    input-VJP, MVDream UNet) timed in NHWC (session 5's layouts: UNets and encoder channels_last) and again
+    after switching both priors to NCHW. Run in session 6 on commit-time code with the session-5 guidance
+    (host synchronisations inside); the guidance has changed since, the layouts here are set explicitly."""
+    import torch
+
+    from anchorhoi_jax.io.config import load_config
+    from anchorhoi_jax.pipeline.generate_config import GenerateConfig
+    from anchorhoi_jax.priors.guidance import StackedGuidance
+    from anchorhoi_jax.stages.object_stage import _Named
+
+    cfg = load_config(GenerateConfig, REPO / args.preset, args.extra)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    t0 = time.perf_counter()
+    if args.tiny:  # CPU dry run: the preset's tiny priors
+        from anchorhoi_jax.stages.composition import build_priors
+
+        priors = build_priors("a man with sideburns | sitting on | a sofa", cfg.compose, device=dev,
+                              dtype=torch.float32)
+        priors.torch_priors = {"if": priors.inter.parts[0][0].inner.prior, "mvdream": priors.inter.parts[1][0].prior}
+    else:
+        priors = real_size_priors(cfg, dev, torch.float16, accelerate=True)
+    res = {"device": torch.cuda.get_device_name() if dev == "cuda" else "cpu", "torch": torch.__version__,
+           "tree": _tree_state(), "priors_build_s": time.perf_counter() - t0}
+    p_if, p_mv = priors.torch_priors["if"], priors.torch_priors["mvdream"]
+    g = cfg.compose.guidance
+    for p in (p_if, p_mv):  # session 5's layouts (UNets and VAE encoder NHWC); everything NCHW further down
+        p.accelerate(g.accelerate, channels_last=True, encoder_channels_last=True)
+    fdt = torch.float16 if dev == "cuda" else torch.float32
+    S = args.seeds[0]
+    v4, x4 = _views_and_images(4 * S, 1, torch)
+    v8, x8 = _views_and_images(8 * S, 2, torch)
+    stacked = StackedGuidance([(_Named(priors.object, "object"), 1.0), (_Named(priors.inter, "layout"), 1.0)],
+                              fuse=True)
+
+    def gen(i):
+        return torch.Generator(device=dev).manual_seed(i)
+
+    def coarse(i):
+        return priors.inter(x4, views=v4, step=1000, generator=gen(i))
+
+    def obj(i):
+        return stacked(x8, views=v8, step=1000, generator=gen(i))
+
+    for label, fn in (("coarse", coarse), ("object_fused", obj)):
+        t1 = time.perf_counter()
+        fn(0)
+        _sync(torch)
+        res[f"{label}_first_call_s"] = time.perf_counter() - t1
+        res[f"{label}_ms"] = _median_ms(fn, torch)
+        try:
+            res[f"{label}_profile"] = _profile_calls(fn, torch)
+        except Exception as e:  # noqa: BLE001 -- diagnostics only
+            res[f"{label}_profile"] = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
+        print(json.dumps({label: res[f"{label}_ms"]}), flush=True)
+
+    p_if_emb = priors.inter.parts[0][0].inner.emb_tags
+    p_mv_emb = priors.inter.parts[1][0].emb_tags
+
+    def pieces(tag):
+        out = {}
+        for n in (4, 8):
+            xi = (x8[:n] if n <= x8.shape[0] else x8).detach()
+            out[f"mv_encode_fwd_b{n}_ms"] = _median_ms(lambda i: p_mv.encode(xi), torch)
+
+            def fwd_bwd(i, xi=xi):
+                with torch.enable_grad():
+                    x = xi.detach().requires_grad_(True)
+                    z = p_mv.encode(x)
+                    (g,) = torch.autograd.grad(z, x, torch.ones_like(z))
+                return g
+            out[f"mv_encode_fwd_vjp_b{n}_ms"] = _median_ms(fwd_bwd, torch)
+        e_if, e_mv = p_if_emb.shape[-2:], p_mv_emb.shape[-2:]
+        emb = torch.randn(2, *e_if, device=dev, dtype=fdt)
+        r_if, r_mv = p_if.resolution, p_mv.resolution // 8
+        z2 = torch.randn(2, 3, r_if, r_if, device=dev, dtype=fdt)
+        t2 = torch.tensor([500, 500], device=dev)
+        out["if_unet_b2_ms"] = _median_ms(lambda i: p_if.predict_eps(z2, t2, emb), torch)
+        z8 = torch.randn(8, 4, r_mv, r_mv, device=dev, dtype=fdt)
+        t8 = torch.full((8,), 500, device=dev)
+        e8 = torch.randn(8, *e_mv, device=dev, dtype=fdt)
+        from anchorhoi_jax.priors.sds import _repeat_views
+        out["mv_unet_b8_ms"] = _median_ms(lambda i: p_mv.predict_eps(z8, t8, e8, _repeat_views(v4, 2)), torch)
+        out["coarse_ms"] = _median_ms(coarse, torch)
+        return out
+
+    res["nhwc"] = pieces("nhwc")
+    print(json.dumps({"nhwc": res["nhwc"]}), flush=True)
+    Path(args.out, "guidance_profile.json").write_text(json.dumps(res, indent=2))
+    for p in (p_if, p_mv):
+        p.accelerate(g.accelerate, channels_last=False)
+    if dev == "cuda":
+        torch.cuda.empty_cache()
+    coarse(0)
+    res["nchw"] = pieces("nchw")
+    print(json.dumps({"nchw": res["nchw"]}), flush=True)
+    Path(args.out, "guidance_profile.json").write_text(json.dumps(res, indent=2))
     return res
 
 
@@ -710,7 +930,7 @@ def merge(args) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("mode", choices=("gpu", "demo", "merge", "from-log", "sds"))
+    ap.add_argument("mode", choices=("gpu", "demo", "merge", "from-log", "sds", "guidance-profile"))
     ap.add_argument("--out", required=True)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--runs", default="/tmp/anchorhoi_bench", help="run directories (checkpoints) of the gpu mode")
@@ -725,6 +945,8 @@ def main(argv=None):
                     "chunk by chunk vs fused in the same process")
     ap.add_argument("--if-views-ab", action="store_true", help="gpu: after each seed count, time the coarse guidance "
                     "with IF on every view vs one view per group (1 and 4 seeds) in the same process")
+    ap.add_argument("--layout-ab", action="store_true", help="gpu: after each seed count, time the coarse guidance "
+                    "with MVDream's VAE encoder NCHW vs NHWC and compare the gradients (same process, same inputs)")
     ap.add_argument("--sds-steps", type=int, default=12, help="sds: object SDS steps per variant")
     ap.add_argument("--log", help="from-log: the stage log file (pipeline_gpu.log of a gpu-mode call)")
     ap.add_argument("--device", default="NVIDIA H100 80GB HBM3", help="from-log: the device the log came from")
@@ -740,7 +962,8 @@ def main(argv=None):
     fh = logging.FileHandler(Path(args.out) / f"pipeline_{args.mode}.log")
     fh.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(fh)
-    {"gpu": run_gpu, "demo": run_demo, "merge": merge, "from-log": from_log, "sds": run_sds}[args.mode](args)
+    {"gpu": run_gpu, "demo": run_demo, "merge": merge, "from-log": from_log, "sds": run_sds,
+     "guidance-profile": run_guidance_profile}[args.mode](args)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import numbers
+import operator
 import time
 from typing import Any, Callable, Protocol
 
@@ -49,6 +51,8 @@ __all__ = [
     "make_sds_step",
     "torch_seed_from_key",
     "record_phases",
+    "host_to_device",
+    "LazyScalar",
 ]
 
 
@@ -137,6 +141,67 @@ def model_grad_to_images(
     return torch_to_jax(g)
 
 
+def host_to_device(a, device: torch.device | str, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A small host array (rows, view-tag indices, cameras) on `device` without a stream synchronisation.
+
+    Why: torch's copy from pageable host memory to the GPU waits for every kernel already queued on the
+    stream, so a per-step index copy in the middle of the guidance would stall the host until the previous
+    UNet has finished and leave the GPU idle while the next one is prepared. A pinned staging copy with
+    `non_blocking=True` is ordered on the current stream like any kernel (torch's caching host allocator keeps
+    the pinned block until that copy has run). Same values and dtype as `torch.as_tensor(a, device=device)`.
+    """
+    device = torch.device(device)
+    t = torch.as_tensor(a, dtype=dtype)
+    if device.type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
+class LazyScalar:
+    """A scalar diagnostic left on the device until it is read (float(), NumPy, comparisons, repr).
+
+    Why: reading a CUDA value waits for all queued GPU work; a guidance that read its diagnostics as it went
+    would stall the host several times per SDS step. The stages read them only at log steps
+    (`float(v)` in their history), so the host can queue the whole guidance ahead of the GPU.
+    """
+
+    __slots__ = ("_t",)
+
+    def __init__(self, t: torch.Tensor):
+        self._t = t.detach()
+
+    def __float__(self) -> float:
+        return float(self._t)
+
+    def __array__(self, dtype=None, copy=None):
+        return onp.asarray(float(self), dtype=dtype)
+
+    def __repr__(self) -> str:
+        return repr(float(self))
+
+    def _compare(self, other, op):
+        if not isinstance(other, (LazyScalar, numbers.Real)):  # e.g. pytest.approx: let the other operand compare
+            return NotImplemented
+        return op(float(self), float(other))
+
+    def __eq__(self, other):
+        return self._compare(other, operator.eq)
+
+    def __lt__(self, other):
+        return self._compare(other, operator.lt)
+
+    def __le__(self, other):
+        return self._compare(other, operator.le)
+
+    def __gt__(self, other):
+        return self._compare(other, operator.gt)
+
+    def __ge__(self, other):
+        return self._compare(other, operator.ge)
+
+    __hash__ = None
+
+
 def torch_seed_from_key(key: jax.Array) -> int:
     """An integer seed for a torch.Generator drawn from a JAX key (CONVENTIONS.md randomness)."""
     return int(jax.random.randint(key, (), 0, 2**31 - 1))
@@ -172,7 +237,8 @@ class Guidance(Protocol):
     def __call__(
         self, x_model: torch.Tensor, *, views: ViewInfo, step: int, generator: torch.Generator
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Return (dL/dx_model with x_model's shape, scalar diagnostics)."""
+        """Return (dL/dx_model with x_model's shape, scalar diagnostics: floats or `LazyScalar`s, read
+        with float())."""
         ...
 
 

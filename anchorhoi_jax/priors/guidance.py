@@ -29,7 +29,7 @@ import numpy as onp
 import torch
 
 from anchorhoi_jax.priors.accelerate import check_accelerate
-from anchorhoi_jax.priors.bridge import Guidance, ViewInfo
+from anchorhoi_jax.priors.bridge import Guidance, LazyScalar, ViewInfo, host_to_device
 from anchorhoi_jax.priors.manifest import MissingWeightsError, resolve_weights
 from anchorhoi_jax.priors.sds import SDSConfig, SDSGuidance, sample_timesteps, sds_gradient, sds_loss
 
@@ -41,13 +41,17 @@ __all__ = [
     "group_subset",
     "if_guidance",
     "mvdream_guidance",
+    "accelerate_prior",
     "build_guidance",
     "load_if_prior",
 ]
 
 
 def _sub_generator(generator: torch.Generator) -> torch.Generator:
-    """A fresh generator on the same device seeded from `generator` (each part draws its own noise)."""
+    """A fresh generator on the same device seeded from `generator` (each part draws its own noise).
+
+    Reading the seed back waits for the GPU (on CUDA), so callers draw all their sub-generators before they
+    queue any prior work (same seeds, same order as drawing each just before its part)."""
     seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
     return torch.Generator(device=generator.device).manual_seed(seed)
 
@@ -119,7 +123,7 @@ class IndependentViews:
         if rows is None:
             return self.inner(x_model, views=dataclasses.replace(views, views_per_sample=1), step=step,
                               generator=generator)
-        idx = torch.as_tensor(rows, device=x_model.device)
+        idx = host_to_device(rows, x_model.device, torch.int64)
         grad, info = self.inner(x_model[idx], views=_take_views(views, rows, 1), step=step, generator=generator)
         out = torch.zeros(x_model.shape, dtype=torch.float32, device=x_model.device)
         out[idx] = scale * grad.float()
@@ -159,15 +163,16 @@ class CombinedGuidance:
     def __call__(self, x_model: torch.Tensor, *, views: ViewInfo, step: int, generator: torch.Generator):
         total = torch.zeros(x_model.shape, dtype=torch.float32, device=x_model.device)
         info: dict[str, float] = {}
-        for k, (g, w) in enumerate(self.parts):
-            gen = _sub_generator(generator)  # drawn even for w = 0, so the streams do not depend on weights
+        # Drawn even for w = 0 (the streams do not depend on weights), all before any part runs (_sub_generator).
+        gens = [_sub_generator(generator) for _ in self.parts]
+        for k, ((g, w), gen) in enumerate(zip(self.parts, gens)):
             if w == 0.0:
                 continue
             x_k, dxk_dx = _to_part(x_model, self.value_range, tuple(g.value_range), g.dtype)
             grad, inf = g(x_k, views=views, step=step, generator=gen)
             total += (w * dxk_dx) * grad.float()
             name = getattr(g, "name", f"part{k}")
-            info.update({f"{name}/{key}": float(v) for key, v in inf.items()})
+            info.update({f"{name}/{key}": v for key, v in inf.items()})  # read at log steps (LazyScalar)
         return total, info  # float32: an fp16 sum of the parts would lose the small ones
 
 
@@ -208,15 +213,15 @@ class StackedGuidance:
             return _fused_call(self._fused, self.value_range, x_model, views, step, generator)
         out = torch.zeros(x_model.shape, dtype=torch.float32, device=x_model.device)
         info: dict[str, float] = {}
-        for i, (g, w) in enumerate(self.parts):
-            gen = _sub_generator(generator)
+        gens = [_sub_generator(generator) for _ in self.parts]  # all before any chunk runs (_sub_generator)
+        for i, ((g, w), gen) in enumerate(zip(self.parts, gens)):
             if w == 0.0:
                 continue
             x_i, dxi_dx = _to_part(x_model[i * m : (i + 1) * m], self.value_range, tuple(g.value_range), g.dtype)
             grad, inf = g(x_i, views=_slice_views(views, i * m, (i + 1) * m), step=step, generator=gen)
             out[i * m : (i + 1) * m] = (w * dxi_dx) * grad.float()
             name = getattr(g, "name", f"chunk{i}")
-            info.update({f"{name}/{key}": float(v) for key, v in inf.items()})
+            info.update({f"{name}/{key}": v for key, v in inf.items()})
         return out, info
 
 
@@ -317,7 +322,7 @@ def _fused_call(plan: _Fused, value_range, x_model: torch.Tensor, views: ViewInf
         mj = len(sel[0])
         rows_np = onp.concatenate(sel)
         whole = len(rows_np) == n and bool((rows_np == onp.arange(n)).all())
-        rows = None if whole else torch.as_tensor(rows_np, device=x_model.device)
+        rows = None if whole else host_to_device(rows_np, x_model.device, torch.int64)
         sub_views = dataclasses.replace(views if whole else _take_views(views, rows_np, views.views_per_sample),
                                         views_per_sample=vps)
         with torch.enable_grad():
@@ -346,11 +351,11 @@ def _fused_call(plan: _Fused, value_range, x_model: torch.Tensor, views: ViewInf
             if whole:
                 out[i * m : (i + 1) * m] += w * g
             else:
-                out[torch.as_tensor(sel[j], device=x_model.device)] += w * g
+                out[host_to_device(sel[j], x_model.device, torch.int64)] += w * g
             gz = grad_z[j * mj : (j + 1) * mj]
             pre = f"{plan.chunk_names[i]}/{fp.name}"
-            info.update({f"{pre}/sds_loss": float(losses[j].detach()), f"{pre}/t_mean": float(ts[j].float().mean()),
-                         f"{pre}/grad_norm": float(gz.norm())})
+            info.update({f"{pre}/sds_loss": LazyScalar(losses[j]), f"{pre}/t_mean": LazyScalar(ts[j].float().mean()),
+                         f"{pre}/grad_norm": LazyScalar(gz.norm())})
     return out, info
 
 
@@ -379,8 +384,12 @@ class GuidanceConfig:
       forward and VAE-encoder forward/backward replayed from CUDA graphs captured per batch shape;
       same kernels, equal to eager up to fp16 rounding) or "compile" (TorchInductor, then graphs;
       minutes of compilation at the first step). On a CPU device every mode runs eagerly.
-    channels_last: UNet / VAE convolutions in NHWC memory order on CUDA (same arithmetic, other cuDNN
+    channels_last: UNet convolutions in NHWC memory order on CUDA (same arithmetic, other cuDNN
       kernels; H100: IF-I-XL + MVDream guidance 112.7 vs 119.4 ms with graphs, benchmarks/results/coarse.md).
+    encoder_channels_last: the same for the latent priors' VAE encoder (MVDream / SD). Default false: PyTorch's
+      CUDA GroupNorm reads NCHW only, so an NHWC encoder transposes around each of its GroupNorms; at 256 px
+      that costs more than NHWC convolutions gain (H100, forward + input VJP: 4 images 15.7 ms NCHW vs 22.1
+      NHWC, 8 images 26.9 vs 40.3; the UNets stay faster NHWC). Same arithmetic either way.
     if_views_per_group: how many of each group of `views_per_sample` rendered views (a stage's 4 MVDream
       views of one seed) IF scores per SDS iteration. None (default here): every view. k < group: k views
       per group drawn uniformly from the step's random stream (deterministic given the seed), gradients
@@ -406,14 +415,16 @@ class GuidanceConfig:
     tiny_mvdream_resolution: int = 32
     accelerate: Literal["none", "cuda_graphs", "compile"] = "cuda_graphs"
     channels_last: bool = True
+    encoder_channels_last: bool = False
     if_views_per_group: int | None = None
 
     def __post_init__(self):
         if self.kind not in ("tiny", "real"):
             raise ValueError(f"GuidanceConfig.kind must be 'tiny' or 'real', got {self.kind!r}")
         check_accelerate(self.accelerate, "GuidanceConfig.accelerate")
-        if not isinstance(self.channels_last, bool):
-            raise ValueError(f"GuidanceConfig.channels_last must be true or false, got {self.channels_last!r}")
+        for name in ("channels_last", "encoder_channels_last"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"GuidanceConfig.{name} must be true or false, got {getattr(self, name)!r}")
         for name in ("if_weight", "mvdream_weight", "if_scale", "mvdream_scale"):
             if not getattr(self, name) >= 0.0:
                 raise ValueError(f"GuidanceConfig.{name} must be >= 0, got {getattr(self, name)}")
@@ -425,6 +436,13 @@ class GuidanceConfig:
         for name in ("tiny_if_resolution", "tiny_mvdream_resolution"):
             if getattr(self, name) < 8:
                 raise ValueError(f"GuidanceConfig.{name} must be >= 8, got {getattr(self, name)}")
+
+
+def accelerate_prior(prior, cfg: GuidanceConfig) -> str:
+    """Apply cfg.accelerate / channels_last / encoder_channels_last to a prior (after its prompts are embedded);
+    returns the mode in effect ("none" on CPU)."""
+    return prior.accelerate(cfg.accelerate, channels_last=cfg.channels_last,
+                            encoder_channels_last=cfg.encoder_channels_last)
 
 
 def if_guidance(prior, prompt: str, cfg: GuidanceConfig) -> IndependentViews:
@@ -521,7 +539,7 @@ def build_guidance(prompt: str, cfg: GuidanceConfig, *, device="cpu", dtype: tor
             prior = load_if_prior(cfg.if_dir, device=device, dtype=dtype, allow_download=cfg.allow_download)
         g = if_guidance(prior, prompt, cfg)
         prior.free_text_encoder()
-        prior.accelerate(cfg.accelerate, channels_last=cfg.channels_last)
+        accelerate_prior(prior, cfg)
         parts.append((g, cfg.if_weight))
     if cfg.mvdream_weight > 0:
         if cfg.kind == "tiny":
@@ -532,6 +550,6 @@ def build_guidance(prompt: str, cfg: GuidanceConfig, *, device="cpu", dtype: tor
                                                  allow_download=cfg.allow_download)
         g = mvdream_guidance(prior, prompt, cfg)
         prior.free_text_encoder()
-        prior.accelerate(cfg.accelerate, channels_last=cfg.channels_last)
+        accelerate_prior(prior, cfg)
         parts.append((g, cfg.mvdream_weight))
     return CombinedGuidance(parts)

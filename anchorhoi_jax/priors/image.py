@@ -113,6 +113,7 @@ class _TextUNetPrior:
     value_range = (-1.0, 1.0)
     accelerated = "none"
     memory_format = torch.contiguous_format
+    encoder_memory_format = torch.contiguous_format
     _unet_runner = None
 
     def __init__(self, unet, scheduler, text_encoder, tokenizer, *, resolution: int, max_length: int,
@@ -158,22 +159,37 @@ class _TextUNetPrior:
             return self._unet_runner(*args, **static)
         return self._raw_unet(*args, **static)
 
-    def accelerate(self, mode: str, *, channels_last: bool = False, capture=None, capture_vjp=None) -> str:
+    def accelerate(self, mode: str, *, channels_last: bool = False, encoder_channels_last: bool | None = None,
+                   capture=None, capture_vjp=None) -> str:
         """Switch the UNet (and a latent prior's VAE encoder) to eager / CUDA graphs / compiled graphs.
 
         Returns the mode in effect: "none" on a CPU device (nothing to capture). Graphs are captured
         lazily, at the first call of each input signature (priors/accelerate.py). `channels_last`
-        stores conv weights and feeds activations NHWC (cuDNN's native fp16 layout; the same
-        arithmetic in another memory order), in any mode on CUDA. `capture` / `capture_vjp` replace the CUDA
-        recorders (tests emulate them on CPU; without `capture_vjp` the encoder then stays eager).
+        stores the UNet's conv weights and feeds its activations NHWC (cuDNN's native fp16 layout; the same
+        arithmetic in another memory order), in any mode on CUDA; `encoder_channels_last` does the same for a
+        latent prior's VAE (None: as `channels_last`). They differ because PyTorch's CUDA GroupNorm only
+        reads NCHW: every GroupNorm of an NHWC network transposes its input and the next convolution
+        transposes back, which the UNets' NHWC convolutions more than repay (H100, IF-I-XL on 2 images:
+        25.7 ms NHWC vs 39.0 NCHW) but the SD VAE encoder at 256 px does not (4 images, forward + input VJP:
+        22.1 ms NHWC vs 15.7 NCHW; benchmarks/results/pipeline.md, session 6). `capture` / `capture_vjp`
+        replace the CUDA recorders (tests emulate them on CPU; without `capture_vjp` the encoder then stays
+        eager).
         """
         mode = check_accelerate(mode, "accelerate mode")
         if not isinstance(channels_last, bool):
             raise ValueError(f"accelerate: channels_last must be a bool, got {channels_last!r}")
+        if encoder_channels_last is None:
+            encoder_channels_last = channels_last
+        if not isinstance(encoder_channels_last, bool):
+            raise ValueError(f"accelerate: encoder_channels_last must be a bool or None, got {encoder_channels_last!r}")
         on_cpu = self.device.type != "cuda" and capture is None  # CPU: everything stays eager and NCHW
         self.memory_format = torch.channels_last if channels_last and not on_cpu else torch.contiguous_format
+        self.encoder_memory_format = (torch.channels_last if encoder_channels_last and not on_cpu
+                                      else torch.contiguous_format)
         for m in self._conv_modules():
             m.to(memory_format=self.memory_format)
+        for m in self._encoder_modules():
+            m.to(memory_format=self.encoder_memory_format)
         self._unet_runner = None
         self.accelerated = "none"
         self._accelerate_encoder(False, None)
@@ -190,6 +206,9 @@ class _TextUNetPrior:
 
     def _conv_modules(self):
         return [self.unet]
+
+    def _encoder_modules(self):
+        return []
 
     def _accelerate_encoder(self, graphed: bool, capture_vjp) -> None:
         """Pixel priors have nothing to graph in `encode` (a resize); latent priors override this."""
@@ -248,15 +267,16 @@ class SDPrior(_TextUNetPrior):
         # Forward and input-gradient of the encoder replayed from graphs: SDS still pulls dL/dz back
         # through the encoder's exact VJP (the Eq. 1 gradient w.r.t. the rendered image).
         def make():
-            return _LatentEncoder(self.vae, self.resolution, self.dtype, self.scaling_factor, self.memory_format)
+            return _LatentEncoder(self.vae, self.resolution, self.dtype, self.scaling_factor,
+                                  self.encoder_memory_format)
 
         self._encoder = GraphedVJP(make, capture=capture_vjp) if graphed else make()
 
     def encode(self, x_model: torch.Tensor) -> torch.Tensor:
         return self._encoder(x_model)
 
-    def _conv_modules(self):
-        return [self.unet, self.vae]
+    def _encoder_modules(self):
+        return [self.vae]
 
     @classmethod
     def from_pretrained(cls, name: str = "sd-2.1-base", local_dir=None, *, device="cuda", dtype=torch.float16,

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from anchorhoi_jax.priors.bridge import ViewInfo
+from anchorhoi_jax.priors.bridge import ViewInfo, host_to_device
 from anchorhoi_jax.priors.image import SDPrior, make_tiny_sd
 from anchorhoi_jax.priors.manifest import resolve_weights
 
@@ -308,7 +308,7 @@ class MVDreamPrior(SDPrior):
     def predict_eps(self, z_t, t, emb, views: ViewInfo | None = None) -> torch.Tensor:
         if views is None or views.camera_to_world is None:
             raise ValueError("MVDream needs ViewInfo.camera_to_world (N, 4, 4) for its camera conditioning")
-        cam = torch.as_tensor(mvdream_cameras(views.camera_to_world), device=z_t.device)
+        cam = host_to_device(mvdream_cameras(views.camera_to_world), z_t.device)  # no stream sync
         if cam.shape[0] != z_t.shape[0]:
             raise ValueError(f"MVDream: {cam.shape[0]} cameras for a batch of {z_t.shape[0]} latents")
         # num_frames is static (part of a CUDA graph's signature when accelerated).

@@ -35,7 +35,7 @@ from typing import Literal, Protocol, Sequence
 import numpy as onp
 import torch
 
-from anchorhoi_jax.priors.bridge import ViewInfo
+from anchorhoi_jax.priors.bridge import LazyScalar, ViewInfo, host_to_device
 
 __all__ = [
     "SDSConfig",
@@ -300,7 +300,7 @@ class SDSGuidance:
                 raise ValueError(f"ViewInfo describes {len(idx)} views but the batch has {n} images")
         else:
             idx = [0] * n
-        cond = self.emb_tags[torch.as_tensor(idx, device=self.emb_tags.device)]
+        cond = self.emb_tags[host_to_device(idx, self.emb_tags.device, torch.int64)]
         return cond, self.emb_uncond.expand(n, *self.emb_uncond.shape[1:])
 
     def __call__(self, x_model: torch.Tensor, *, views: ViewInfo, step: int, generator: torch.Generator):
@@ -325,7 +325,9 @@ class SDSGuidance:
             (grad_x,) = torch.autograd.grad(loss, x)
             # fp16 encoders (SD's VAE) can overflow in the backward pass; never hand NaN/inf to the optimiser.
             grad_x = torch.nan_to_num(grad_x, nan=0.0, posinf=0.0, neginf=0.0)
-        info = {"sds_loss": float(loss.detach()), "t_mean": float(t.float().mean()), "grad_norm": float(grad_z.norm())}
+        # Diagnostics stay on the device (LazyScalar): reading them here would stall the host on the GPU.
+        info = {"sds_loss": LazyScalar(loss), "t_mean": LazyScalar(t.float().mean()),
+                "grad_norm": LazyScalar(grad_z.norm())}
         return grad_x, info
 
 

@@ -314,7 +314,7 @@ def _guidances(prompts: Sequence[str], gcfg: GuidanceConfig, *, device, dtype) -
         prior.free_text_encoder()
         # As build_guidance: CUDA-graph replay / NHWC per GuidanceConfig (no-op on CPU), after the prompts are
         # embedded (the text encoder never runs again).
-        prior.accelerate(gcfg.accelerate, channels_last=gcfg.channels_last)
+        G.accelerate_prior(prior, gcfg)
     if gcfg.mvdream_weight > 0:
         if gcfg.kind == "tiny":
             prior = make_tiny_mvdream(gcfg.tiny_seed + 1, resolution=gcfg.tiny_mvdream_resolution, device=device,
@@ -325,7 +325,7 @@ def _guidances(prompts: Sequence[str], gcfg: GuidanceConfig, *, device, dtype) -
         for i, p in enumerate(prompts):
             parts[i].append((G.mvdream_guidance(prior, p, gcfg), gcfg.mvdream_weight))
         prior.free_text_encoder()
-        prior.accelerate(gcfg.accelerate, channels_last=gcfg.channels_last)
+        G.accelerate_prior(prior, gcfg)
     return [G.CombinedGuidance(ps) for ps in parts]
 
 
