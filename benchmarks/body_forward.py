@@ -399,6 +399,8 @@ def main(argv=None):
                     help="--compare: fused GEMM+LBS kernel configs 'bm,bn,bk,warps,stages;...' (body/fused_lbs.py)")
     ap.add_argument("--lbs", default="",
                     help="--compare: XLA GEMM + tiled Pallas LBS kernel configs 'bm,bn,warps,vertex_fastest;...'")
+    ap.add_argument("--k-rows", type=int, default=0,
+                    help="--compare: also the full forward with the blend matrix cut to this many rows (>= 507)")
     ap.add_argument("--layouts", action="store_true",
                     help="--compare: GEMM output as a jit output (not a temp) and the coordinate-planar XLA layout")
     ap.add_argument("--trace-host", action="store_true",
@@ -691,8 +693,19 @@ def main(argv=None):
                 except Exception as e:
                     cp[f"{name}_error"] = f"{type(e).__name__}: {e}"[:600]
                     print(name, "failed:", cp[f"{name}_error"], flush=True)
+        if args.k_rows:  # fewer zero rows in the GEMM's K (507 real rows; 512 is the default padding)
+            mk = model.replace(blend_dirs=jax.block_until_ready(model.blend_dirs[: args.k_rows]))
+            cands[f"jit_k{args.k_rows}_full_fp32"] = lambda mk=mk: fns[("full", "fp32")][0](mk, pc)
         if args.lbs:
             from anchorhoi_jax.body import fused_lbs as fl
+
+            t_c = time.perf_counter()
+            try:
+                prog = compile_pose(model, B, output="vertices_all_joints", precision=HIGHEST, lbs="tiled")
+                cands["compile_pose_tiled_lbs_full_fp32"] = lambda prog=prog: prog(pc)
+                cp["compile_s"]["compile_pose_tiled_lbs_full_fp32"] = time.perf_counter() - t_c
+            except Exception as e:
+                cp["compile_pose_tiled_lbs_full_fp32_error"] = f"{type(e).__name__}: {e}"[:600]
 
             for spec in args.lbs.split(";"):
                 bm_, bn_, nw_, vf_ = (int(v) for v in spec.split(","))
@@ -716,7 +729,7 @@ def main(argv=None):
             onp.abs(onp.asarray(cands["compile_pose_full_fp32"]()[0]) - v_ref).max()
         )
         for n in cands:
-            if n.startswith(("pallas_lbs", "fused_", "planar_", "gemm_out", "xla_gemm_tiled")):
+            if n.startswith(("pallas_lbs", "fused_", "planar_", "gemm_out", "xla_gemm_tiled", "compile_pose_tiled", "jit_k")):
                 o = cands[n]()
                 cp[f"{n}_max_abs_diff_vs_jit_m"] = float(onp.abs(onp.asarray(o[0]) - v_ref).max())
                 cp[f"{n}_max_joint_diff_vs_jit_m"] = float(onp.abs(onp.asarray(o[1]) - j_ref).max())
@@ -745,8 +758,7 @@ def main(argv=None):
         if args.trace_host and on_gpu:
             best = [min((n for n in cands if n.startswith(pre)), default=None,
                         key=lambda n: cp["timings"][n]["per_call_ms"]) for pre in ("fused_", "xla_gemm_tiled")]
-            names = ["jit_model_params_full_fp32", "nop_model_and_params", "body_models_full_fp32", *best,
-                     "gemm_out_as_output_full_fp32"]  # fmt: skip
+            names = ["jit_model_params_full_fp32", "body_models_full_fp32", *best, "compile_pose_tiled_lbs_full_fp32"]
             targets = {n: (lambda fn=cands[n]: jax.block_until_ready(fn())) for n in names if n in cands}
             try:
                 cp["trace"] = _trace_calls(targets, 5, tmp, host=True)

@@ -26,6 +26,9 @@ from flax import struct
 from jaxtyping import Array, Float, Int
 
 HIGHEST = jax.lax.Precision.HIGHEST
+# Default tile of the LBS-only kernel (`lbs_vertices`, compiled.compile_pose(lbs="tiled")):
+# (samples BM, vertices BN, warps, vertex tiles fastest).
+LBS_TILE = (8, 128, 4, True)
 
 
 @dataclasses.dataclass(frozen=True)
