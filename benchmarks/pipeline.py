@@ -411,8 +411,8 @@ def if_views_ab(priors, cfg, torch, *, seeds=(1, 4), calls: int = 10, warmup: in
 
 def encoder_layout_ab(priors, cfg, torch, *, calls: int = 10, warmup: int = 3) -> dict:
     """The coarse guidance (T_inter: IF on 1 of 4 views + MVDream on the 4 views of one seed, 64 px renders) with
-    MVDream's VAE encoder NCHW (GuidanceConfig.encoder_channels_last=false, the default since session 6) vs NHWC
-    (session 5), same process, same inputs, same generator: median ms of `calls` synchronised calls, and the
+    MVDream's VAE encoder as configured (GuidanceConfig.encoder_channels_last, false = NCHW since session 6) vs
+    NHWC (session 5), same process, same inputs, same generator: median ms of `calls` synchronised calls, and the
     relative L2 difference of the returned image gradients next to the one a 1-ulp fp16 change of the input
     makes (the fp16 rounding scale; the layout changes only the kernels' summation order). Also a
     torch.profiler summary of 3 calls of the config's layout (host synchronisations per call, GPU kernel time)."""
@@ -426,22 +426,62 @@ def encoder_layout_ab(priors, cfg, torch, *, calls: int = 10, warmup: int = 3) -
     def call(xx, seed):
         return priors.inter(xx, views=views, step=1000, generator=torch.Generator(device=xx.device).manual_seed(seed))
 
-    res, grads = {}, {}
-    for label, enc_cl in (("nchw", False), ("nhwc", True), ("nchw_again", False)):
-        p_mv.accelerate(g.accelerate, channels_last=g.channels_last, encoder_channels_last=enc_cl)
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        res[f"{label}_ms"] = _median_ms(lambda i: call(x, i), torch, calls=calls, warmup=warmup)
-        grads[label] = call(x, 7)[0].float()
-        if label == "nchw":
-            grads["nchw_ulp"] = call(x_ulp, 7)[0].float()
-            res["profile_nchw"] = _profile_calls(lambda i: call(x, i), torch)
+    # The NHWC encoder: a channels_last copy of the VAE behind its own graphed VJP, swapped in for the A/B only
+    # (the UNets' captured graphs stay as they are).
+    import copy
+
+    from anchorhoi_jax.priors.accelerate import GraphedVJP
+    from anchorhoi_jax.priors.image import _LatentEncoder
+
+    enc_cfg = p_mv._encoder
+    vae_cl = copy.deepcopy(p_mv.vae).to(memory_format=torch.channels_last)
+
+    def make():
+        return _LatentEncoder(vae_cl, p_mv.resolution, p_mv.dtype, p_mv.scaling_factor, torch.channels_last)
+
+    enc_nhwc = GraphedVJP(make) if isinstance(enc_cfg, GraphedVJP) else make()
+    res, grads = {"config_encoder_channels_last": g.encoder_channels_last}, {}
+    try:
+        for label, enc in (("config", enc_cfg), ("nhwc", enc_nhwc), ("config_again", enc_cfg)):
+            p_mv._encoder = enc
+            res[f"{label}_ms"] = _median_ms(lambda i: call(x, i), torch, calls=calls, warmup=warmup)
+            grads[label] = call(x, 7)[0].float()
+            if label == "config":
+                grads["config_ulp"] = call(x_ulp, 7)[0].float()
+                res["profile_config"] = _profile_calls(lambda i: call(x, i), torch)
+    finally:
+        p_mv._encoder = enc_cfg
     rel = lambda a, b: float((a - b).norm() / b.norm().clamp_min(1e-30))  # noqa: E731
-    res["nhwc_vs_nchw_rel_diff"] = rel(grads["nhwc"], grads["nchw"])
-    res["nchw_repeat_rel_diff"] = rel(grads["nchw_again"], grads["nchw"])
-    res["one_ulp_input_rel_diff"] = rel(grads["nchw_ulp"], grads["nchw"])
-    p_mv.accelerate(g.accelerate, channels_last=g.channels_last, encoder_channels_last=g.encoder_channels_last)
+    res["nhwc_vs_config_rel_diff"] = rel(grads["nhwc"], grads["config"])
+    res["config_repeat_rel_diff"] = rel(grads["config_again"], grads["config"])
+    res["one_ulp_input_rel_diff"] = rel(grads["config_ulp"], grads["config"])
     return res
+
+
+class StopAfter(Exception):
+    """Raised at the start of the stage after `--stop-after STAGE` (a run cut short on purpose)."""
+
+
+def _stop_after(stage: str):
+    """Patch the composition graph so the run stops when the first stage after `stage` (graph order) starts."""
+    import dataclasses as dc
+
+    from anchorhoi_jax.pipeline import compose_stages as CS
+
+    orig = CS.compose_stages
+    names = list(GRAPH_STAGES)
+    if stage not in names or stage == names[-1]:
+        raise SystemExit(f"--stop-after: expected one of {names[:-1]}, got {stage!r}")
+    later = set(names[names.index(stage) + 1:])
+
+    def patched(*a, **k):
+        def stop(name):
+            def fn(*_a, **_k):
+                raise StopAfter(f"stopped before stage {name} (--stop-after {stage})")
+            return fn
+        return [dc.replace(st, fn=stop(st.name)) if st.name in later else st for st in orig(*a, **k)]
+
+    CS.compose_stages = patched
 
 
 def run_gpu(args) -> dict:
@@ -454,7 +494,10 @@ def run_gpu(args) -> dict:
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.float16 if device == "cuda" else torch.float32
+    if args.stop_after:
+        _stop_after(args.stop_after)
     res = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "jax": jax.__version__,
+           "stop_after": args.stop_after,
            "torch": torch.__version__, "overrides": GPU_OVERRIDES + args.extra, "prompt": PROMPT,
            "config": args.preset, "tree": _tree_state(), "tiny_priors": args.tiny}
     # configs/bench_pipeline.yaml == configs/anchorhoi.yaml + GPU_OVERRIDES (tests/pipeline/test_bench_config.py)
@@ -947,6 +990,8 @@ def main(argv=None):
                     "with IF on every view vs one view per group (1 and 4 seeds) in the same process")
     ap.add_argument("--layout-ab", action="store_true", help="gpu: after each seed count, time the coarse guidance "
                     "with MVDream's VAE encoder NCHW vs NHWC and compare the gradients (same process, same inputs)")
+    ap.add_argument("--stop-after", help="gpu: stop the run once this stage has finished (e.g. object: the "
+                    "composition chain only); the result is marked incomplete")
     ap.add_argument("--sds-steps", type=int, default=12, help="sds: object SDS steps per variant")
     ap.add_argument("--log", help="from-log: the stage log file (pipeline_gpu.log of a gpu-mode call)")
     ap.add_argument("--device", default="NVIDIA H100 80GB HBM3", help="from-log: the device the log came from")
