@@ -46,17 +46,26 @@ def capsule_table(p0: Float[Array, "P 3"], p1: Float[Array, "P 3"], inv: Float[A
     return jnp.stack([p0[:, 0], p0[:, 1], p0[:, 2], ab[:, 0], ab[:, 1], ab[:, 2], inv, radius], 0)
 
 
+def _planes(points, block):
+    """The (N, 3) points as three (N_pad,) coordinate planes (contiguous per-program blocks; under the
+    frame vmap XLA produces them from the points' producer, and the stack/slice pair of the caller
+    cancels when that producer is itself planes, as stages/motion.frame_terms builds the object points)."""
+    if block & (block - 1):
+        raise ValueError(f"block must be a power of two, got {block}")
+    n = points.shape[0]
+    n_pad = -(-n // block) * block
+    return [jnp.pad(points[:, c].astype(jnp.float32), (0, n_pad - n)) for c in range(3)]
+
+
 def _compiler_params(num_warps: int):
     from jax.experimental.pallas import triton as plt
 
     return plt.CompilerParams(num_warps=num_warps, num_stages=1)
 
 
-def _capsule_kernel(num_parts, block, unroll, tab_ref, pts_ref, depth_ref, idx_ref):
-    from jax.experimental import pallas as pl
-
-    rows = pl.program_id(0) * block + jax.lax.broadcasted_iota(jnp.int32, (block,), 0)
-    x, y, z = pts_ref[rows * 3], pts_ref[rows * 3 + 1], pts_ref[rows * 3 + 2]
+def _capsule_kernel(num_parts, unroll, tab_ref, x_ref, y_ref, z_ref, depth_ref, idx_ref):
+    x, y, z = x_ref[...], y_ref[...], z_ref[...]
+    block = x.shape[0]
 
     def part(p, carry):
         best, arg = carry
@@ -93,22 +102,19 @@ def capsule_depth_max_pallas(
     Returns: depth (N,) float32 and the part index (N,) int32."""
     from jax.experimental import pallas as pl
 
-    if block & (block - 1):
-        raise ValueError(f"block must be a power of two, got {block}")
-    n = points.shape[0]
-    n_pad = -(-n // block) * block
-    flat = jnp.pad(points.astype(jnp.float32), ((0, n_pad - n), (0, 0))).reshape(-1)
-    out_spec = pl.BlockSpec((block,), lambda i: (i,))
+    planes = _planes(points, block)
+    n, n_pad = points.shape[0], planes[0].shape[0]
+    spec = pl.BlockSpec((block,), lambda i: (i,))
     depth, idx = pl.pallas_call(
-        functools.partial(_capsule_kernel, table.shape[1], block, unroll),
+        functools.partial(_capsule_kernel, table.shape[1], unroll),
         out_shape=(jax.ShapeDtypeStruct((n_pad,), jnp.float32), jax.ShapeDtypeStruct((n_pad,), jnp.int32)),
         grid=(n_pad // block,),
-        in_specs=[pl.BlockSpec(table.shape, lambda i: (0, 0)), pl.BlockSpec(flat.shape, lambda i: (0,))],
-        out_specs=(out_spec, out_spec),
+        in_specs=[pl.BlockSpec(table.shape, lambda i: (0, 0)), spec, spec, spec],
+        out_specs=(spec, spec),
         compiler_params=None if interpret else _compiler_params(num_warps),
         interpret=interpret,
         name="capsule_depth_max",
-    )(table.astype(jnp.float32), flat)
+    )(table.astype(jnp.float32), *planes)
     return depth[:n], idx[:n]
 
 
@@ -180,24 +186,21 @@ def _scatter_add(ref, index, val, live, interpret):
     jax.lax.fori_loop(0, index.shape[0], one, 0)
 
 
-def _capsule_bwd_kernel(block, interpret, tab_ref, pts_ref, idx_ref, g_ref, zero_ref, dx_ref, caps_ref):
+def _capsule_bwd_kernel(interpret, tab_ref, x_ref, y_ref, z_ref, idx_ref, g_ref, zero_ref, dx_ref, dy_ref, dz_ref,
+                        caps_ref):
     """Backward of the capsule max: per point, the winning part's geometry recomputed (as
     body/part_volumes._inside_depth_bwd): ∂/∂x = −e·g, and (e·g(1 − t), e·g·t, g) added to that part."""
-    from jax.experimental import pallas as pl
-
     del zero_ref  # aliased to caps_ref (zero-initialised accumulator)
-    sl = pl.ds(pl.program_id(0) * block, block)
-    rows = pl.program_id(0) * block + jax.lax.broadcasted_iota(jnp.int32, (block,), 0)
-    p, g = idx_ref[sl], g_ref[sl]
-    xa = [pts_ref[rows * 3 + c] - tab_ref[c, p] for c in range(3)]
+    p, g = idx_ref[...], g_ref[...]
+    xa = [ref[...] - tab_ref[c, p] for c, ref in enumerate((x_ref, y_ref, z_ref))]
     ab = [tab_ref[3 + c, p] for c in range(3)]
     t = jnp.minimum(jnp.maximum((xa[0] * ab[0] + xa[1] * ab[1] + xa[2] * ab[2]) * tab_ref[6, p], 0.0), 1.0)
     d = [xa[c] - t * ab[c] for c in range(3)]
     norm = jnp.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2] + 1e-12)
     ge = [g * d[c] / norm for c in range(3)]
     live = g != 0
-    for c in range(3):
-        dx_ref[rows * 3 + c] = -ge[c]
+    for c, ref in enumerate((dx_ref, dy_ref, dz_ref)):
+        ref[...] = -ge[c]
         _scatter_add(caps_ref, p * 7 + c, ge[c] * (1.0 - t), live, interpret)
         _scatter_add(caps_ref, p * 7 + 3 + c, ge[c] * t, live, interpret)
     _scatter_add(caps_ref, p * 7 + 6, g, live, interpret)
@@ -211,24 +214,25 @@ def capsule_depth_max_bwd_pallas(
     (P, 7)). Points with g = 0 (outside every capsule after L_pen's relu: almost all) issue no atomics."""
     from jax.experimental import pallas as pl
 
-    n, num_parts = points.shape[0], table.shape[1]
-    n_pad = -(-n // block) * block
-    flat = jnp.pad(points.astype(jnp.float32), ((0, n_pad - n), (0, 0))).reshape(-1)
+    planes = _planes(points, block)
+    n, n_pad, num_parts = points.shape[0], planes[0].shape[0], table.shape[1]
     idx = jnp.pad(idx.astype(jnp.int32), (0, n_pad - n))
     g = jnp.pad(g.astype(jnp.float32), (0, n_pad - n))
+    spec = pl.BlockSpec((block,), lambda i: (i,))
     full = lambda shape: pl.BlockSpec(shape, lambda i: (0,) * len(shape))  # noqa: E731
-    dx, caps = pl.pallas_call(
-        functools.partial(_capsule_bwd_kernel, block, interpret),
-        out_shape=(jax.ShapeDtypeStruct((3 * n_pad,), jnp.float32), jax.ShapeDtypeStruct((7 * num_parts,), jnp.float32)),
+    *dx, caps = pl.pallas_call(
+        functools.partial(_capsule_bwd_kernel, interpret),
+        out_shape=(*(jax.ShapeDtypeStruct((n_pad,), jnp.float32) for _ in range(3)),
+                   jax.ShapeDtypeStruct((7 * num_parts,), jnp.float32)),
         grid=(n_pad // block,),
-        in_specs=[full(table.shape), full(flat.shape), full(idx.shape), full(g.shape), full((7 * num_parts,))],
-        out_specs=(full((3 * n_pad,)), full((7 * num_parts,))),
-        input_output_aliases={4: 1},
+        in_specs=[full(table.shape), spec, spec, spec, spec, spec, full((7 * num_parts,))],
+        out_specs=(spec, spec, spec, full((7 * num_parts,))),
+        input_output_aliases={6: 3},
         compiler_params=None if interpret else _compiler_params(num_warps),
         interpret=interpret,
         name="capsule_depth_max_bwd",
-    )(table.astype(jnp.float32), flat, idx, g, jnp.zeros((7 * num_parts,), jnp.float32))
-    return dx.reshape(n_pad, 3)[:n], caps.reshape(num_parts, 7)
+    )(table.astype(jnp.float32), *planes, idx, g, jnp.zeros((7 * num_parts,), jnp.float32))
+    return jnp.stack([d[:n] for d in dx], -1), caps.reshape(num_parts, 7)
 
 
 def _self_pen_bwd_kernel(samples, block, interpret, tab_ref, pa_ref, pb_ref, g_ref, zero_ref, caps_ref):

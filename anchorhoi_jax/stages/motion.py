@@ -43,6 +43,7 @@ from anchorhoi_jax.geometry.rotations import axis_angle_to_matrix
 from anchorhoi_jax.geometry.sdf import SDFGrid, sample_sdf, sdf_grid_from_mesh
 from anchorhoi_jax.losses.anchor import static_anchor, static_pose_anchor
 from anchorhoi_jax.losses.contact import contact_loss
+from anchorhoi_jax.losses.depth_smoothness import depth_rescale, joint_smoothness_at_depth, object_smoothness_at_depth
 from anchorhoi_jax.losses.penetration import object_sdf_penetration_world, part_occupancy_penetration
 from anchorhoi_jax.losses.regularizers import (
     PosePrior,
@@ -58,7 +59,8 @@ from anchorhoi_jax.stages.contacts import ContactPairs, extract_contacts, object
 
 HIGHEST = jax.lax.Precision.HIGHEST
 LOSS_TERMS = ("keypoints", "contact", "pen_object", "pen_parts", "smooth_joints", "smooth_object", "self_pen",
-              "pose_prior", "render", "silhouette", "static_anchor", "static_pose_anchor")
+              "pose_prior", "render", "silhouette", "static_anchor", "static_pose_anchor", "smooth_joints_refdepth",
+              "smooth_object_refdepth")
 SMPLX_BODY_JOINTS = tuple(range(1, 22))  # SMPL-X body_pose: joints 1..21 (63 values)
 
 
@@ -92,6 +94,11 @@ class MotionWeights:
     pen_parts: Float[Array, ""] = 1.0
     smooth_joints: Float[Array, ""] = 0.1
     smooth_object: Float[Array, ""] = 0.1
+    # The same two smoothness terms measured at the static instance's depth along the camera ray
+    # (losses/depth_smoothness.py): the metric ones pull the fit toward the camera (the image-consistent
+    # root path shrinks with depth), these have no gradient along that direction.
+    smooth_joints_refdepth: Float[Array, ""] = 0.0
+    smooth_object_refdepth: Float[Array, ""] = 0.0
     self_pen: Float[Array, ""] = 1.0
     pose_prior: Float[Array, ""] = 1e-5
     # Graduated pose prior (as SMPLify anneals its prior weights): `motion_phases` scales it geometrically
@@ -662,7 +669,12 @@ def frame_terms(data: MotionData, cfg: MotionConfig, out: FrameOutputs, kp, conf
     sigma_px = cfg.sigma_px if sigma_px is None else sigma_px
     R, t = out.R_obj, out.t_obj
     p0, p1, r = out.capsules
-    obj_world = _mv(R[None], data.object_points) + t[None]
+    # Object points in the world, built per coordinate ((N,) planes, the same products and sums as _mv) and
+    # stacked: the backward into R and t is then 12 sums over (N,) planes instead of a reduction over the
+    # middle axis of (frames, N, 3); the capsule kernels (kernels/capsules.py) read and write planes, so
+    # the stack and their slicing cancel.
+    op = data.object_points
+    obj_world = jnp.stack([R[i, 0] * op[:, 0] + R[i, 1] * op[:, 1] + R[i, 2] * op[:, 2] + t[i] for i in range(3)], -1)
     if data.contact_slots is None:  # data built before compaction existed: all N_o slots
         target, mask = data.contacts.object_point, data.contacts.mask
     else:
@@ -731,6 +743,8 @@ def motion_loss_seeds(params: MotionParams, data: MotionData, weights: MotionWei
         values["smooth_joints"] = zero if "smooth_joints" in cfg.skip_terms else jax.vmap(joint_smoothness)(joints)[0]
         values["smooth_object"] = (zero if "smooth_object" in cfg.skip_terms
                                    else jax.vmap(object_smoothness)(R_obj, t_obj)[0])
+        values["smooth_joints_refdepth"], values["smooth_object_refdepth"] = _refdepth_smoothness(
+            data, cfg, joints, R_obj, t_obj, S)
         if cfg.render_fn is not None and data.frames is not None and "render" not in cfg.skip_terms:
             values["render"] = jax.vmap(lambda p: _render_term(p, data, cfg))(params)
         else:
@@ -742,6 +756,20 @@ def motion_loss_seeds(params: MotionParams, data: MotionData, weights: MotionWei
         values["static_anchor"], values["static_pose_anchor"] = _static_anchor_terms(params, data, cfg, out, S, L)
         total = sum(getattr(weights, k) * v for k, v in values.items())  # Eq. 4, per seed
         return jnp.sum(total), (total, values)
+
+
+def _refdepth_smoothness(data: MotionData, cfg: MotionConfig, joints, R_obj, t_obj, S: int):
+    """Smoothness at the static instance's root depth (losses/depth_smoothness.py) per seed (S,) each."""
+    zero = jnp.zeros((S,), jnp.float32)
+    skip_j, skip_o = "smooth_joints_refdepth" in cfg.skip_terms, "smooth_object_refdepth" in cfg.skip_terms
+    if skip_j and skip_o:
+        return zero, zero
+    root_static = data.j_rest[0] + data.static.transl  # the root joint of X_s in the world (CONVENTIONS placement)
+    z_ref = root_static @ data.T_cam_world[2, :3] + data.T_cam_world[2, 3]
+    c = jax.vmap(lambda j: depth_rescale(j[:, 0], data.T_cam_world, z_ref)[0])(joints)  # (S,)
+    sj = zero if skip_j else jax.vmap(joint_smoothness_at_depth)(joints, c)[0]
+    so = zero if skip_o else jax.vmap(object_smoothness_at_depth)(R_obj, t_obj, c)[0]
+    return sj, so
 
 
 def _static_anchor_terms(params: MotionParams, data: MotionData, cfg: MotionConfig, out: FrameOutputs, S: int, L: int):
