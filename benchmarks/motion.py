@@ -236,6 +236,22 @@ def build_case(name, model, op_ids, cand, L, key, args, f1_frames=True):
                 t_gt=t_gt, occluded=float(occ.mean()), n_pairs=int(pred.sum()), n_truth=int(truth.sum()))
 
 
+def ray_errors(points, points_gt, T_cam_world) -> dict:
+    """Error of a trajectory (L, 3) split along / across the camera ray through the ground truth (mm, means over
+    frames): a monocular fit observes the across-ray part directly (pixels) and the along-ray part (depth) only
+    through the body's on-screen size, so the two say which kind of error dominates. `depth_bias` is the signed
+    along-ray mean (> 0: estimated farther from the camera than the truth)."""
+    R, c = T_cam_world[:3, :3], T_cam_world[:3, 3]
+    cam = -R.T @ c
+    ray = points_gt - cam[None]
+    ray = ray / jnp.linalg.norm(ray, axis=-1, keepdims=True)
+    e = points - points_gt
+    along = jnp.sum(e * ray, -1)
+    across = jnp.linalg.norm(e - along[:, None] * ray, axis=-1)
+    return {"depth_mm": float(jnp.mean(jnp.abs(along)) * 1000), "lateral_mm": float(jnp.mean(across) * 1000),
+            "depth_bias_mm": float(jnp.mean(along) * 1000)}
+
+
 def evaluate(case, model, cfg, params):
     data, gt, grid = case["data"], case["gt"], case["grid"]
     st = data.static
@@ -256,6 +272,8 @@ def evaluate(case, model, cfg, params):
         "max_pen_gt_mm": pen_gt["pen_max_mm"],
         "pen_frames_pct": pen["pen_frames_pct"],
         "object_transl_err_mm": float(jnp.linalg.norm(t - case["t_gt"], axis=-1).mean() * 1000),
+        **{f"root_{k}": v for k, v in ray_errors(est.joints[:, 0], gt.joints[:, 0], data.T_cam_world).items()},
+        **{f"object_{k}": v for k, v in ray_errors(t, case["t_gt"], data.T_cam_world).items()},
         **{k: v for k, v in M.jitter(est.joints[:, :22], 24.0).items()},
         **M.foot_skating(est.joints[:, [7, 8, 10, 11]]),
     }
@@ -596,7 +614,8 @@ def main():
     )
     # Means of every (variant, scene set) label: benchmark, held-out and dev rows side by side.
     summary["label_means"] = {lab: {k: mean(lab, k) for k in ("mpjpe_mm", "mpjpe_root_aligned_mm", "contact_mm",
-                                                               "object_transl_err_mm", "accel_err_mm")}
+                                                               "object_transl_err_mm", "accel_err_mm", "root_depth_mm",
+                                                               "root_lateral_mm", "object_depth_mm", "object_lateral_mm")}
                               | {"max_pen_mm": float(max(r["max_pen_mm"] for r in results[lab].values()))}
                               for lab in results}
     dump()

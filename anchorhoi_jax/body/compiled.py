@@ -51,31 +51,6 @@ from anchorhoi_jax.body.model import BodyModel, BodyParams
 #   "all_joints"          (J + E, 3) through the joints-only fast path `pose_joints` (no mesh)
 OUTPUTS = ("posed", "vertices", "vertices_all_joints", "all_joints")
 EMBED_BYTES = 1 << 20
-LBS_MODES = ("xla", "tiled")
-
-
-def _tiled_fn(model: BodyModel, output: str, shape: tuple[int, ...], precision):
-    """Batched forward with the tiled LBS kernel (`lbs="tiled"`), or a one-line ValueError why not."""
-    from anchorhoi_jax.body import fused_lbs
-
-    if output not in ("vertices", "vertices_all_joints") or len(shape) != 1:
-        raise ValueError(f'lbs="tiled" needs output "vertices" or "vertices_all_joints" and one int batch axis, '
-                         f"got output {output!r}, batch {shape}")  # fmt: skip
-    if sk._gemm_precision(precision) is not sk.HIGHEST:
-        raise ValueError(f'lbs="tiled" computes the posing GEMM at "highest"; got precision {precision!r}')
-    cfg = fused_lbs.LBS_TILE
-    if shape[0] % cfg[0]:
-        raise ValueError(f'lbs="tiled" needs a batch that is a multiple of {cfg[0]}, got {shape[0]}')
-    fused = fused_lbs.prepare(model, fused_lbs.FusedConfig(bn=cfg[1]))  # validates the model (one-line error)
-    interpret = jax.default_backend() == "cpu"
-
-    def run(m, params):
-        v, j = fused_lbs.pose_vertices_joints_lbs(
-            m, fused, params, bm=cfg[0], bn=cfg[1], num_warps=cfg[2], vertex_fastest=cfg[3], interpret=interpret
-        )
-        return v if output == "vertices" else (v, j)
-
-    return run
 
 
 def _output_fn(output: str, precision) -> Callable[[BodyModel, BodyParams], Any]:
@@ -160,7 +135,6 @@ def compile_pose(
     output: str = "posed",
     precision="highest",
     embed_bytes: int = EMBED_BYTES,
-    lbs: str = "xla",
 ) -> CompiledPose:
     """Compile `pose` (or `pose_joints`) of `model` for params with leading axes `batch`, model bound.
 
@@ -172,29 +146,19 @@ def compile_pose(
         TF32 split only if the model carries it (`with_tf32x3_blend`).
       embed_bytes: model arrays up to this size that the program reads are closed over (embedded in
         the executable); larger ones are passed per call by reference. 0 passes every read array.
-      lbs: "xla" (the skinning pass as XLA fuses it) or "tiled" (`fused_lbs.lbs_vertices`: the same
-        products and sums as one Pallas/Triton kernel over BM samples × BN vertices tiles; outputs
-        "vertices" / "vertices_all_joints", one int batch axis, SMPL-X-like models; on CPU the kernel
-        runs in interpret mode). Same values as "xla" bit for bit.
     Returns:
       `CompiledPose`: `f(params)` -> the output, values identical to
       `jax.jit(vmap(pose, in_axes=(None, 0)))(model, params)` for the same batch shape.
     """
     program, constants, spec, shape = bind_pose(
-        model, batch, output=output, precision=precision, embed_bytes=embed_bytes, lbs=lbs
+        model, batch, output=output, precision=precision, embed_bytes=embed_bytes
     )
     compiled = jax.jit(program).lower(constants, spec).compile()
     return CompiledPose(compiled, constants, output, shape, precision)
 
 
 def bind_pose(
-    model: BodyModel,
-    batch=None,
-    *,
-    output: str = "posed",
-    precision="highest",
-    embed_bytes: int = EMBED_BYTES,
-    lbs: str = "xla",
+    model: BodyModel, batch=None, *, output: str = "posed", precision="highest", embed_bytes: int = EMBED_BYTES
 ):
     """What `compile_pose` compiles, without compiling: `(program, constants, params_spec, batch_shape)`.
 
@@ -208,11 +172,6 @@ def bind_pose(
     shape = _batch_shape(batch)
     if not isinstance(embed_bytes, int) or embed_bytes < 0:
         raise ValueError(f"embed_bytes must be a non-negative int, got {embed_bytes!r}")
-    if lbs not in LBS_MODES:
-        raise ValueError(f"unknown lbs {lbs!r}: use one of {list(LBS_MODES)}")
-    batched = None
-    if lbs == "tiled":
-        batched = _tiled_fn(model, output, shape, precision)
     one = _output_fn(output, precision)
     leaves, treedef = jax.tree_util.tree_flatten(model)
     spec = params_spec(model, shape)
@@ -223,8 +182,6 @@ def bind_pose(
             for i, a in zip(passed_idx, passed):
                 ls[i] = a
             m = jax.tree_util.tree_unflatten(treedef, ls)
-            if batched is not None:
-                return batched(m, params)
             f = lambda p: one(m, p)  # noqa: E731
             for _ in shape:
                 f = jax.vmap(f)

@@ -111,29 +111,3 @@ def test_bad_inputs(smplx_default_model):
     prog = compile_pose(m, 2, output="all_joints")
     with pytest.raises(ValueError, match=r"^compile_pose program for batch \(2,\) got params with shapes"):
         prog(_params(m, 3))
-
-
-def test_tiled_lbs_identical_to_jitted_pose(smplx_default_model):
-    """lbs="tiled" (Pallas kernel; interpret mode on CPU) gives the XLA skinning's values bit for bit."""
-    m = smplx_default_model
-    p = _params(m, 8, seed=3)
-    prog = compile_pose(m, 8, output="vertices_all_joints", lbs="tiled")
-    _assert_identical(prog(p), _reference(m, p, "vertices_all_joints", "highest", 1))
-    v = compile_pose(m, 8, output="vertices", lbs="tiled")(p)
-    _assert_identical(v, _reference(m, p, "vertices", "highest", 1))
-
-
-@pytest.mark.parametrize(
-    "kw, msg",
-    [
-        ({"lbs": "cuda"}, "unknown lbs 'cuda'"),
-        ({"lbs": "tiled", "output": "posed"}, 'lbs="tiled" needs output'),
-        ({"lbs": "tiled", "batch": (8, 2), "output": "vertices"}, "one int batch axis"),
-        ({"lbs": "tiled", "batch": 6, "output": "vertices"}, "multiple of 8"),
-        ({"lbs": "tiled", "output": "vertices", "precision": "tf32"}, 'computes the posing GEMM at "highest"'),
-    ],
-)
-def test_tiled_lbs_bad_inputs(smplx_default_model, kw, msg):
-    kw = {"batch": 8, **kw}
-    with pytest.raises(ValueError, match=msg.replace("(", r"\(").replace(")", r"\)")):
-        bind_pose(smplx_default_model, kw.pop("batch"), **kw)
