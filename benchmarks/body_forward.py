@@ -35,6 +35,7 @@ optimization_barrier (same kernels, no change; that knob was removed afterwards)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -42,6 +43,7 @@ import statistics
 import sys
 import tempfile
 import time
+from typing import Any, NamedTuple
 
 import numpy as onp
 
@@ -318,6 +320,326 @@ def _pallas_lbs_pose(model, VB=256, interpret=False):
     return jax.jit(jax.vmap(f, in_axes=(None, 0)))
 
 
+# --- Session-6 experiments (--fused, --lbs): the pose-corrective GEMM + LBS as one Pallas/Triton kernel
+# (float32 FFMA, Triton's "ieee" dot), and the LBS pass alone as a 2-D-tiled kernel after XLA's cuBLAS
+# GEMM. Both equal jit(vmap(pose)) bit for bit on the H100 (max |diff| 0.0) and both were SLOWER there
+# (benchmarks/results/body_forward.md, session 6), so neither is in the library.
+#
+# Fused kernel: each program computes a (BM samples x BN vertices) tile of the posed rest mesh for x, y
+# and z (three accumulators against a coordinate-planar copy of the blend matrix, so a vertex's three
+# coordinates share a register position), then skins and places the tile in its epilogue and writes
+# only the output vertices (no 258 MB round trip, no separate LBS pass).
+
+
+@dataclasses.dataclass(frozen=True)
+class FusedConfig:
+    """Tile of one program: BM samples × BN vertices (× 3 coordinates), K-steps of BK features."""
+
+    bm: int = 64
+    bn: int = 64
+    bk: int = 16
+    num_warps: int = 4
+    num_stages: int = 3
+
+    def __post_init__(self):
+        for name in ("bm", "bn", "bk"):
+            v = getattr(self, name)
+            if v < 16 or v & (v - 1):
+                raise ValueError(f"FusedConfig.{name} must be a power of two >= 16, got {v}")
+
+
+def _round_up(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+def planar_blend(blend_dirs: Any, num_vertices: int, bn: int) -> Any:
+    """The fused blend matrix with its columns split by coordinate: (3, Qp, Vp), Vp a multiple of `bn`.
+
+    Column 3v + c of `blend_dirs` becomes [c, :, v]; padding columns are zero (host-side, once).
+    """
+    import jax.numpy as jnp
+
+    M = onp.asarray(blend_dirs, onp.float32)
+    V = num_vertices
+    Vp = _round_up(V, bn)
+    planes = M[:, : 3 * V].reshape(M.shape[0], V, 3).transpose(2, 0, 1)
+    return jnp.asarray(onp.pad(planes, ((0, 0), (0, 0), (0, Vp - V))))
+
+
+def planar_skinning(ids: Any, w: Any, Vp: int):
+    """Sparse skinning ids/weights transposed to (K, Vp) and zero-padded (padding: joint 0, weight 0)."""
+    import jax.numpy as jnp
+
+    ids = onp.asarray(ids, onp.int32).T
+    w = onp.asarray(w, onp.float32).T
+    pad = ((0, 0), (0, Vp - ids.shape[1]))
+    return jnp.asarray(onp.pad(ids, pad)), jnp.asarray(onp.pad(w, pad))
+
+
+def _fused_kernel(f_ref, m_ref, a_ref, ids_ref, w_ref, p_ref, o_ref, *, cfg, Q, V, Vo, K, J12, nb):
+    import jax
+    import jax.numpy as jnp
+    from jax.experimental import pallas as pl
+
+    BM, BN, BK = cfg.bm, cfg.bn, cfg.bk
+    pid = pl.program_id(0)
+    # Batch tiles vary fastest: consecutive programs share one column block of the blend matrix
+    # (3·Qp·BN floats), so it is read from HBM once and reused from L2 by every batch tile.
+    i = pid % nb
+    j = pid // nb
+    b0 = pl.multiple_of(i * BM, BM)
+    v0 = pl.multiple_of(j * BN, BN)
+
+    def body(t, acc):
+        k0 = pl.multiple_of(t * BK, BK)
+        a = f_ref[pl.ds(b0, BM), pl.ds(k0, BK)]
+        return tuple(
+            acc[c] + jnp.dot(a, m_ref[c, pl.ds(k0, BK), pl.ds(v0, BN)], precision=jax.lax.Precision.HIGHEST,
+                             preferred_element_type=jnp.float32)
+            for c in range(3)
+        )  # fmt: skip
+
+    z = jnp.zeros((BM, BN), jnp.float32)
+    p = jax.lax.fori_loop(0, Q // BK, body, (z, z, z))
+
+    _skin_tile(p, a_ref, ids_ref, w_ref, p_ref, o_ref, b0=b0, v0=v0, BM=BM, BN=BN, V=V, Vo=Vo, K=K, J12=J12)
+
+
+def _skin_tile(p, a_ref, ids_ref, w_ref, p_ref, o_ref, *, b0, v0, BM, BN, V, Vo, K, J12):
+    """Skin and place a (BM samples × BN vertices) tile of rest coordinates p = (x, y, z) and store it."""
+    import jax.numpy as jnp
+    from jax.experimental import pallas as pl
+    from jax.experimental.pallas import triton as plt
+
+    rows = b0 + jnp.arange(BM, dtype=jnp.int32)
+    cols = v0 + jnp.arange(BN, dtype=jnp.int32)
+    mask = jnp.broadcast_to((cols < V)[None, :], (BM, BN))
+    abase = rows[:, None] * J12
+    ids = [ids_ref[k, pl.ds(v0, BN)] * 12 for k in range(K)]
+    ws = [w_ref[k, pl.ds(v0, BN)][None, :] for k in range(K)]
+    scale = p_ref[pl.ds(b0, BM), 3][:, None]
+    for c in range(3):
+        # Same products and sum order as skinning._apply_sparse_lbs and skinning._place.
+        T = []
+        for e in range(4):
+            t = None
+            for k in range(K):
+                g = ws[k] * a_ref[abase + ids[k][None, :] + (4 * c + e)]
+                t = g if t is None else t + g
+            T.append(t)
+        o = T[0] * p[0] + T[1] * p[1] + T[2] * p[2] + T[3]
+        root = p_ref[pl.ds(b0, BM), c][:, None]
+        o = root + scale * (o - root) + p_ref[pl.ds(b0, BM), 4 + c][:, None]
+        plt.store(o_ref.at[rows[:, None] * (3 * Vo) + cols[None, :] * 3 + c], o, mask=mask)
+
+
+def _tiled_lbs_kernel(r_ref, a_ref, ids_ref, w_ref, p_ref, o_ref, *, BM, BN, N, V, Vo, K, J12, nb, nv, vertex_fastest):
+    """LBS + placement of a (BM × BN) tile of an already computed posed rest mesh (B, N ≥ 3V)."""
+    import jax.numpy as jnp
+    from jax.experimental import pallas as pl
+    from jax.experimental.pallas import triton as plt
+
+    pid = pl.program_id(0)
+    if vertex_fastest:  # consecutive programs stream along the same rows
+        i, j = pid // nv, pid % nv
+    else:
+        i, j = pid % nb, pid // nb
+    b0 = pl.multiple_of(i * BM, BM)
+    v0 = pl.multiple_of(j * BN, BN)
+    rows = b0 + jnp.arange(BM, dtype=jnp.int32)
+    cols = v0 + jnp.arange(BN, dtype=jnp.int32)
+    mask = jnp.broadcast_to((cols < V)[None, :], (BM, BN))
+    base = rows[:, None] * N + cols[None, :] * 3
+    # Every load of the tile is issued before any use: BM·BN·3 independent loads per program keep
+    # enough bytes in flight for HBM bandwidth (one output value per thread does not).
+    p = tuple(plt.load(r_ref.at[base + c], mask=mask, other=0.0) for c in range(3))
+    _skin_tile(p, a_ref, ids_ref, w_ref, p_ref, o_ref, b0=b0, v0=v0, BM=BM, BN=BN, V=V, Vo=Vo, K=K, J12=J12)
+
+
+def lbs_vertices(
+    rest: Any,
+    A: Any,
+    ids_t: Any,
+    w_t: Any,
+    root: Any,
+    scale: Any,
+    transl: Any,
+    *,
+    num_vertices: int,
+    bm: int = 8,
+    bn: int = 128,
+    num_warps: int = 4,
+    vertex_fastest: bool = True,
+    interpret: bool = False,
+) -> Any:
+    """Skinned, scaled and translated vertices from the posed rest mesh rows `rest` (x, y, z interleaved).
+
+    The LBS pass alone as a 2-D-tiled kernel (BM samples × BN vertices per program); `ids_t`/`w_t`
+    from `planar_skinning` with Vp a multiple of `bn`.
+    """
+    import functools
+
+    import jax
+    import jax.numpy as jnp
+    from jax.experimental import pallas as pl
+    from jax.experimental.pallas import triton as plt
+
+    B, N = rest.shape
+    V = num_vertices
+    Vp = ids_t.shape[1]
+    if Vp % bn or N < 3 * V or B % bm:
+        raise ValueError(f"lbs tile {bm}x{bn} does not fit rest {rest.shape} / skinning {ids_t.shape}")
+    J = A.shape[-3]
+    K = ids_t.shape[0]
+    nb, nv = B // bm, Vp // bn
+    place = jnp.concatenate([root, scale[:, None], transl, jnp.zeros((B, 1), root.dtype)], -1)
+    Vo = Vp if interpret else V
+    if interpret:  # masked loads read past the row end there too: pad the rows
+        rest = jnp.pad(rest, ((0, 0), (0, max(0, 3 * Vp - N))))
+    kern = functools.partial(_tiled_lbs_kernel, BM=bm, BN=bn, N=rest.shape[1], V=V, Vo=Vo, K=K, J12=J * 12, nb=nb, nv=nv,
+                             vertex_fastest=vertex_fastest)
+    out = pl.pallas_call(
+        kern,
+        out_shape=jax.ShapeDtypeStruct((B * 3 * Vo,), jnp.float32),
+        grid=(nb * nv,),
+        interpret=interpret,
+        compiler_params=plt.CompilerParams(num_warps=num_warps),
+    )(rest.reshape(-1), A.reshape(-1), ids_t, w_t, place)
+    return out.reshape(B, Vo, 3)[:, :V]
+
+
+def fused_vertices(
+    feats: Any,
+    planar: Any,
+    A: Any,
+    ids_t: Any,
+    w_t: Any,
+    root: Any,
+    scale: Any,
+    transl: Any,
+    *,
+    num_vertices: int,
+    cfg: FusedConfig = FusedConfig(),
+    interpret: bool = False,
+) -> Any:
+    """Skinned, scaled and translated vertices of a batch: place(LBS(A, feats · blend_dirs)).
+
+    `planar` from `planar_blend` (its Vp a multiple of cfg.bn), `ids_t`/`w_t` from `planar_skinning`,
+    A the per-sample skinning transforms (`skinning._skin_transforms`). The batch is padded to a
+    multiple of cfg.bm internally. `interpret=True` runs the kernel body in JAX (CPU tests).
+    """
+    import functools
+
+    import jax
+    import jax.numpy as jnp
+    from jax.experimental import pallas as pl
+    from jax.experimental.pallas import triton as plt
+
+    B, Q = feats.shape
+    V = num_vertices
+    Vp = planar.shape[-1]
+    if planar.shape[:2] != (3, Q) or Vp % cfg.bn or Vp < V or Q % cfg.bk:
+        raise ValueError(f"planar blend {planar.shape} does not fit features {feats.shape} and tile {cfg}")
+    J = A.shape[-3]
+    K = ids_t.shape[0]
+    Bp = _round_up(B, cfg.bm)
+    nb, nv = Bp // cfg.bm, Vp // cfg.bn
+    pad = lambda x: jnp.pad(x, ((0, Bp - B),) + ((0, 0),) * (x.ndim - 1))  # noqa: E731
+    place = jnp.concatenate([root, scale[:, None], transl, jnp.zeros((B, 1), root.dtype)], -1)
+    # Interpret mode discharges masked stores as full scatters: give it a padded output instead.
+    Vo = Vp if interpret else V
+    kern = functools.partial(_fused_kernel, cfg=cfg, Q=Q, V=V, Vo=Vo, K=K, J12=J * 12, nb=nb)
+    out = pl.pallas_call(
+        kern,
+        out_shape=jax.ShapeDtypeStruct((Bp * 3 * Vo,), jnp.float32),
+        grid=(nb * nv,),
+        interpret=interpret,
+        compiler_params=plt.CompilerParams(num_warps=cfg.num_warps, num_stages=cfg.num_stages),
+    )(pad(feats), planar, pad(A.reshape(B, J * 12)).reshape(-1), ids_t, w_t, pad(place))
+    return out.reshape(Bp, Vo, 3)[:B, :V]
+
+
+class FusedBlend(NamedTuple):
+    """Host-prepared constants of the fused kernel for one model and tile width (see `prepare`)."""
+
+    planar: Any
+    ids_t: Any
+    w_t: Any
+
+
+def prepare_fused(model, cfg: FusedConfig = FusedConfig()) -> FusedBlend:
+    """Planar blend matrix and transposed sparse skinning of `model` (needs blend_dirs and skin ids)."""
+    if model.blend_dirs is None or model.skin_joint_ids is None or model.posedirs.shape[0] == 0:
+        raise ValueError("the fused kernel needs a model with pose correctives, blend_dirs and sparse skinning")
+    planar = planar_blend(model.blend_dirs, model.num_vertices, cfg.bn)
+    ids_t, w_t = planar_skinning(model.skin_joint_ids, model.skin_joint_weights, planar.shape[-1])
+    return FusedBlend(planar=planar, ids_t=ids_t, w_t=w_t)
+
+
+def pose_vertices_joints(model, fused: FusedBlend, params, *, cfg: FusedConfig = FusedConfig(), interpret=False):
+    """Batched (vertices (B,V,3), all joints (B,J+E,3)) = `pose(model, p)` for each sample, fp32 HIGHEST.
+
+    FK, features and transforms run as in `skinning.pose` (vmapped); the GEMM + LBS + placement is
+    the fused kernel. `params` carries a leading batch axis.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from anchorhoi_jax.body import skinning as sk
+
+    if model.rest_orient != "identity":
+        raise ValueError("the fused kernel supports identity rest frames (SMPL-X) only")
+
+    def per_sample(p):
+        R = sk.rodrigues(p.pose)
+        f = sk._blend_features(model, p.betas, R)
+        j_rest = sk.rest_joints(model, p.betas)
+        R_rest = sk.rest_orientations(model, p.betas)
+        Rw, tw = sk.forward_kinematics(model, R, j_rest, R_rest)
+        A = sk._skin_transforms(Rw, tw, R_rest, j_rest, True)
+        root = j_rest[0]
+        return f, A, root, sk._place(tw, root, p.scale, p.transl)
+
+    f, A, root, joints = jax.vmap(per_sample)(params)
+    verts = fused_vertices(
+        f, fused.planar, A, fused.ids_t, fused.w_t, root, params.scale, params.transl,
+        num_vertices=model.num_vertices, cfg=cfg, interpret=interpret,
+    )  # fmt: skip
+    extra = jax.vmap(sk._barycentric, in_axes=(0, None, None))(verts, model.extra_vertex_ids, model.extra_bary)
+    return verts, jnp.concatenate([joints, extra], 1)
+
+
+def pose_vertices_joints_lbs(model, fused: FusedBlend, params, *, bm=8, bn=128, num_warps=4, vertex_fastest=True,
+                             interpret=False):
+    """As `pose_vertices_joints`, but the GEMM is XLA's (cuBLAS FFMA) and only the LBS pass is the tiled kernel.
+
+    `fused` from `prepare_fused(model, FusedConfig(bn=bn))` (its planar matrix is not used here).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from anchorhoi_jax.body import skinning as sk
+
+    def per_sample(p):
+        R = sk.rodrigues(p.pose)
+        f = sk._blend_features(model, p.betas, R)
+        j_rest = sk.rest_joints(model, p.betas)
+        R_rest = sk.rest_orientations(model, p.betas)
+        Rw, tw = sk.forward_kinematics(model, R, j_rest, R_rest)
+        A = sk._skin_transforms(Rw, tw, R_rest, j_rest, True)
+        root = j_rest[0]
+        return f, A, root, sk._place(tw, root, p.scale, p.transl)
+
+    f, A, root, joints = jax.vmap(per_sample)(params)
+    rest = jnp.matmul(f, model.blend_dirs, precision=jax.lax.Precision.HIGHEST)
+    verts = lbs_vertices(
+        rest, A, fused.ids_t, fused.w_t, root, params.scale, params.transl, num_vertices=model.num_vertices,
+        bm=bm, bn=bn, num_warps=num_warps, vertex_fastest=vertex_fastest, interpret=interpret,
+    )  # fmt: skip
+    extra = jax.vmap(sk._barycentric, in_axes=(0, None, None))(verts, model.extra_vertex_ids, model.extra_bary)
+    return verts, jnp.concatenate([joints, extra], 1)
+
+
 def _parity(results, fns, bm_fns, model, model3, extras, tm, to_params, tdev):
     """Batch-64 parity vs smplx (torch, fp32): vertices, 127 joints, joints-only path, and gradients of
     a random linear loss w.r.t. every input (relative to the largest torch autograd entry), for
@@ -396,7 +718,7 @@ def main(argv=None):
     ap.add_argument("--compare-compiled", action="store_true", help="--compare: also the compile_pose binding variants")
     ap.add_argument("--compare-pallas-lbs", action="store_true", help="--compare: also the session-5 Pallas LBS kernel")
     ap.add_argument("--fused", default="",
-                    help="--compare: fused GEMM+LBS kernel configs 'bm,bn,bk,warps,stages;...' (body/fused_lbs.py)")
+                    help="--compare: fused GEMM+LBS kernel configs 'bm,bn,bk,warps,stages;...' (the session-6 kernels above)")
     ap.add_argument("--lbs", default="",
                     help="--compare: XLA GEMM + tiled Pallas LBS kernel configs 'bm,bn,warps,vertex_fastest;...'")
     ap.add_argument("--k-rows", type=int, default=0,
@@ -676,16 +998,14 @@ def main(argv=None):
             f_pl = jax.jit(jax.vmap(planar_pose, in_axes=(None, None, 0)))
             cands["planar_columns_xla_full_fp32"] = lambda: f_pl(model, planar_m, pc)
         if args.fused:
-            from anchorhoi_jax.body import fused_lbs as fl
-
             for spec in args.fused.split(";"):
                 bm_, bn_, bk_, nw_, ns_ = (int(v) for v in spec.split(","))
-                fcfg = fl.FusedConfig(bm=bm_, bn=bn_, bk=bk_, num_warps=nw_, num_stages=ns_)
+                fcfg = FusedConfig(bm=bm_, bn=bn_, bk=bk_, num_warps=nw_, num_stages=ns_)
                 name = f"fused_gemm_lbs_{bm_}x{bn_}x{bk_}_w{nw_}_s{ns_}_full_fp32"
                 t_c = time.perf_counter()
                 try:
-                    fb = fl.prepare(model, fcfg)
-                    ff = jax.jit(lambda m, fb, p, fcfg=fcfg: fl.pose_vertices_joints(
+                    fb = prepare_fused(model, fcfg)
+                    ff = jax.jit(lambda m, fb, p, fcfg=fcfg: pose_vertices_joints(
                         m, fb, p, cfg=fcfg, interpret=not on_gpu))  # fmt: skip
                     jax.block_until_ready(ff(model, fb, pc))
                     cands[name] = lambda ff=ff, fb=fb: ff(model, fb, pc)
@@ -697,23 +1017,14 @@ def main(argv=None):
             mk = model.replace(blend_dirs=jax.block_until_ready(model.blend_dirs[: args.k_rows]))
             cands[f"jit_k{args.k_rows}_full_fp32"] = lambda mk=mk: fns[("full", "fp32")][0](mk, pc)
         if args.lbs:
-            from anchorhoi_jax.body import fused_lbs as fl
-
-            t_c = time.perf_counter()
-            try:
-                prog = compile_pose(model, B, output="vertices_all_joints", precision=HIGHEST, lbs="tiled")
-                cands["compile_pose_tiled_lbs_full_fp32"] = lambda prog=prog: prog(pc)
-                cp["compile_s"]["compile_pose_tiled_lbs_full_fp32"] = time.perf_counter() - t_c
-            except Exception as e:
-                cp["compile_pose_tiled_lbs_full_fp32_error"] = f"{type(e).__name__}: {e}"[:600]
 
             for spec in args.lbs.split(";"):
                 bm_, bn_, nw_, vf_ = (int(v) for v in spec.split(","))
                 name = f"xla_gemm_tiled_lbs_{bm_}x{bn_}_w{nw_}_{'vfast' if vf_ else 'bfast'}_full_fp32"
                 t_c = time.perf_counter()
                 try:
-                    fb = fl.prepare(model, fl.FusedConfig(bn=bn_))
-                    ff = jax.jit(lambda m, fb, p, bm_=bm_, bn_=bn_, nw_=nw_, vf_=vf_: fl.pose_vertices_joints_lbs(
+                    fb = prepare_fused(model, FusedConfig(bn=bn_))
+                    ff = jax.jit(lambda m, fb, p, bm_=bm_, bn_=bn_, nw_=nw_, vf_=vf_: pose_vertices_joints_lbs(
                         m, fb, p, bm=bm_, bn=bn_, num_warps=nw_, vertex_fastest=bool(vf_), interpret=not on_gpu))
                     jax.block_until_ready(ff(model, fb, pc))
                     cands[name] = lambda ff=ff, fb=fb: ff(model, fb, pc)
@@ -758,7 +1069,7 @@ def main(argv=None):
         if args.trace_host and on_gpu:
             best = [min((n for n in cands if n.startswith(pre)), default=None,
                         key=lambda n: cp["timings"][n]["per_call_ms"]) for pre in ("fused_", "xla_gemm_tiled")]
-            names = ["jit_model_params_full_fp32", "body_models_full_fp32", *best, "compile_pose_tiled_lbs_full_fp32"]
+            names = ["jit_model_params_full_fp32", "nop_model_and_params", "body_models_full_fp32", *best]
             targets = {n: (lambda fn=cands[n]: jax.block_until_ready(fn())) for n in names if n in cands}
             try:
                 cp["trace"] = _trace_calls(targets, 5, tmp, host=True)
