@@ -24,6 +24,11 @@ What each peer runs (their fastest path that gives the same output):
 * body-models full: `forward_vertices` (vertices only, no joints: favourable to it);
   joints-only: `forward_skeleton` (55 joint transforms, no vertex joints / landmarks).
 
+`--compare` (batch 2048): candidates in interleaved rounds (`--rounds`) against body-models and smplx in the
+same process; session-6 A/B options: `--fused` (GEMM + LBS as one Pallas/Triton kernel), `--lbs` (tiled Pallas
+LBS after the cuBLAS GEMM), `--k-rows`, `--layouts`, `--trace-host` (profiler trace with host-thread events per
+call); `--keep-order` times the batches as given; `--cache-dir` keeps compiled programs for a later device call.
+
 `--diagnose` (batch 2048): where per-call wall time goes beyond GPU kernel time (a profiler trace
 with one annotation per call: launch delay, GPU span, kernel busy time, tail; probes: a jitted no-op
 with the same arguments, a 257 MB write, the model closed over, command buffers off) and the TF32
