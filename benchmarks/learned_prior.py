@@ -297,8 +297,11 @@ def canonical_views(n: int, res: int) -> pf.CanonicalViews:
                              fov_y_deg=40.0, size=res)
 
 
-def make_render_all(field: FieldConfig, rcfg: RenderConfig, cams: Camera):
-    """jitted params (S, ...) -> premultiplied rgb (S, V, H, W, 3), alpha, depth (S, V, H, W) over black, albedo."""
+def make_render_all(field: FieldConfig, rcfg: RenderConfig, cams: Camera, *, batch: int = 4):
+    """jitted params (S, ...) -> premultiplied rgb (S, V, H, W, 3), alpha, depth (S, V, H, W) over black, albedo.
+
+    `batch` runs at a time (lax.map): the hash-grid temporaries of all runs at once are ~1.1 GB per run and
+    view (36 runs x 4 views asked the H100 for 41 GB)."""
     albedo = dataclasses.replace(rcfg, shading="albedo", normals=False)
 
     @jax.jit
@@ -306,23 +309,30 @@ def make_render_all(field: FieldConfig, rcfg: RenderConfig, cams: Camera):
         def one(p):
             o = render_nerf_views(p, field, cams, None, render_cfg=albedo, background=0.0)
             return o["rgb"], o["alpha"], o["depth"]
-        return jax.vmap(one)(params)
+        return jax.lax.map(one, params, batch_size=batch)
 
     return render_all
 
 
 def anchor_fields(keys, coarse_params, field: FieldConfig, rcfg: RenderConfig, cams: Camera, c_rgb, c_alpha, human, *,
-                  steps: int, n_rays: int):
-    """Φ_A from Φ̂ by masked feature alignment (stages/anchor.py), all runs vmapped; returns the anchor params."""
+                  steps: int, n_rays: int, chunk: int = 16):
+    """Φ_A from Φ̂ by masked feature alignment (stages/anchor.py), vmapped over `chunk` runs at a time (runs are
+    independent; the evaluation's 16 are one chunk, as in sessions 3-5); returns the anchor params."""
     acfg = anchor_stage.AnchorConfig(steps_per_call=max(1, min(100, steps)), n_rays=n_rays,
                                      render=dataclasses.replace(rcfg, shading="albedo", normals=False))
     rays = jax.vmap(lambda r, a, m: anchor_stage.alignment_rays(cams, r, a, m))(c_rgb, c_alpha, human)
-    a_state = jax.vmap(anchor_stage.init)(jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys), coarse_params)
     a_update = jax.jit(jax.vmap(anchor_stage.make_update(field, acfg), in_axes=(0, 0, None)))
     aw = anchor_stage.AnchorWeights.default()
-    for _ in range(max(1, steps // acfg.steps_per_call)):
-        a_state, _ = a_update(a_state, rays, aw)
-    return a_state.params
+    out = []
+    for lo in range(0, keys.shape[0], chunk):
+        part = slice(lo, lo + chunk)
+        a_state = jax.vmap(anchor_stage.init)(jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys[part]),
+                                              jax.tree.map(lambda a: a[part], coarse_params))
+        r = jax.tree.map(lambda a: a[part], rays)
+        for _ in range(max(1, steps // acfg.steps_per_call)):
+            a_state, _ = a_update(a_state, r, aw)
+        out.append(a_state.params)
+    return jax.tree.map(lambda *a: jnp.concatenate(a), *out)
 
 
 def anchor_keypoints(det, a_rgb8, a_alpha8, n_views: int, flip: bool):
@@ -598,7 +608,7 @@ def sweep(args, out: Path, log, prior_dir, det, field, rcfg, res, device, dtype,
     human = jnp.asarray(probs[:, :, 1]) * (c_alpha > 0.05)
     obj_mask = (probs[:, :, 2] > 0.5) & (onp.asarray(c_alpha) > 0.5)
     a_params = anchor_fields(keys, params, field, rcfg, cams4, c_rgb, c_alpha, human, steps=args.anchor_steps,
-                             n_rays=n_anchor_rays)
+                             n_rays=n_anchor_rays, chunk=4 * args.sweep_seeds)
     a_rgb8, a_alpha8, _ = make_render_all(field, rcfg, cams8)(a_params)
     anchor_iou = float(anchor_stage.mask_iou(a_alpha8[:, ::2], human))
     log(f"sweep anchor: {S} runs, {args.anchor_steps} steps, IoU {anchor_iou:.3f}, {time.perf_counter() - t0:.1f} s")
@@ -614,17 +624,6 @@ def sweep(args, out: Path, log, prior_dir, det, field, rcfg, res, device, dtype,
         log(f"sweep variant views={nv} flip={flip}: anchor accuracy {judged[nv, flip]['ok_full'].mean():.3f} "
             f"({time.perf_counter() - t1:.1f} s)")
 
-    # ---- the direct arm on the same runs, guidance and steps
-    t0 = time.perf_counter()
-    colors = jnp.asarray(lpd.random_colors(jax.random.key(3), jnp.asarray(lpd.part_ids(body.model))))
-    run_direct, _ = make_direct_runner(fbody, setup, betas, p0, colors, ccfg, keys, views=args.views, res=res)
-    d_state = run_direct(n, StackedGuidance(chunk_parts))
-    kp3d_d = onp.asarray(jax.vmap(lambda p: pf.keypoints3d(fbody, setup, p, betas))(d_state.params))
-    feat_d = onp.asarray(lpd.pose_features(jnp.asarray(kp3d_d)))
-    pred_d = classify(feat_d, means)
-    direct_s = time.perf_counter() - t0
-    log(f"sweep direct: {S} runs x {n} steps in {direct_s:.1f} s")
-
     # ---- pictures (rows = runs: coarse over white at 4 azimuths | anchor at 8 with the 8-view keypoints),
     # arrays for CPU re-analysis, stats
     kp8, conf8 = kps[8, False]
@@ -636,41 +635,65 @@ def sweep(args, out: Path, log, prior_dir, det, field, rcfg, res, device, dtype,
     onp.savez_compressed(out / "sweep_arrays.npz", coarse_rgb=onp.asarray(c_rgb, onp.float16),
                          coarse_alpha=onp.asarray(c_alpha, onp.float16), anchor_rgb8=onp.asarray(a_rgb8, onp.float16),
                          anchor_alpha8=onp.asarray(a_alpha8, onp.float16), true=true,
-                         config=onp.asarray([i for i, _, _ in runs]), kp3d_direct=kp3d_d)
+                         config=onp.asarray([i for i, _, _ in runs]))
     al = onp.asarray(c_alpha)
     stats = []
     for s, (i, c, j) in enumerate(runs):
         r = dict(config=i, cls=lpd.CLASSES[c], seed=j, coverage=float(al[s].mean()),
-                 human_prob=float(probs[s, :, 1].mean()), object_prob=float(probs[s, :, 2].mean()),
-                 pred_direct=lpd.CLASSES[int(pred_d[s])], correct_direct=bool(pred_d[s] == c),
-                 features_direct=feat_d[s].round(3).tolist())
+                 human_prob=float(probs[s, :, 1].mean()), object_prob=float(probs[s, :, 2].mean()))
         for (nv, flip), jd in judged.items():
             tag = f"v{nv}{'f' if flip else ''}"
             r[tag] = dict(pred=lpd.CLASSES[int(jd["pred"][s])], correct=bool(jd["ok_full"][s]),
                           correct_pose=bool(jd["ok_pose"][s]), sit=bool(jd["sit"][s]), lift=bool(jd["lift"][s]),
                           features=jd["features"][s].round(3).tolist())
         stats.append(r)
+
+    def tabulate(pred_d):
+        """per run and per (config, detection variant) rows; direct columns None until the direct arm ran"""
+        rows = [dict(r, pred_direct=None if pred_d is None else lpd.CLASSES[int(pred_d[s])],
+                     correct_direct=None if pred_d is None else bool(pred_d[s] == true[s])) for s, r in enumerate(stats)]
+        per_cfg = []
+        for i in range(len(cfgs)):  # config-major, detection variants in DETECT_VARIANTS order (the tie order)
+            sel = onp.asarray([ci == i for ci, _, _ in runs])
+            base = dict(accuracy_direct=None if pred_d is None else float((pred_d[sel] == true[sel]).mean()),
+                        per_class_direct=None if pred_d is None else {
+                            lpd.CLASSES[c]: float((pred_d == true)[sel & (true == c)].mean()) for c in range(NC)},
+                        **{k: float(onp.mean([r[k] for r in stats if r["config"] == i])) for k in keys_})
+            for nv, flip in DETECT_VARIANTS:
+                jd = judged[nv, flip]
+                per_cfg.append(dict(config=cfgs[i], variant=dict(detect_views=nv, detect_flip=flip),
+                                    accuracy=float(jd["ok_full"][sel].mean()),
+                                    accuracy_pose=float(jd["ok_pose"][sel].mean()),
+                                    per_class={lpd.CLASSES[c]: float(jd["ok_full"][sel & (true == c)].mean())
+                                               for c in range(NC)}, **base))
+        return dict(steps=n, seed_offset=args.seed_offset, seeds_per_class=args.sweep_seeds,
+                    keys="tuning index c * seeds + j per (class c, seed j), the same for every config",
+                    start="standing body (shape init)" if args.shape_init else "blob", shape_init=si_info,
+                    sds_seconds=sds_s, anchor_iou_vs_human_mask=anchor_iou, runs=rows, per_config=per_cfg, history=hist)
+
     keys_ = ("coverage", "human_prob", "object_prob")
-    per_cfg = []
-    for i in range(len(cfgs)):  # config-major, detection variants in DETECT_VARIANTS order (the tie order)
-        sel = onp.asarray([ci == i for ci, _, _ in runs])
-        base = dict(accuracy_direct=float((pred_d[sel] == true[sel]).mean()),
-                    **{k: float(onp.mean([r[k] for r in stats if r["config"] == i])) for k in keys_})
-        for nv, flip in DETECT_VARIANTS:
-            jd = judged[nv, flip]
-            per_cfg.append(dict(config=cfgs[i], variant=dict(detect_views=nv, detect_flip=flip),
-                                accuracy=float(jd["ok_full"][sel].mean()), accuracy_pose=float(jd["ok_pose"][sel].mean()),
-                                per_class={lpd.CLASSES[c]: float(jd["ok_full"][sel & (true == c)].mean()) for c in range(NC)},
-                                per_class_direct={lpd.CLASSES[c]: float((pred_d == true)[sel & (true == c)].mean())
-                                                  for c in range(NC)}, **base))
-    result = dict(steps=n, seed_offset=args.seed_offset, seeds_per_class=args.sweep_seeds,
-                  keys="tuning index c * seeds + j per (class c, seed j), the same for every config",
-                  start="standing body (shape init)" if args.shape_init else "blob", shape_init=si_info,
-                  sds_seconds=sds_s, direct_seconds=direct_s, anchor_iou_vs_human_mask=anchor_iou,
-                  runs=stats, per_config=per_cfg, history=hist)
+    result = tabulate(None)
     (out / "sweep.json").write_text(json.dumps(result, indent=1))
-    for r in per_cfg:
-        log(f"sweep {json.dumps({k: r[k] for k in ('config', 'variant', 'accuracy', 'accuracy_pose', 'accuracy_direct')})}")
+    for r in result["per_config"]:
+        log(f"sweep {json.dumps({k: r[k] for k in ('config', 'variant', 'accuracy', 'accuracy_pose')})}")
+
+    # ---- the direct arm on the same runs, guidance and steps
+    t0 = time.perf_counter()
+    colors = jnp.asarray(lpd.random_colors(jax.random.key(3), jnp.asarray(lpd.part_ids(body.model))))
+    run_direct, _ = make_direct_runner(fbody, setup, betas, p0, colors, ccfg, keys, views=args.views, res=res)
+    d_state = run_direct(n, StackedGuidance(chunk_parts))
+    kp3d_d = onp.asarray(jax.vmap(lambda p: pf.keypoints3d(fbody, setup, p, betas))(d_state.params))
+    feat_d = onp.asarray(lpd.pose_features(jnp.asarray(kp3d_d)))
+    pred_d = classify(feat_d, means)
+    direct_s = time.perf_counter() - t0
+    log(f"sweep direct: {S} runs x {n} steps in {direct_s:.1f} s")
+
+    result = dict(tabulate(pred_d), direct_seconds=direct_s)
+    for s_, r in enumerate(result["runs"]):
+        r["features_direct"] = feat_d[s_].round(3).tolist()
+    (out / "sweep.json").write_text(json.dumps(result, indent=1))
+    for r in result["per_config"][::len(DETECT_VARIANTS)]:
+        log(f"sweep direct {json.dumps({k: r[k] for k in ('config', 'accuracy_direct', 'per_class_direct')})}")
     return result
 
 
@@ -865,7 +888,8 @@ def main(argv=None) -> None:
     del tmp, cst
     n_steps = int(min(args.steps, max(min(50, args.steps), (args.sds_budget_s - (time.perf_counter() - t0)) / (t_coarse + t_direct))))
     n_steps = n_steps // 50 * 50 if n_steps >= 100 else n_steps
-    guidance = make_guidance(n_steps)  # t_max anneals over the steps both arms actually run
+    if n_steps != args.steps:
+        guidance = make_guidance(n_steps)  # t_max anneals over the steps both arms actually run
     log(f"step times: coarse {1e3 * t_coarse:.0f} ms, direct {1e3 * t_direct:.0f} ms (warm-up with compile "
         f"{time.perf_counter() - t0:.0f} s) -> N = {n_steps} SDS steps for both arms")
 
