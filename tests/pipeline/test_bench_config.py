@@ -51,3 +51,27 @@ def test_stage_log_parsing_and_partial_summary():
     s = bench.summarize(stages, rates, {"coarse": 3000})
     assert abs(s["projected_paper_steps_s"]["coarse"] - (35.84 + 7.556 / 20 * 2960)) < 1e-3
     assert s["composition_s"] == 35.84 + 5.44 and not s["complete"]
+
+
+def test_stop_after_stops_the_later_stages_and_rejects_unknown_names():
+    import pytest
+
+    from anchorhoi_jax.pipeline import compose_stages as CS
+
+    bench = _bench_module()
+    orig = CS.compose_stages
+    try:
+        with pytest.raises(SystemExit, match="--stop-after: expected one of"):
+            bench._stop_after("nonsense")
+        with pytest.raises(SystemExit, match="--stop-after: expected one of"):
+            bench._stop_after("motion")  # the last stage: nothing to stop
+        bench._stop_after("object")
+        stages = {s.name: s for s in CS.compose_stages(None, None)}
+        kept = {s.name: s for s in orig(None, None)}
+        for name in ("coarse", "avatar", "object"):  # stages up to --stop-after keep their own functions
+            assert stages[name].fn.__qualname__ == kept[name].fn.__qualname__
+        assert stages["static"].fn.__qualname__ != kept["static"].fn.__qualname__
+        with pytest.raises(bench.StopAfter, match="stopped before stage static"):
+            stages["static"].fn(None, {}, None)
+    finally:
+        CS.compose_stages = orig
