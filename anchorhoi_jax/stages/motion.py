@@ -44,6 +44,7 @@ from anchorhoi_jax.geometry.sdf import SDFGrid, sample_sdf, sdf_grid_from_mesh
 from anchorhoi_jax.losses.anchor import static_anchor, static_pose_anchor
 from anchorhoi_jax.losses.contact import contact_loss
 from anchorhoi_jax.losses.depth_smoothness import depth_rescale, joint_smoothness_at_depth, object_smoothness_at_depth
+from anchorhoi_jax.losses.floor import floor_penetration, floor_support, static_floor_height
 from anchorhoi_jax.losses.penetration import object_sdf_penetration_world, part_occupancy_penetration
 from anchorhoi_jax.losses.regularizers import (
     PosePrior,
@@ -60,7 +61,7 @@ from anchorhoi_jax.stages.contacts import ContactPairs, extract_contacts, object
 HIGHEST = jax.lax.Precision.HIGHEST
 LOSS_TERMS = ("keypoints", "contact", "pen_object", "pen_parts", "smooth_joints", "smooth_object", "self_pen",
               "pose_prior", "render", "silhouette", "static_anchor", "static_pose_anchor", "smooth_joints_refdepth",
-              "smooth_object_refdepth")
+              "smooth_object_refdepth", "floor", "floor_support")
 SMPLX_BODY_JOINTS = tuple(range(1, 22))  # SMPL-X body_pose: joints 1..21 (63 values)
 
 
@@ -120,6 +121,11 @@ class MotionWeights:
     # The body-pose part was not measured (default 0).
     static_anchor: Float[Array, ""] = 0.01
     static_pose_anchor: Float[Array, ""] = 0.0
+    # Floor (losses/floor.py; world y up, plane y = MotionData.floor_height, by default X_s's lowest point):
+    # `floor` = no L_pen body vertex or object support point below it (one-sided, per frame);
+    # `floor_support` = the clip's mean lowest point on it (two-sided, one number per sequence).
+    floor: Float[Array, ""] = 0.0
+    floor_support: Float[Array, ""] = 0.0
     # Update gates (not loss weights): multiply the Adam updates of the body pose and of the object
     # motion; 0 freezes them (the global stage of `motion_phases`). Traced like the weights.
     pose_update: Float[Array, ""] = 1.0
@@ -193,6 +199,10 @@ class MotionData:
     # the object points, which sets the coverage tolerance; None = no masks (term off).
     silhouette: Any = None
     silhouette_spacing: Any = None
+    # Floor height (scalar, m, world y) and the object's support points (H, 3), object frame: the vertices of
+    # its convex hull (a rigid body's lowest point in any orientation is one of them); None = no floor terms.
+    floor_height: Any = None
+    object_support_points: Any = None
 
     @property
     def num_frames(self) -> int:
@@ -337,6 +347,8 @@ def prepare_motion_data(
     object_masks=None,
     silhouette_samples: int = 128,
     silhouette_stride: int = 2,
+    floor_height: float | str | None = "static",
+    max_support_points: int = 256,
 ) -> MotionData:
     """Precompute contacts (Eq. 3), object SDF grid, part capsules and the skinned vertex subset.
 
@@ -438,6 +450,7 @@ def prepare_motion_data(
         pen_parts_allowance=allowance,
         silhouette=silhouette,
         silhouette_spacing=spacing,
+        **_floor_data(floor_height, obj_v, posed.vertices[pen_vertices], static, max_support_points),
     )
 
 
@@ -754,6 +767,7 @@ def motion_loss_seeds(params: MotionParams, data: MotionData, weights: MotionWei
         else:
             values["silhouette"] = zero
         values["static_anchor"], values["static_pose_anchor"] = _static_anchor_terms(params, data, cfg, out, S, L)
+        values["floor"], values["floor_support"] = _floor_terms(data, cfg, out, S, L)
         total = sum(getattr(weights, k) * v for k, v in values.items())  # Eq. 4, per seed
         return jnp.sum(total), (total, values)
 
@@ -770,6 +784,50 @@ def _refdepth_smoothness(data: MotionData, cfg: MotionConfig, joints, R_obj, t_o
     sj = zero if skip_j else jax.vmap(joint_smoothness_at_depth)(joints, c)[0]
     so = zero if skip_o else jax.vmap(object_smoothness_at_depth)(R_obj, t_obj, c)[0]
     return sj, so
+
+
+def _floor_data(floor_height, object_vertices, human_points_static, static: StaticInstance, max_points: int) -> dict:
+    """MotionData fields of the floor terms: the object's convex-hull vertices (object frame; at most `max_points`,
+    a farthest-point subset beyond) and the floor height: given (m), "static" = X_s's lowest point (its L_pen
+    body vertices and the object's hull, losses/floor.static_floor_height), or None (no floor terms)."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    if floor_height is None:
+        return {}
+    if not (isinstance(floor_height, (int, float)) or floor_height == "static"):
+        raise ValueError(f"prepare_motion_data: floor_height must be a number, 'static' or None, got {floor_height!r}")
+    v = onp.asarray(object_vertices, onp.float64)
+    try:
+        hull = v[ConvexHull(v).vertices]
+    except (QhullError, ValueError):  # flat or degenerate object: every vertex
+        hull = v
+    if len(hull) > max_points:
+        hull = hull[onp.asarray(farthest_point_sampling(jnp.asarray(hull, jnp.float32), max_points))]
+    hull = jnp.asarray(hull, jnp.float32)
+    if floor_height == "static":
+        floor = static_floor_height(human_points_static, hull @ static.R_world_obj.T + static.t_world_obj[None])
+    else:
+        floor = jnp.asarray(floor_height, jnp.float32)
+    return {"floor_height": floor, "object_support_points": hull}
+
+
+def _floor_terms(data: MotionData, cfg: MotionConfig, out: FrameOutputs, S: int, L: int):
+    """The floor terms (losses/floor.py) per seed (S,) each: `floor` (mean over frames of the per-frame sum over
+    the L_pen body vertices and the object's support points) and `floor_support` (the clip's mean lowest point)."""
+    zero = jnp.zeros((S,), jnp.float32)
+    if data.floor_height is None or ("floor" in cfg.skip_terms and "floor_support" in cfg.skip_terms):
+        return zero, zero
+    hull = data.object_support_points
+    obj = jnp.einsum("fab,hb->fha", out.R_obj, hull, precision=HIGHEST) + out.t_obj[:, None]  # (S·L, H, 3)
+    pts = jnp.concatenate([out.pen_points, obj], 1)
+    floor = zero
+    if "floor" not in cfg.skip_terms:
+        floor = jnp.mean(jax.vmap(lambda p: floor_penetration(p, data.floor_height)[0])(pts).reshape(S, L), 1)
+    support = zero
+    if "floor_support" not in cfg.skip_terms:
+        lowest = jnp.min(pts[..., 1], -1).reshape(S, L)
+        support = jax.vmap(lambda y: floor_support(y, data.floor_height)[0])(lowest)
+    return floor, support
 
 
 def _static_anchor_terms(params: MotionParams, data: MotionData, cfg: MotionConfig, out: FrameOutputs, S: int, L: int):
