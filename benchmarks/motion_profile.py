@@ -99,6 +99,17 @@ def _skin_sparse_bwd_dots(res, g):
     return jnp.swapaxes(dA, 0, 1).reshape(-1, 12), dv, None, None, None
 
 
+def _skin_sparse_bwd_stack(res, g):
+    """A/B variant of stages/motion._skin_sparse_bwd as committed before session 6: ∂/∂A as one product of a
+    stacked (12, S) operand [g_a v_b | g_a]."""
+    A, v, ids, w, W = res
+    T = sum(w[:, k, None] * A[ids[:, k]] for k in range(ids.shape[1]))
+    dv = jnp.stack([T[:, c] * g[0] + T[:, 4 + c] * g[1] + T[:, 8 + c] * g[2] for c in range(3)], 0)
+    vh = [v[0], v[1], v[2], jnp.ones_like(v[0])]
+    outer = jnp.stack([g[a] * vh[b] for a in range(3) for b in range(4)], 0)  # (12, S)
+    return jnp.matmul(outer, W, precision="highest").T, dv, None, None, None
+
+
 def _cache_file(root, args) -> Path:
     return Path(root) / f"motion_data_L{args.frames}_No{args.object_points}_N{args.pen_vertices}.pkl"
 
@@ -245,7 +256,8 @@ def main():
     ap.add_argument("--hlo", action="store_true", help="write the compiled HLO (gzipped) per seed count")
     ap.add_argument("--lbs", default="sparse")
     ap.add_argument("--body", default="smplx-synthetic")
-    ap.add_argument("--ab", default="", help="comma list: gemm_3xtf32, lbs_dots, " + ", ".join(KERNEL_VARIANTS)
+    ap.add_argument("--ab", default="", help="comma list: gemm_3xtf32, lbs_dots, lbs_stack, plane_sums_xla, "
+                    + ", ".join(KERNEL_VARIANTS)
                     + " (timed at the largest seed count)")
     ap.add_argument("--trace-ab", action="store_true", help="also trace one update call of each --ab variant")
     ap.add_argument("--check", default="", help="comma list of kernel variants (first = reference): loss terms and "
@@ -305,6 +317,10 @@ def main():
             cfg_b = dataclasses.replace(cfg, gemm="fp32_3xtf32")
         elif name == "lbs_dots":  # subset-LBS backward: 4 products (g ⊙ v_b)·W instead of the 12-row outer stack
             motion_mod._skin_sparse.defvjp(motion_mod._skin_sparse_fwd, _skin_sparse_bwd_dots)
+        elif name == "lbs_stack":  # subset-LBS backward as before session 6 (one product of the 12-row stack)
+            motion_mod._skin_sparse.defvjp(motion_mod._skin_sparse_fwd, _skin_sparse_bwd_stack)
+        elif name == "plane_sums_xla":  # translation gradient as jnp.sum (XLA's reduction) instead of the kernel
+            old_plane, motion_mod.PLANE_SUM_IMPL = motion_mod.PLANE_SUM_IMPL, "xla"
         else:
             raise SystemExit(f"unknown --ab variant {name!r}")
         try:
@@ -322,6 +338,8 @@ def main():
             motion_mod._skin_sparse.defvjp(motion_mod._skin_sparse_fwd, motion_mod._skin_sparse_bwd)
             if old_kernels is not None:
                 set_kernels(*old_kernels)
+            if name == "plane_sums_xla":
+                motion_mod.PLANE_SUM_IMPL = old_plane
         summary[f"ab_{name}_s_1000_seed{S_ab}"] = t * 1000.0 / args.steps
         print(f"A/B {name}, seeds {S_ab}: {t:.4f} s per {args.steps} steps", flush=True)
         (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")

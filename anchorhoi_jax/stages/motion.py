@@ -41,6 +41,8 @@ from anchorhoi_jax.geometry.cameras import project
 from anchorhoi_jax.geometry.mesh import farthest_point_sampling, vertex_normals
 from anchorhoi_jax.geometry.rotations import axis_angle_to_matrix
 from anchorhoi_jax.geometry.sdf import SDFGrid, sample_sdf, sdf_grid_from_mesh
+from anchorhoi_jax.kernels.capsules import resolve_impl
+from anchorhoi_jax.kernels.reductions import plane_sums_pallas
 from anchorhoi_jax.losses.anchor import static_anchor, static_pose_anchor
 from anchorhoi_jax.losses.contact import contact_loss
 from anchorhoi_jax.losses.depth_smoothness import depth_rescale, joint_smoothness_at_depth, object_smoothness_at_depth
@@ -609,13 +611,45 @@ def _skin_sparse_bwd(res, g):
     A, v, ids, w, W = res
     T = sum(w[:, k, None] * A[ids[:, k]] for k in range(ids.shape[1]))
     dv = jnp.stack([T[:, c] * g[0] + T[:, 4 + c] * g[1] + T[:, 8 + c] * g[2] for c in range(3)], 0)  # Rᵀ g
-    vh = [v[0], v[1], v[2], jnp.ones_like(v[0])]
-    outer = jnp.stack([g[a] * vh[b] for a in range(3) for b in range(4)], 0)  # (12, S)
-    dA = jnp.matmul(outer, W, precision=HIGHEST).T  # (J, 12)
-    return dA, dv, None, None, None
+    # ∂/∂A[j, a, b] = Σ_s W[s, j] g_a[s] v_b[s] (b < 3; b = 3: Σ_s W[s, j] g_a[s]) as two products of broadcast
+    # planes, (9, S)·(S, J) and (3, S)·(S, J). The earlier single product of a stacked (12, S) operand
+    # [g_a v_b | g_a] was emitted by XLA as a concatenate along a minor axis of 12 plus a tiled transpose
+    # to (12, frames, S) (H100, 8 seeds: 600 µs per Adam step, benchmarks/results/motion_speed_s6.md).
+    d_lin = jnp.matmul((g[:, None, :] * v[None, :, :]).reshape(9, -1), W, precision=HIGHEST)  # (9, J): [3a + b]
+    d_t = jnp.matmul(g, W, precision=HIGHEST)  # (3, J)
+    dA = jnp.concatenate([d_lin.reshape(3, 3, -1), d_t[:, None, :]], 1)  # (3, 4, J): [a, b, j]
+    return jnp.transpose(dA, (2, 0, 1)).reshape(-1, 12), dv, None, None, None
 
 
 _skin_sparse.defvjp(_skin_sparse_fwd, _skin_sparse_bwd)
+
+
+# Σ over the vertex planes in `_place_planes`' backward: "auto" (a Pallas kernel on CUDA, jnp.sum elsewhere),
+# "xla" or "interpret" (kernels/reductions.py). Read at trace time; benchmarks/motion_profile.py --ab sets it.
+PLANE_SUM_IMPL = "auto"
+
+
+@jax.custom_vjp
+def _place_planes(v, root, s, transl):
+    """root + s·(v − root) + transl on (3, S) coordinate planes (CONVENTIONS.md placement about the root)."""
+    return root[:, None] + s * (v - root[:, None]) + transl[:, None]
+
+
+def _place_planes_fwd(v, root, s, transl):
+    return _place_planes(v, root, s, transl), (v, root, s)
+
+
+def _place_planes_bwd(res, g):
+    # The translation's gradient Σ_s g[:, s] (and the root's) as row sums of the planes by a kernel that
+    # takes them row-major: autodiff left it to XLA, which reduced the middle axis of a vertex-major
+    # (frames, S, 3) copy of g serially (H100, 8 seeds: 355 µs per Adam step; kernels/reductions.py).
+    v, root, s = res
+    impl = resolve_impl(PLANE_SUM_IMPL)
+    gsum = jnp.sum(g, 1) if impl == "xla" else plane_sums_pallas(g, interpret=impl == "interpret")
+    return s * g, (1.0 - s) * gsum, jnp.sum((v - root[:, None]) * g), gsum
+
+
+_place_planes.defvjp(_place_planes_fwd, _place_planes_bwd)
 
 
 def full_pose(data: MotionData, cfg: MotionConfig, global_orient, body_pose) -> Float[Array, "J 3"]:
@@ -652,7 +686,7 @@ def frame_forward(
             v = (_mv(T[..., :3], v.T) + T[..., 3]).T
         root, s = data.j_rest[0], data.static.scale
         place = lambda x: root[None] + s * (x - root[None]) + transl[None]  # noqa: E731  (CONVENTIONS.md placement)
-        v = root[:, None] + s * (v - root[:, None]) + transl[:, None]  # `place` on the planes
+        v = _place_planes(v, root, s, transl)  # `place` on the planes
         joints = place(t_world)
         # The subset is laid out [extra-point vertices | contact vertices | L_pen vertices]
         # (prepare_motion_data), so static slices replace gathers (no scatter-add in the backward).

@@ -115,3 +115,32 @@ def test_bad_settings_raise():
         K.capsule_depth_max_pallas(jnp.zeros((10, 3)), _table(p0, p1, r), interpret=True, block=100)
     with pytest.raises(ValueError, match="unknown kernel impl 'fast'"):
         inside_depth(jnp.zeros((10, 3)), p0, p1, r, impl="fast")
+
+
+def test_plane_sums_kernel_and_placement_backward():
+    """The plane row-sum kernel (interpreted) equals jnp.sum; the placement's custom VJP (translation and
+    root gradients as plane sums) equals autodiff of root + s·(v − root) + transl, per frame under vmap."""
+    from anchorhoi_jax.kernels.reductions import plane_sums_pallas
+    from anchorhoi_jax.stages import motion as M
+
+    x = jax.random.normal(jax.random.key(12), (2, 3, 700))
+    onp.testing.assert_allclose(jax.vmap(lambda a: plane_sums_pallas(a, interpret=True, block=128))(x), x.sum(-1),
+                                rtol=1e-6, atol=1e-5)
+    with pytest.raises(ValueError, match="block must be a power of two, got 3"):
+        plane_sums_pallas(x[0], interpret=True, block=3)
+    v, g = x, jax.random.normal(jax.random.key(13), (2, 3, 700))
+    root, s, transl = jnp.array([0.1, -0.2, 0.3]), jnp.float32(1.07), jnp.array([[0.5, 0.0, -1.0], [0.2, 0.1, 0.0]])
+    direct = lambda v, r, s, t, g: jnp.sum(g * (r[:, None] + s * (v - r[:, None]) + t[:, None]))  # noqa: E731
+    want = jax.vmap(jax.grad(direct, argnums=(0, 1, 2, 3)), in_axes=(0, None, None, 0, 0))(v, root, s, transl, g)
+    old = M.PLANE_SUM_IMPL
+    try:
+        for impl in ("xla", "interpret"):
+            M.PLANE_SUM_IMPL = impl
+            fn = lambda v, r, s, t, g: jnp.sum(g * M._place_planes(v, r, s, t))  # noqa: E731
+            got = jax.vmap(jax.grad(fn, argnums=(0, 1, 2, 3)), in_axes=(0, None, None, 0, 0))(v, root, s, transl, g)
+            for a, b in zip(got, want):  # vmap over frames: root and s cotangents summed over them
+                onp.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    finally:
+        M.PLANE_SUM_IMPL = old
+    text = jax.jit(jax.vmap(plane_sums_pallas)).trace(x).lower(lowering_platforms=("cuda",)).as_text()
+    assert text.count("xla.gpu.triton") == 1
