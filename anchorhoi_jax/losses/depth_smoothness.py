@@ -53,6 +53,16 @@ def joint_smoothness_at_depth(joints: Float[Array, "L J 3"], scale: Float[Array,
         return jnp.mean(jnp.sum(acc**2, -1)), {"acceleration": acc}
 
 
+def body_smoothness_at_depth(joints: Float[Array, "L J 3"], scale: Float[Array, ""]) -> tuple[Float[Array, ""], dict]:
+    """Mean squared second difference (metres²) of the whole body scaled by c = `scale` about the camera centre:
+    c² · regularizers.joint_smoothness. Unlike `joint_smoothness_at_depth` the root-relative joints are scaled too:
+    the part of the keypoint noise the fitted articulation follows is also a 3D displacement ∝ depth, so only the
+    whole-body form makes that part's cost depth-independent (it charges real articulation less when farther)."""
+    with jax.named_scope("loss.smooth_body_refdepth"):
+        acc = scale * (joints[2:] - 2.0 * joints[1:-1] + joints[:-2])
+        return jnp.mean(jnp.sum(acc**2, -1)), {"acceleration": acc}
+
+
 def object_smoothness_at_depth(
     R: Float[Array, "L 3 3"], t: Float[Array, "L 3"], scale: Float[Array, ""], *, rot_weight: float = 0.1
 ) -> tuple[Float[Array, ""], dict]:

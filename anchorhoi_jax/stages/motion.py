@@ -45,7 +45,9 @@ from anchorhoi_jax.kernels.capsules import resolve_impl
 from anchorhoi_jax.kernels.reductions import plane_sums_pallas
 from anchorhoi_jax.losses.anchor import static_anchor, static_pose_anchor
 from anchorhoi_jax.losses.contact import contact_loss
-from anchorhoi_jax.losses.depth_smoothness import depth_rescale, joint_smoothness_at_depth, object_smoothness_at_depth
+from anchorhoi_jax.losses.depth_smoothness import (
+    body_smoothness_at_depth, depth_rescale, joint_smoothness_at_depth, object_smoothness_at_depth,
+)
 from anchorhoi_jax.losses.floor import floor_penetration, floor_support, static_floor_height
 from anchorhoi_jax.losses.penetration import object_sdf_penetration_world, part_occupancy_penetration
 from anchorhoi_jax.losses.regularizers import (
@@ -63,7 +65,7 @@ from anchorhoi_jax.stages.contacts import ContactPairs, extract_contacts, object
 HIGHEST = jax.lax.Precision.HIGHEST
 LOSS_TERMS = ("keypoints", "contact", "pen_object", "pen_parts", "smooth_joints", "smooth_object", "self_pen",
               "pose_prior", "render", "silhouette", "static_anchor", "static_pose_anchor", "smooth_joints_refdepth",
-              "smooth_object_refdepth", "floor", "floor_support")
+              "smooth_object_refdepth", "smooth_body_refdepth", "floor", "floor_support")
 SMPLX_BODY_JOINTS = tuple(range(1, 22))  # SMPL-X body_pose: joints 1..21 (63 values)
 
 
@@ -102,6 +104,7 @@ class MotionWeights:
     # root path shrinks with depth), these have no gradient along that direction.
     smooth_joints_refdepth: Float[Array, ""] = 0.0
     smooth_object_refdepth: Float[Array, ""] = 0.0
+    smooth_body_refdepth: Float[Array, ""] = 0.0  # whole body (root path and articulation) at the reference depth
     self_pen: Float[Array, ""] = 1.0
     pose_prior: Float[Array, ""] = 1e-5
     # Graduated pose prior (as SMPLify anneals its prior weights): `motion_phases` scales it geometrically
@@ -790,8 +793,8 @@ def motion_loss_seeds(params: MotionParams, data: MotionData, weights: MotionWei
         values["smooth_joints"] = zero if "smooth_joints" in cfg.skip_terms else jax.vmap(joint_smoothness)(joints)[0]
         values["smooth_object"] = (zero if "smooth_object" in cfg.skip_terms
                                    else jax.vmap(object_smoothness)(R_obj, t_obj)[0])
-        values["smooth_joints_refdepth"], values["smooth_object_refdepth"] = _refdepth_smoothness(
-            data, cfg, joints, R_obj, t_obj, S)
+        (values["smooth_joints_refdepth"], values["smooth_object_refdepth"],
+         values["smooth_body_refdepth"]) = _refdepth_smoothness(data, cfg, joints, R_obj, t_obj, S)
         if cfg.render_fn is not None and data.frames is not None and "render" not in cfg.skip_terms:
             values["render"] = jax.vmap(lambda p: _render_term(p, data, cfg))(params)
         else:
@@ -810,14 +813,16 @@ def _refdepth_smoothness(data: MotionData, cfg: MotionConfig, joints, R_obj, t_o
     """Smoothness at the static instance's root depth (losses/depth_smoothness.py) per seed (S,) each."""
     zero = jnp.zeros((S,), jnp.float32)
     skip_j, skip_o = "smooth_joints_refdepth" in cfg.skip_terms, "smooth_object_refdepth" in cfg.skip_terms
-    if skip_j and skip_o:
-        return zero, zero
+    skip_b = "smooth_body_refdepth" in cfg.skip_terms
+    if skip_j and skip_o and skip_b:
+        return zero, zero, zero
     root_static = data.j_rest[0] + data.static.transl  # the root joint of X_s in the world (CONVENTIONS placement)
     z_ref = root_static @ data.T_cam_world[2, :3] + data.T_cam_world[2, 3]
     c = jax.vmap(lambda j: depth_rescale(j[:, 0], data.T_cam_world, z_ref)[0])(joints)  # (S,)
     sj = zero if skip_j else jax.vmap(joint_smoothness_at_depth)(joints, c)[0]
     so = zero if skip_o else jax.vmap(object_smoothness_at_depth)(R_obj, t_obj, c)[0]
-    return sj, so
+    sb = zero if skip_b else jax.vmap(body_smoothness_at_depth)(joints, c)[0]
+    return sj, so, sb
 
 
 def _floor_data(floor_height, object_vertices, human_points_static, static: StaticInstance, max_points: int) -> dict:

@@ -9,7 +9,9 @@ import numpy as onp
 import pytest
 from synthetic_scenes import SCENES, observe, static_of
 
-from anchorhoi_jax.losses.depth_smoothness import depth_rescale, joint_smoothness_at_depth, object_smoothness_at_depth
+from anchorhoi_jax.losses.depth_smoothness import (
+    body_smoothness_at_depth, depth_rescale, joint_smoothness_at_depth, object_smoothness_at_depth,
+)
 from anchorhoi_jax.losses.regularizers import joint_smoothness, object_smoothness
 from anchorhoi_jax.stages.motion import MotionConfig, MotionWeights, initial_params, motion_loss, prepare_motion_data
 
@@ -58,10 +60,33 @@ def test_values_match_numpy_float64():
         onp.testing.assert_allclose(float(object_smoothness_at_depth(f32(R), f32(t), c)[0]), so_np, rtol=1e-4)
 
 
+def test_body_form_numpy_and_whole_scene_invariance():
+    """c² · metric smoothness (float64 oracle); the whole body scaled about the camera centre by k (its size too)
+    leaves it unchanged, the root-path form does not (it keeps the body's size)."""
+    T = _camera()
+    cam = -T[:3, :3].T @ T[:3, 3]
+    X, _, _ = _random_case(3)
+    X = X + (T[:3, :3].T @ onp.array([0.0, 0.0, 4.0]) + cam)[None, None]
+    c_np = 3.5 / (X[:, 0] @ T[2, :3] + T[2, 3]).mean()
+    acc = X[2:] - 2 * X[1:-1] + X[:-2]
+    c, _ = depth_rescale(f32(X[:, 0]), f32(T), f32(3.5))
+    onp.testing.assert_allclose(float(body_smoothness_at_depth(f32(X), c)[0]), c_np**2 * (acc**2).sum(-1).mean(), rtol=1e-4)
+
+    def forms(k):
+        Xk = f32(cam[None, None] + k * (X - cam[None, None]))
+        ck, _ = depth_rescale(Xk[:, 0], f32(T), f32(3.5))
+        return float(body_smoothness_at_depth(Xk, ck)[0]), float(joint_smoothness_at_depth(Xk, ck)[0])
+
+    (b1, j1), (b2, j2) = forms(1.0), forms(0.8)
+    onp.testing.assert_allclose(b2, b1, rtol=1e-5)
+    assert abs(j2 - j1) > 1e-3 * j1
+
+
 def test_equals_metric_terms_at_unit_scale():
     X, R, t = _random_case(5)
     one = f32(1.0)
     onp.testing.assert_allclose(float(joint_smoothness_at_depth(f32(X), one)[0]), float(joint_smoothness(f32(X))[0]), rtol=1e-6)
+    onp.testing.assert_allclose(float(body_smoothness_at_depth(f32(X), one)[0]), float(joint_smoothness(f32(X))[0]), rtol=1e-6)
     onp.testing.assert_allclose(float(object_smoothness_at_depth(f32(R), f32(t), one)[0]),
                                 float(object_smoothness(f32(R), f32(t))[0]), rtol=1e-6)
 
@@ -129,7 +154,7 @@ def scene_data(body):
 def test_motion_loss_wiring(scene_data):
     model, data = scene_data
     cfg = MotionConfig.for_model(model)
-    w = MotionWeights.default(smooth_joints_refdepth=1.0, smooth_object_refdepth=1.0)
+    w = MotionWeights.default(smooth_joints_refdepth=1.0, smooth_object_refdepth=1.0, smooth_body_refdepth=1.0)
     p = initial_params(data, cfg)  # every frame at the static instance: no motion, both terms 0
     _, t0 = motion_loss(p, data, w, cfg)
     assert float(t0["smooth_joints_refdepth"]) == 0.0 and float(t0["smooth_object_refdepth"]) == 0.0
@@ -140,7 +165,8 @@ def test_motion_loss_wiring(scene_data):
     assert float(t1["smooth_joints"]) > 0 and float(t1["smooth_object"]) > 0
     onp.testing.assert_allclose(float(t1["smooth_joints_refdepth"]), float(t1["smooth_joints"]), rtol=1e-5)
     onp.testing.assert_allclose(float(t1["smooth_object_refdepth"]), float(t1["smooth_object"]), rtol=1e-5)
+    onp.testing.assert_allclose(float(t1["smooth_body_refdepth"]), float(t1["smooth_joints"]), rtol=1e-5)
     # Removed from the compiled program by skip_terms.
-    cfg_skip = MotionConfig.for_model(model, skip_terms=("smooth_joints_refdepth", "smooth_object_refdepth"))
-    _, t2 = motion_loss(bent, data, w, cfg_skip)
-    assert float(t2["smooth_joints_refdepth"]) == 0.0 and float(t2["smooth_object_refdepth"]) == 0.0
+    names = ("smooth_joints_refdepth", "smooth_object_refdepth", "smooth_body_refdepth")
+    _, t2 = motion_loss(bent, data, w, MotionConfig.for_model(model, skip_terms=names))
+    assert all(float(t2[k]) == 0.0 for k in names)
