@@ -615,9 +615,12 @@ def _skin_sparse_bwd(res, g):
     T = sum(w[:, k, None] * A[ids[:, k]] for k in range(ids.shape[1]))
     dv = jnp.stack([T[:, c] * g[0] + T[:, 4 + c] * g[1] + T[:, 8 + c] * g[2] for c in range(3)], 0)  # Rᵀ g
     # ∂/∂A[j, a, b] = Σ_s W[s, j] g_a[s] v_b[s] (b < 3; b = 3: Σ_s W[s, j] g_a[s]) as two products of broadcast
-    # planes, (9, S)·(S, J) and (3, S)·(S, J). The earlier single product of a stacked (12, S) operand
-    # [g_a v_b | g_a] was emitted by XLA as a concatenate along a minor axis of 12 plus a tiled transpose
-    # to (12, frames, S) (H100, 8 seeds: 600 µs per Adam step, benchmarks/results/motion_speed_s6.md).
+    # planes, (9, S)·(S, J) and (3, S)·(S, J). With g assembled vertex-major (before `_place_planes`' kernel),
+    # the earlier single product of a stacked (12, S) operand [g_a v_b | g_a] was emitted by XLA as a
+    # concatenate along a minor axis of 12 plus a tiled transpose (H100, 8 seeds: 600 µs per Adam step).
+    # Once g arrives as row-major planes the stack is cheap again: same process, 8 seeds, 1.358 s per 1000
+    # steps with the stack vs 1.385 s with these two products (benchmarks/results/motion_speed_s6.md, call 3);
+    # these are what the complete 1- and 8-seed timings of session 6 ran.
     d_lin = jnp.matmul((g[:, None, :] * v[None, :, :]).reshape(9, -1), W, precision=HIGHEST)  # (9, J): [3a + b]
     d_t = jnp.matmul(g, W, precision=HIGHEST)  # (3, J)
     dA = jnp.concatenate([d_lin.reshape(3, 3, -1), d_t[:, None, :]], 1)  # (3, 4, J): [a, b, j]
