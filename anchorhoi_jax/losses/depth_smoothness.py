@@ -1,14 +1,13 @@
 """Temporal smoothness (part of L_reg, Eq. 4) measured at a fixed reference depth along the camera ray.
 
-Why (measured, benchmarks/results/motion.md session 6): the metric smoothness terms (mean squared
-second differences of the 3D joints and of the object translation, losses/regularizers.py) pull the
-whole fit toward the camera. Under a monocular camera the keypoints of Eq. 5 fix each point's ray;
-the image-consistent trajectory of the root at depth z is X_i = z r_i, so its acceleration, and with
-it the part of the keypoint noise the fit follows, scale with z: moving the whole sequence nearer
-(root path scaled about the camera centre, the body's size unchanged) lowers the smoothness cost
-while L_J sees only a slightly larger skeleton. Depth is the weakest direction of L_J, so the fit
-slides along it (dev draws, CPU, 48 frames: root depth bias −46 / −9 / −36 mm; with the joint
-smoothness off +8 / +52 mm but 15× the jitter).
+Why: under a monocular camera the keypoints of Eq. 5 fix each point's ray; the image-consistent trajectory
+of the root at depth z is X_i = z r_i, so its acceleration, and with it the part of the keypoint noise the
+fit follows, scales with z: the metric smoothness terms (losses/regularizers.py) are cheaper for a
+sequence moved nearer the camera (root path scaled about the camera centre, the body's size unchanged).
+Measured (benchmarks/results/motion.md, session 6): this is NOT what made the fits sit nearer than the truth
+(that was the keypoint translation init, fixed in stages/motion.keypoint_translations); with these terms in
+place of the metric ones the depth bias hardly moved (dev carry@h4, 48 frames: −45.9 → −44.5 / −43.5 mm).
+They stay available, weight 0 by default.
 
 The fix keeps the smoothing and removes only its opinion about the global depth: the root trajectory
 (and the object's, which L_C ties to the human) is rescaled about the camera centre by

@@ -11,6 +11,10 @@ camera above the floor looking down, moving a point farther along its ray also l
 or a chair leg that rests on the floor cannot slide away from the camera without entering the floor:
 a one-sided depth cue exactly where the scene is supported.
 
+Measured (benchmarks/results/motion.md, session 6): on the benchmark's cameras (near hip height) 46 mm along the
+root's ray moves the body only ~4 mm vertically, so neither term changed the depth error there (weights 0 by
+default); they matter for cameras that look down steeply.
+
 Units: metres², a sum over the points (as L_pen's object-SDF part, losses/penetration.py), so a few
 penetrating vertices are not averaged away by the many above the floor.
 """
