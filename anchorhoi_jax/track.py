@@ -27,7 +27,8 @@ class TrackWeights:
     pen_object: float = 0.05
     pen_object_final: float = 1.0  # L_pen's SDF weight in the clean-up phase (stages/motion.motion_phases)
     pen_parts: float = 1.0
-    smooth_joints: float = 0.1
+    # As MotionWeights: 0.3 chosen on the dev draws with the Gauss-Newton init (H100, benchmarks/results/motion.md, session 6).
+    smooth_joints: float = 0.3
     smooth_object: float = 0.1
     self_pen: float = 1.0
     pose_prior: float = 1e-5
