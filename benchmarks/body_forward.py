@@ -581,6 +581,20 @@ def prepare_fused(model, cfg: FusedConfig = FusedConfig()) -> FusedBlend:
     return FusedBlend(planar=planar, ids_t=ids_t, w_t=w_t)
 
 
+def _blend_inputs(model, p):
+    """One sample's blend features, skinning transforms, root joint and posed joints (the kernels' inputs)."""
+    from anchorhoi_jax.body import skinning as sk
+
+    R = sk.rodrigues(p.pose)
+    f = sk._blend_features(model, p.betas, R)
+    j_rest = sk.rest_joints(model, p.betas)
+    R_rest = sk.rest_orientations(model, p.betas)
+    Rw, tw = sk.forward_kinematics(model, R, j_rest, R_rest)
+    A = sk._skin_transforms(Rw, tw, R_rest, j_rest, True)
+    root = j_rest[0]
+    return f, A, root, sk._place(tw, root, p.scale, p.transl)
+
+
 def pose_vertices_joints(model, fused: FusedBlend, params, *, cfg: FusedConfig = FusedConfig(), interpret=False):
     """Batched (vertices (B,V,3), all joints (B,J+E,3)) = `pose(model, p)` for each sample, fp32 HIGHEST.
 
@@ -595,17 +609,7 @@ def pose_vertices_joints(model, fused: FusedBlend, params, *, cfg: FusedConfig =
     if model.rest_orient != "identity":
         raise ValueError("the fused kernel supports identity rest frames (SMPL-X) only")
 
-    def per_sample(p):
-        R = sk.rodrigues(p.pose)
-        f = sk._blend_features(model, p.betas, R)
-        j_rest = sk.rest_joints(model, p.betas)
-        R_rest = sk.rest_orientations(model, p.betas)
-        Rw, tw = sk.forward_kinematics(model, R, j_rest, R_rest)
-        A = sk._skin_transforms(Rw, tw, R_rest, j_rest, True)
-        root = j_rest[0]
-        return f, A, root, sk._place(tw, root, p.scale, p.transl)
-
-    f, A, root, joints = jax.vmap(per_sample)(params)
+    f, A, root, joints = jax.vmap(lambda p: _blend_inputs(model, p))(params)
     verts = fused_vertices(
         f, fused.planar, A, fused.ids_t, fused.w_t, root, params.scale, params.transl,
         num_vertices=model.num_vertices, cfg=cfg, interpret=interpret,
@@ -625,17 +629,7 @@ def pose_vertices_joints_lbs(model, fused: FusedBlend, params, *, bm=8, bn=128, 
 
     from anchorhoi_jax.body import skinning as sk
 
-    def per_sample(p):
-        R = sk.rodrigues(p.pose)
-        f = sk._blend_features(model, p.betas, R)
-        j_rest = sk.rest_joints(model, p.betas)
-        R_rest = sk.rest_orientations(model, p.betas)
-        Rw, tw = sk.forward_kinematics(model, R, j_rest, R_rest)
-        A = sk._skin_transforms(Rw, tw, R_rest, j_rest, True)
-        root = j_rest[0]
-        return f, A, root, sk._place(tw, root, p.scale, p.transl)
-
-    f, A, root, joints = jax.vmap(per_sample)(params)
+    f, A, root, joints = jax.vmap(lambda p: _blend_inputs(model, p))(params)
     rest = jnp.matmul(f, model.blend_dirs, precision=jax.lax.Precision.HIGHEST)
     verts = lbs_vertices(
         rest, A, fused.ids_t, fused.w_t, root, params.scale, params.transl, num_vertices=model.num_vertices,
