@@ -118,17 +118,23 @@ def capsule_depth_max_pallas(
     return depth[:n], idx[:n]
 
 
-def _self_pen_kernel(samples, block, tab_ref, pa_ref, pb_ref, *out_refs):
-    from jax.experimental import pallas as pl
-
-    sl = pl.ds(pl.program_id(0) * block, block)
-    a, b = pa_ref[sl], pb_ref[sl]
+def _pair_geometry(tab_ref, a, b):
+    """Per pair (a, b) of the block, from the capsule table: a's start and axis, b's start and axis (3 planes each),
+    1 / |b's axis|², and the radius sum (shared by the self-penetration forward and backward kernels)."""
     a0 = [tab_ref[k, a] for k in range(3)]
     da = [tab_ref[3 + k, a] for k in range(3)]
     b0 = [tab_ref[k, b] for k in range(3)]
     bb = [tab_ref[3 + k, b] for k in range(3)]
     inv = 1.0 / jnp.maximum(bb[0] * bb[0] + bb[1] * bb[1] + bb[2] * bb[2], 1e-12)
-    rsum = tab_ref[7, a] + tab_ref[7, b]
+    return a0, da, b0, bb, inv, tab_ref[7, a] + tab_ref[7, b]
+
+
+def _self_pen_kernel(samples, block, tab_ref, pa_ref, pb_ref, *out_refs):
+    from jax.experimental import pallas as pl
+
+    sl = pl.ds(pl.program_id(0) * block, block)
+    a, b = pa_ref[sl], pb_ref[sl]
+    a0, da, b0, bb, inv, rsum = _pair_geometry(tab_ref, a, b)
     for k, ref in enumerate(out_refs):
         tau = k / (samples - 1) if samples > 1 else 0.0
         xb = [a0[c] + tau * da[c] - b0[c] for c in range(3)]
@@ -244,12 +250,7 @@ def _self_pen_bwd_kernel(samples, block, interpret, tab_ref, pa_ref, pb_ref, g_r
     sl = pl.ds(pl.program_id(0) * block, block)
     rows = pl.program_id(0) * block + jax.lax.broadcasted_iota(jnp.int32, (block,), 0)
     a, b = pa_ref[sl], pb_ref[sl]
-    a0 = [tab_ref[k, a] for k in range(3)]
-    da = [tab_ref[3 + k, a] for k in range(3)]
-    b0 = [tab_ref[k, b] for k in range(3)]
-    bb = [tab_ref[3 + k, b] for k in range(3)]
-    inv = 1.0 / jnp.maximum(bb[0] * bb[0] + bb[1] * bb[1] + bb[2] * bb[2], 1e-12)
-    rsum = tab_ref[7, a] + tab_ref[7, b]
+    a0, da, b0, bb, inv, rsum = _pair_geometry(tab_ref, a, b)
     t0, t1, gu = [0.0] * 3, [0.0] * 3, [0.0] * 3
     gr, live = 0.0, None
     for k in range(samples):
