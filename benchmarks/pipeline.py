@@ -458,6 +458,144 @@ def encoder_layout_ab(priors, cfg, torch, *, calls: int = 10, warmup: int = 3) -
     return res
 
 
+# Image counts per SDS call of ONE seed (configs/bench_pipeline.yaml: IF on 1 of each seed's 4 views with
+# CFG -> 2 images; MVDream on the 4 views with CFG -> 8 latents; its VAE encoder on the 4 renders).
+SWEEP_PER_SEED = {"if_unet": 2, "mvdream_unet": 8, "mvdream_encode_fwd_vjp": 4}
+
+
+def _meta_modules(priors, torch) -> dict:
+    """FLOP-counting twins of the priors' networks on the meta device (same configs, no memory, no GPU time)."""
+    import copy
+
+    from anchorhoi_jax.priors.image import _LatentEncoder
+
+    p_if, p_mv = priors.torch_priors["if"], priors.torch_priors["mvdream"]
+    with torch.device("meta"):
+        unet_if = type(p_if.unet).from_config(p_if.unet.config) if hasattr(p_if.unet, "config") \
+            else copy.deepcopy(p_if.unet).to("meta")
+        unet_mv = type(p_mv.unet)(p_mv.unet.cfg)
+        vae = type(p_mv.vae).from_config(p_mv.vae.config)
+    enc = _LatentEncoder(vae.to(p_mv.dtype), p_mv.resolution, p_mv.dtype, p_mv.scaling_factor).requires_grad_(False)
+    return {"if": unet_if.to(p_if.dtype).eval(), "mv": unet_mv.to(p_mv.dtype).eval(), "enc": enc}
+
+
+def count_flops(priors, torch, images: dict) -> dict:
+    """FLOPs (torch.utils.flop_counter, 2 per multiply-add) of one call of each piece at the given image counts,
+    counted on meta-device twins: IF-I-XL UNet forward, MVDream UNet forward, MVDream VAE encoder forward +
+    input VJP (SDS back-propagates through the encoder only; the UNets' eps is used without a gradient)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    m = _meta_modules(priors, torch)
+    p_if, p_mv = priors.torch_priors["if"], priors.torch_priors["mvdream"]
+    e_if = priors.inter.parts[0][0].inner.emb_tags.shape[-2:]
+    e_mv = priors.inter.parts[1][0].emb_tags.shape[-2:]
+    d, r_if, r_mv = "meta", p_if.resolution, p_mv.resolution // 8
+
+    def count(fn):
+        with FlopCounterMode(display=False) as fc:
+            fn()
+        return int(fc.get_total_flops())
+
+    def enc_vjp(n):
+        x = torch.zeros(n, 3, 64, 64, device=d, dtype=p_mv.dtype, requires_grad=True)
+        z = m["enc"](x)
+        z.backward(torch.ones_like(z))  # autograd.grad trips FlopCounterMode's leaf hooks; same backward
+
+    out = {}
+    for key, ns in images.items():
+        for n in ns:
+            if key == "if_unet":
+                fn = lambda n=n: m["if"](torch.zeros(n, 3, r_if, r_if, device=d, dtype=p_if.dtype),  # noqa: E731
+                                         torch.zeros(n, device=d, dtype=torch.long),
+                                         encoder_hidden_states=torch.zeros(n, *e_if, device=d, dtype=p_if.dtype))
+            elif key == "mvdream_unet":
+                fn = lambda n=n: m["mv"](torch.zeros(n, 4, r_mv, r_mv, device=d, dtype=p_mv.dtype),  # noqa: E731
+                                         torch.zeros(n, device=d, dtype=torch.long),
+                                         torch.zeros(n, *e_mv, device=d, dtype=p_mv.dtype),
+                                         camera=torch.zeros(n, 16, device=d, dtype=p_mv.dtype), num_frames=4)
+            else:
+                fn = lambda n=n: enc_vjp(n)  # noqa: E731
+            out.setdefault(key, {})[n] = count(fn)
+    return out
+
+
+def throughput_sweep(priors, torch, *, seeds=(1, 2, 4, 8), calls: int = 8, warmup: int = 2,
+                     peak_tflops: float | None = None) -> dict:
+    """Batch sweep of each network piece of the SDS guidance, called as the stages call it, at the image counts of
+    `seeds` seeds per call (SWEEP_PER_SEED): the accelerated IF-I-XL UNet (`predict_eps`, CFG batch), the MVDream
+    UNet (`predict_eps`, groups of 4 views with cameras) and MVDream's VAE encoder forward + input VJP (`encode`
+    under autograd, what SDSGuidance differentiates). Per piece and batch: median ms of `calls` calls (CUDA
+    events, after `warmup` calls that capture the batch's CUDA graphs), images/s, FLOPs per call (meta-device
+    count) and achieved TFLOP/s. Diagnostics of the ratio target: how far from its saturated rate a 1-seed call
+    runs (benchmarks/results/pipeline.md, session 7)."""
+    import numpy as onp
+
+    p_if, p_mv = priors.torch_priors["if"], priors.torch_priors["mvdream"]
+    dev = p_if.device
+    e_if_tags = priors.inter.parts[0][0].inner.emb_tags
+    e_mv_tags = priors.inter.parts[1][0].emb_tags
+    images = {k: [v * s for s in seeds] for k, v in SWEEP_PER_SEED.items()}
+    t0 = time.perf_counter()
+    flops = count_flops(priors, torch, images)
+    res = {"seeds": list(seeds), "images_per_seed": SWEEP_PER_SEED, "flops_count_s": time.perf_counter() - t0,
+           "peak_tflops": peak_tflops, "pieces": {}}
+    gen = torch.Generator(device=dev).manual_seed(0)
+
+    def timed(fn):
+        ts = []
+        for i in range(warmup + calls):
+            if dev.type == "cuda":
+                e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                e0.record()
+                fn()
+                e1.record()
+                e1.synchronize()
+                ts.append(e0.elapsed_time(e1))
+            else:
+                t1 = time.perf_counter()
+                fn()
+                ts.append(1e3 * (time.perf_counter() - t1))
+        return float(onp.median(ts[warmup:])), ts[:warmup]
+
+    for key, ns in images.items():
+        for s, n in zip(seeds, ns):
+            if key == "if_unet":
+                z = torch.randn(n, 3, p_if.resolution, p_if.resolution, device=dev, generator=gen).to(p_if.dtype)
+                t = torch.full((n,), 500, device=dev)
+                emb = e_if_tags[torch.arange(n, device=dev) % e_if_tags.shape[0]]
+                fn = lambda z=z, t=t, emb=emb: p_if.predict_eps(z, t, emb)  # noqa: E731
+            elif key == "mvdream_unet":
+                views, _ = _views_and_images(n, s, torch)
+                r = p_mv.resolution // 8
+                z = torch.randn(n, 4, r, r, device=dev, generator=gen).to(p_mv.dtype)
+                t = torch.full((n,), 500, device=dev)
+                emb = e_mv_tags[torch.arange(n, device=dev) % e_mv_tags.shape[0]]
+                fn = lambda z=z, t=t, emb=emb, views=views: p_mv.predict_eps(z, t, emb, views)  # noqa: E731
+            else:
+                _, x = _views_and_images(n, s, torch)
+
+                def fn(x=x):
+                    with torch.enable_grad():
+                        xx = x.detach().requires_grad_(True)
+                        zz = p_mv.encode(xx)
+                        (g,) = torch.autograd.grad(zz, xx, torch.ones_like(zz))
+                    return g
+            try:
+                ms, first = timed(fn)
+            except Exception as e:  # noqa: BLE001 -- e.g. out of memory at the largest batch: recorded
+                res["pieces"].setdefault(key, {})[str(n)] = {"error": f"{type(e).__name__}: {str(e)[:200]}"}
+                continue
+            f = flops[key][n]
+            row = {"seeds": s, "images": n, "ms": ms, "ms_per_image": ms / n, "images_per_s": 1e3 * n / ms,
+                   "tflop_per_call": f / 1e12, "tflops": f / 1e12 / (ms / 1e3), "first_calls_ms": first}
+            if peak_tflops:
+                row["fraction_of_peak"] = row["tflops"] / peak_tflops
+            res["pieces"].setdefault(key, {})[str(n)] = row
+            print(json.dumps({"sweep": key, **{k: row[k] for k in ("images", "ms", "tflops")}}), flush=True)
+    res["wall_s"] = time.perf_counter() - t0
+    return res
+
+
 class StopAfter(Exception):
     """Raised at the start of the stage after `--stop-after STAGE` (a run cut short on purpose)."""
 
@@ -584,6 +722,46 @@ def run_gpu(args) -> dict:
                 out["if_views_ab"] = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
         print(json.dumps({f"s{seeds}": out}), flush=True)
         Path(args.out, "pipeline_gpu.json").write_text(json.dumps(res, indent=2))  # after every seed count
+    if args.sweep and priors is not None:
+        try:
+            res["sweep"] = throughput_sweep(priors, torch, seeds=tuple(args.sweep_seeds),
+                                            peak_tflops=peak_tflops(res["device"]))
+        except Exception as e:  # noqa: BLE001 -- diagnostics; keep the run's numbers
+            res["sweep"] = {"error": f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"}
+        Path(args.out, "pipeline_gpu.json").write_text(json.dumps(res, indent=2))
+    return res
+
+
+def peak_tflops(device_name: str) -> float | None:
+    """Dense fp16 tensor-core peak (TFLOP/s) of the devices the benchmark ran on (vendor data sheets)."""
+    if "H100" in device_name and ("HBM3" in device_name or "SXM" in device_name):
+        return 989.4
+    if "H200" in device_name:
+        return 989.4
+    return None
+
+
+def run_sweep(args) -> dict:
+    """`throughput_sweep` alone (tiny priors with --tiny: a CPU dry run of the code path)."""
+    import torch
+
+    from anchorhoi_jax.io.config import load_config
+    from anchorhoi_jax.pipeline.generate_config import GenerateConfig
+
+    cfg = load_config(GenerateConfig, REPO / args.preset, args.extra)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.tiny:
+        from anchorhoi_jax.stages.composition import build_priors
+
+        priors = build_priors("a man with sideburns | sitting on | a sofa", cfg.compose, device=dev,
+                              dtype=torch.float32)
+        priors.torch_priors = {"if": priors.inter.parts[0][0].inner.prior, "mvdream": priors.inter.parts[1][0].prior}
+    else:
+        priors = real_size_priors(cfg, dev, torch.float16, accelerate=True)
+    name = torch.cuda.get_device_name() if dev == "cuda" else "cpu"
+    res = {"device": name, "sweep": throughput_sweep(priors, torch, seeds=tuple(args.sweep_seeds),
+                                                     calls=args.sweep_calls, peak_tflops=peak_tflops(name))}
+    Path(args.out, "pipeline_sweep.json").write_text(json.dumps(res, indent=2))
     return res
 
 
@@ -973,7 +1151,7 @@ def merge(args) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("mode", choices=("gpu", "demo", "merge", "from-log", "sds", "guidance-profile"))
+    ap.add_argument("mode", choices=("gpu", "demo", "merge", "from-log", "sds", "guidance-profile", "sweep"))
     ap.add_argument("--out", required=True)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--runs", default="/tmp/anchorhoi_bench", help="run directories (checkpoints) of the gpu mode")
@@ -992,6 +1170,10 @@ def main(argv=None):
                     "with MVDream's VAE encoder NCHW vs NHWC and compare the gradients (same process, same inputs)")
     ap.add_argument("--stop-after", help="gpu: stop the run once this stage has finished (e.g. object: the "
                     "composition chain only); the result is marked incomplete")
+    ap.add_argument("--sweep", action="store_true", help="gpu: after the seed counts, the batch sweep of the guidance "
+                    "networks (images/s, TFLOP/s at the image counts of --sweep-seeds seeds)")
+    ap.add_argument("--sweep-seeds", type=int, nargs="+", default=[1, 2, 4, 8], help="gpu/sweep: seed counts swept")
+    ap.add_argument("--sweep-calls", type=int, default=8, help="sweep: timed calls per batch")
     ap.add_argument("--sds-steps", type=int, default=12, help="sds: object SDS steps per variant")
     ap.add_argument("--log", help="from-log: the stage log file (pipeline_gpu.log of a gpu-mode call)")
     ap.add_argument("--device", default="NVIDIA H100 80GB HBM3", help="from-log: the device the log came from")
@@ -1008,7 +1190,7 @@ def main(argv=None):
     fh.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(fh)
     {"gpu": run_gpu, "demo": run_demo, "merge": merge, "from-log": from_log, "sds": run_sds,
-     "guidance-profile": run_guidance_profile}[args.mode](args)
+     "guidance-profile": run_guidance_profile, "sweep": run_sweep}[args.mode](args)
 
 
 if __name__ == "__main__":
