@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import collections
 import dataclasses
+import functools
 import glob
 import gzip
 import json
@@ -44,15 +45,25 @@ from anchorhoi_jax.stages import motion as motion_mod  # noqa: E402
 from anchorhoi_jax.stages.motion import (  # noqa: E402
     MotionConfig, MotionWeights, make_motion_step, make_seeds_update, motion_loss_seeds)
 
+# --ab variants of the subset-LBS gradient (stages/motion.LBS_GRAD_IMPL, LBS_GRAD_CHUNK, the kernel's num_warps).
+LBS_VARIANTS = {"lbs_xla": ("xla", 32, 8), "lbs_c16": ("auto", 16, 8), "lbs_c16w4": ("auto", 16, 4),
+                "lbs_c64w8": ("auto", 64, 8), "lbs_c32w4": ("auto", 32, 4)}
+
+# --ab variants of the capsule kernel (body/part_volumes.CAPSULE_BLOCK, CAPSULE_FAST_SELECT).
+CAPSULE_VARIANTS = {"caps_b1024": (1024, False), "caps_fast": (512, True), "caps_b1024_fast": (1024, True)}
+
 # --ab variants selecting the capsule kernels (body/part_volumes.CAPSULE_IMPL, SELF_PEN_IMPL).
-KERNEL_VARIANTS = {"xla": ("xla", "xla"), "pallas": ("pallas", "pallas"), "pallas_capsule": ("pallas", "xla"),
-                   "pallas_self_pen": ("xla", "pallas"), "interpret": ("interpret", "interpret")}
+# Third entry: stages/motion.LBS_GRAD_IMPL (the subset-LBS gradient kernel, session 7).
+KERNEL_VARIANTS = {"xla": ("xla", "xla", "xla"), "pallas": ("pallas", "pallas", "pallas"),
+                   "pallas_capsule": ("pallas", "xla", "xla"), "pallas_self_pen": ("xla", "pallas", "xla"),
+                   "pallas_lbs": ("xla", "xla", "pallas"), "interpret": ("interpret", "interpret", "interpret")}
 
 
-def set_kernels(capsule: str, self_pen: str) -> tuple[str, str]:
-    """Set the trace-time implementation switches of body/part_volumes; returns the previous pair."""
-    old = (part_volumes.CAPSULE_IMPL, part_volumes.SELF_PEN_IMPL)
-    part_volumes.CAPSULE_IMPL, part_volumes.SELF_PEN_IMPL = capsule, self_pen
+def set_kernels(capsule: str, self_pen: str, lbs: str = "auto") -> tuple[str, str, str]:
+    """Set the trace-time implementation switches of body/part_volumes and stages/motion's LBS gradient;
+    returns the previous triple."""
+    old = (part_volumes.CAPSULE_IMPL, part_volumes.SELF_PEN_IMPL, motion_mod.LBS_GRAD_IMPL)
+    part_volumes.CAPSULE_IMPL, part_volumes.SELF_PEN_IMPL, motion_mod.LBS_GRAD_IMPL = capsule, self_pen, lbs
     return old
 
 
@@ -257,7 +268,7 @@ def main():
     ap.add_argument("--lbs", default="sparse")
     ap.add_argument("--body", default="smplx-synthetic")
     ap.add_argument("--ab", default="", help="comma list: gemm_3xtf32, lbs_dots, lbs_stack, plane_sums_xla, "
-                    + ", ".join(KERNEL_VARIANTS)
+                    + ", ".join([*KERNEL_VARIANTS, *LBS_VARIANTS, *CAPSULE_VARIANTS])
                     + " (timed at the largest seed count)")
     ap.add_argument("--trace-ab", action="store_true", help="also trace one update call of each --ab variant")
     ap.add_argument("--check", default="", help="comma list of kernel variants (first = reference): loss terms and "
@@ -300,7 +311,8 @@ def main():
             continue
         t = time_run(update, init, data, w, args.steps, args.steps_per_call, jax.random.key(2), S, args.reps)
         summary[f"s_1000_seed{S}"] = t * 1000.0 / args.steps
-        summary["kernels"] = {"capsule": part_volumes.CAPSULE_IMPL, "self_pen": part_volumes.SELF_PEN_IMPL}
+        summary["kernels"] = {"capsule": part_volumes.CAPSULE_IMPL, "self_pen": part_volumes.SELF_PEN_IMPL,
+                              "lbs_grad": motion_mod.LBS_GRAD_IMPL, "lbs_grad_chunk": motion_mod.LBS_GRAD_CHUNK}
         print(f"seeds {S}: {t:.4f} s per {args.steps} steps", flush=True)
         if (args.trace or args.hlo) and not late():
             last_state = trace_one(update, init, data, w, S, args, out, md, f"seed{S}", f"{S} seed(s)")
@@ -321,6 +333,14 @@ def main():
             motion_mod._skin_sparse.defvjp(motion_mod._skin_sparse_fwd, _skin_sparse_bwd_stack)
         elif name == "plane_sums_xla":  # translation gradient as jnp.sum (XLA's reduction) instead of the kernel
             old_plane, motion_mod.PLANE_SUM_IMPL = motion_mod.PLANE_SUM_IMPL, "xla"
+        elif name in CAPSULE_VARIANTS:  # the capsule kernel's points per program / approximate-sqrt selection
+            old_caps = (part_volumes.CAPSULE_BLOCK, part_volumes.CAPSULE_FAST_SELECT)
+            part_volumes.CAPSULE_BLOCK, part_volumes.CAPSULE_FAST_SELECT = CAPSULE_VARIANTS[name]
+        elif name in LBS_VARIANTS:  # subset-LBS ∂/∂A: the sparse kernel's settings, or "xla" (the dense products)
+            old_lbs = (motion_mod.LBS_GRAD_IMPL, motion_mod.LBS_GRAD_CHUNK, motion_mod.lbs_transform_grad_pallas)
+            impl, chunk, warps = LBS_VARIANTS[name]
+            motion_mod.LBS_GRAD_IMPL, motion_mod.LBS_GRAD_CHUNK = impl, chunk
+            motion_mod.lbs_transform_grad_pallas = functools.partial(old_lbs[2], num_warps=warps)
         else:
             raise SystemExit(f"unknown --ab variant {name!r}")
         try:
@@ -340,6 +360,10 @@ def main():
                 set_kernels(*old_kernels)
             if name == "plane_sums_xla":
                 motion_mod.PLANE_SUM_IMPL = old_plane
+            if name in CAPSULE_VARIANTS:
+                part_volumes.CAPSULE_BLOCK, part_volumes.CAPSULE_FAST_SELECT = old_caps
+            if name in LBS_VARIANTS:
+                motion_mod.LBS_GRAD_IMPL, motion_mod.LBS_GRAD_CHUNK, motion_mod.lbs_transform_grad_pallas = old_lbs
         summary[f"ab_{name}_s_1000_seed{S_ab}"] = t * 1000.0 / args.steps
         print(f"A/B {name}, seeds {S_ab}: {t:.4f} s per {args.steps} steps", flush=True)
         (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
