@@ -42,6 +42,7 @@ from anchorhoi_jax.geometry.mesh import farthest_point_sampling, vertex_normals
 from anchorhoi_jax.geometry.rotations import axis_angle_to_matrix
 from anchorhoi_jax.geometry.sdf import SDFGrid, sample_sdf, sdf_grid_from_mesh
 from anchorhoi_jax.kernels.capsules import resolve_impl
+from anchorhoi_jax.kernels.lbs import joint_entries, lbs_transform_grad_pallas
 from anchorhoi_jax.kernels.reductions import plane_sums_pallas
 from anchorhoi_jax.losses.anchor import static_anchor, static_pose_anchor
 from anchorhoi_jax.losses.contact import contact_loss
@@ -618,6 +619,13 @@ def _skin_sparse_bwd(res, g):
     A, v, ids, w, W = res
     T = sum(w[:, k, None] * A[ids[:, k]] for k in range(ids.shape[1]))
     dv = jnp.stack([T[:, c] * g[0] + T[:, 4 + c] * g[1] + T[:, 8 + c] * g[2] for c in range(3)], 0)  # Rᵀ g
+    impl = resolve_impl(LBS_GRAD_IMPL)
+    if impl != "xla":
+        # ∂/∂A over W's non-zero entries only (2.5 % of the dense product's terms for the SMPL-X subset), one
+        # program per frame (kernels/lbs.py; H100, 8 seeds: see benchmarks/results/motion_speed_s7.md).
+        ent = joint_entries(ids, w, A.shape[0], LBS_GRAD_CHUNK)
+        dA = lbs_transform_grad_pallas(g, v, ent, interpret=impl == "interpret", chunk=LBS_GRAD_CHUNK)
+        return dA[:, : A.shape[0]].T, dv, None, None, None
     # ∂/∂A[j, a, b] = Σ_s W[s, j] g_a[s] v_b[s] (b < 3; b = 3: Σ_s W[s, j] g_a[s]) as two products of broadcast
     # planes, (9, S)·(S, J) and (3, S)·(S, J). With g assembled vertex-major (before `_place_planes`' kernel),
     # the earlier single product of a stacked (12, S) operand [g_a v_b | g_a] was emitted by XLA as a
@@ -632,6 +640,11 @@ def _skin_sparse_bwd(res, g):
 
 
 _skin_sparse.defvjp(_skin_sparse_fwd, _skin_sparse_bwd)
+
+# `_skin_sparse`'s ∂/∂A: "auto" (the sparse Pallas kernel of kernels/lbs.py on CUDA, the dense products elsewhere),
+# "xla" (the dense products) or "interpret". Read at trace time; benchmarks/motion_profile.py --ab sets it.
+LBS_GRAD_IMPL = "auto"
+LBS_GRAD_CHUNK = 32  # entries per joint row and iteration of the kernel (a power of two)
 
 
 # Σ over the vertex planes in `_place_planes`' backward: "auto" (a Pallas kernel on CUDA, jnp.sum elsewhere),
