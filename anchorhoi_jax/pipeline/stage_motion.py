@@ -131,12 +131,37 @@ def pad_part_pairs(parts: list) -> list:
     return out
 
 
+def pad_support_points(points: list) -> list:
+    """Per-seed object support points (MotionData.object_support_points: the object's convex-hull vertices,
+    at most `max_support_points`, object frame) with equal counts, for stacking along the seed axis.
+
+    Seeds' objects differ, and so do their hull vertex counts (H100 4-seed run, session 7: 256, 256, 93, 178).
+    A shorter list is padded with its hull's vertex mean. That point lies inside the hull, so under any rigid
+    motion it is never lower than the lowest hull vertex: `floor_support`'s per-frame lowest point and its
+    gradient are exactly the unpadded ones; `floor`'s sum gains a term only while the mean itself is below the
+    floor (most of the object sunk into it), never for an object resting on or above it. Equal counts (one seed
+    included) and seeds without floor data (None) are returned unchanged."""
+    if any(p is None for p in points):
+        return list(points)
+    counts = {int(p.shape[0]) for p in points}
+    if len(counts) <= 1:
+        return list(points)
+    n = max(counts)
+    return [p if p.shape[0] == n else
+            jnp.concatenate([p, jnp.broadcast_to(jnp.mean(p, 0, keepdims=True), (n - p.shape[0], p.shape[1]))])
+            for p in points]
+
+
 def stack_seed_data(datas: list):
-    """Per-seed MotionData stacked along a leading seed axis (part pairs padded by `pad_part_pairs`).
+    """Per-seed MotionData stacked along a leading seed axis (part pairs padded by `pad_part_pairs`, object
+    support points by `pad_support_points`).
 
     Raises PipelineError (one line) naming the first field whose shape still differs between seeds."""
     parts = pad_part_pairs([d.parts for d in datas])
     datas = [d.replace(parts=p) for d, p in zip(datas, parts)]
+    if all(hasattr(d, "object_support_points") for d in datas):
+        sup = pad_support_points([d.object_support_points for d in datas])
+        datas = [d.replace(object_support_points=s) for d, s in zip(datas, sup)]
     # The sparse skinning table is as wide as the subset's most-weighted vertex (per seed): pad with
     # (joint 0, weight 0) columns, which add exactly nothing to Σ_k w_k A_k.
     k = max(int(d.sub_skin_ids.shape[1]) for d in datas)

@@ -13,7 +13,9 @@ from anchorhoi_jax.body.part_volumes import PartVolumes, pose_part_volumes
 from anchorhoi_jax.losses.penetration import part_occupancy_penetration
 from anchorhoi_jax.losses.regularizers import self_penetration
 from anchorhoi_jax.pipeline.errors import PipelineError
-from anchorhoi_jax.pipeline.stage_motion import pad_part_pairs, stack_seed_data
+from anchorhoi_jax.geometry.rotations import axis_angle_to_matrix
+from anchorhoi_jax.losses.floor import floor_penetration, floor_support
+from anchorhoi_jax.pipeline.stage_motion import pad_part_pairs, pad_support_points, stack_seed_data
 
 
 def _parts(pairs) -> PartVolumes:
@@ -83,3 +85,29 @@ def test_stack_seed_data_pads_and_names_the_field_that_cannot_stack():
     with pytest.raises(PipelineError, match=r"motion data field \.other differs in shape between seeds") as e:
         stack_seed_data([a, b.replace(other=jnp.zeros(3))])
     assert "\n" not in str(e.value)
+
+
+def _floor_terms(hull, aa, t, floor):
+    # As stages/motion._floor_terms: the hull under per-frame rigid motions, floor sum and clip support.
+    pts = jnp.einsum("fab,hb->fha", axis_angle_to_matrix(aa), hull) + t[:, None]
+    pen = jnp.mean(jax.vmap(lambda p: floor_penetration(p, floor)[0])(pts))
+    return pen + floor_support(jnp.min(pts[..., 1], -1), floor)[0]
+
+
+def test_padded_support_points_keep_the_floor_terms():
+    # Seeds' object hulls have different vertex counts (H100 4 seeds: 256, 256, 93, 178); padding with the hull's
+    # vertex mean must not change either floor term or its gradient while the object rests on / above the floor.
+    k = jax.random.split(jax.random.key(3), 4)
+    hulls = [jax.random.normal(k[0], (7, 3)), jax.random.normal(k[1], (4, 3)), jax.random.normal(k[2], (7, 3))]
+    padded = pad_support_points(hulls)
+    assert [p.shape for p in padded] == [(7, 3)] * 3 and padded[0] is hulls[0]
+    aa, t = 2.0 * jax.random.normal(k[3], (5, 3)), jnp.zeros((5, 3)).at[:, 1].set(jnp.linspace(-1.0, 0.5, 5))
+    g = jax.grad(_floor_terms, argnums=(1, 2))
+    for h, p in zip(hulls, padded):
+        floor = jnp.min(jnp.einsum("fab,hb->fha", axis_angle_to_matrix(aa), h)[..., 1] + t[:, 1:2]) + 0.2
+        assert float(_floor_terms(h, aa, t, floor)) > 0.0  # some hull vertices below the floor: both terms active
+        onp.testing.assert_allclose(onp.asarray(_floor_terms(p, aa, t, floor)), onp.asarray(_floor_terms(h, aa, t, floor)),
+                                    rtol=1e-6)
+        for a, b in zip(g(p, aa, t, floor), g(h, aa, t, floor)):
+            onp.testing.assert_allclose(onp.asarray(a), onp.asarray(b), rtol=1e-5, atol=1e-7)
+    assert pad_support_points([None, None]) == [None, None]
