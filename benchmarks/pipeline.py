@@ -250,6 +250,70 @@ def steady_projection(run: dict, paper: dict) -> dict | None:
     return out
 
 
+SDS_STAGES = ("coarse", "avatar", "object")
+_PIECE_CLOCK = {"if_unet": "if_unet", "mvdream_unet": "mvdream_unet", "mvdream_encode_fwd_vjp": "mvdream_encode_fwd"}
+
+
+def four_seed_floor(s1: dict, s4: dict, sweep: dict, paper: dict, *, seeds: int = 4) -> dict:
+    """The lowest `seeds`-seed pipeline time the measured throughputs allow, against 2x the measured 1-seed time.
+
+    Per SDS stage, one step's work at `seeds` seeds is `seeds` x the 1-seed step's network images (IF UNet,
+    MVDream UNet, VAE encoder forward + VJP: images per call x calls per step, from the 1-seed `phases`) plus the
+    JAX work (render + VJP, update, bridge copies). Its floor: each network piece at the best ms per image of the
+    batch sweep (any batch, up to 8 seeds' images), the JAX work at the better of its 1-seed and `seeds`-seed
+    per-seed rates, and nothing else (the SDS glue -- noise, CFG, timesteps -- counted as free). Stage floor =
+    the smaller of the two runs' fixed cost (wall at the reduced count - reduced steps x median step: compile,
+    graph capture, checkpoints) + the paper's steps x the floor step. Every other stage at its 1-seed time (the
+    1-seed wall bounds what 4x its work can take). Also: the same floor with the network pieces at the device's
+    dense fp16 peak (FLOPs counted per image), which no kernel reaches; shown to bound what faster UNet kernels
+    could buy, while those kernels would make the 1-seed run faster too.
+    Returns per-stage floors (s), totals (min) and `two_x_reachable` (floor <= 2 x 1-seed)."""
+    best = {}
+    for key, rows in sweep["pieces"].items():
+        ok = [r for r in rows.values() if "ms" in r]
+        best[key] = {"ms_per_image": min(r["ms_per_image"] for r in ok),
+                     "tflop_per_image": ok[0]["tflop_per_call"] / ok[0]["images"]}
+    per_seed = sweep["images_per_seed"]
+    peak = sweep.get("peak_tflops")
+    ph1, ph4 = s1["phases"], s4["phases"]
+    jax_keys = ("render_vjp_ms", "update_ms", "to_torch_ms", "to_jax_ms")
+    stages, stages_peak, detail = {}, {}, {}
+    for name, st1 in s1["stages"].items():
+        if name == "video":
+            continue
+        if name not in SDS_STAGES or name not in ph1 or name not in ph4 or name not in s4["stages"]:
+            stages[name] = stages_peak[name] = st1["seconds"]
+            continue
+        p1, p4 = ph1[name], ph4[name]
+        # Images per step per seed: the 1-seed call sizes (object: fused object + layout views) x calls.
+        calls = {k: p1.get(f"{c}_calls_per_step", 0.0) for k, c in _PIECE_CLOCK.items()}
+        scale = {k: (2 if name == "object" else 1) for k in _PIECE_CLOCK}
+        imgs = {k: seeds * per_seed[k] * scale[k] * (1.0 if calls[k] else 0.0) for k in _PIECE_CLOCK}
+        net = sum(imgs[k] * best[k]["ms_per_image"] for k in imgs)
+        net_peak = sum(imgs[k] * best[k]["tflop_per_image"] for k in imgs) / peak * 1e3 if peak else None
+        j1, j4 = sum(p1[k] for k in jax_keys), sum(p4[k] for k in jax_keys)
+        jax_floor = seeds * min(j1, j4 / seeds)
+        fixed = min(st1["seconds"] - 1e-3 * p1["total_ms"] * st1["steps"],
+                    s4["stages"][name]["seconds"] - 1e-3 * p4["total_ms"] * s4["stages"][name]["steps"])
+        step = net + jax_floor
+        stages[name] = fixed + 1e-3 * step * paper[name]
+        stages_peak[name] = None if net_peak is None else fixed + 1e-3 * (net_peak + jax_floor) * paper[name]
+        detail[name] = {"images_per_step": imgs, "network_floor_ms": net, "network_at_peak_ms": net_peak,
+                        "jax_ms_s1": j1, "jax_ms_s4": j4, "jax_floor_ms": jax_floor, "floor_step_ms": step,
+                        "measured_step_ms_s1": p1["total_ms"], "measured_step_ms_s4": p4["total_ms"],
+                        "network_measured_ms_s4": sum(p4.get(f"{c}_ms_per_step", 0.0) for c in _PIECE_CLOCK.values()),
+                        "fixed_s": fixed}
+    steady1 = steady_projection(s1, paper) or {}
+    one = sum(v for k, v in steady1.items() if k != "video")
+    floor = sum(stages.values())
+    floor_peak = None if any(v is None for v in stages_peak.values()) else sum(stages_peak.values())
+    return {"seeds": seeds, "best_ms_per_image": best, "stages_floor_s": stages, "sds_detail": detail,
+            "one_seed_s": one, "two_x_one_seed_min": 2 * one / 60, "floor_min": floor / 60,
+            "floor_over_one": floor / one, "two_x_reachable": floor <= 2 * one,
+            "floor_networks_at_peak_min": None if floor_peak is None else floor_peak / 60,
+            "floor_networks_at_peak_over_one": None if floor_peak is None else floor_peak / one}
+
+
 def summarize(stages: dict, rates: dict, paper: dict) -> dict:
     """Per-stage projection to the paper's step counts and the totals the results report."""
     proj = {}
@@ -1139,6 +1203,11 @@ def merge(args) -> dict:
         "exports_timed_on_gpu": gpu.get("exports_timed"),
         "sources": {k: {"file": v.get("source_file"), "tree": v.get("tree")} for k, v in (("s1", s1), ("s4", s4)) if v},
     }
+    sweep = gpu.get("sweep")
+    if sweep and "pieces" in sweep:
+        res["sweep"] = sweep
+        if s4 is not None and s4.get("phases") and s1.get("phases"):
+            res["four_seed_floor"] = four_seed_floor(s1, s4, sweep, gpu["paper_steps"])
     prev = dict(old.get("previous_runs", {}))
     if old and args.previous_label:
         prev[args.previous_label] = {k: v for k, v in old.items() if k != "previous_runs"}
