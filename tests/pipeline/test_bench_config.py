@@ -75,3 +75,33 @@ def test_stop_after_stops_the_later_stages_and_rejects_unknown_names():
             stages["static"].fn(None, {}, None)
     finally:
         CS.compose_stages = orig
+
+
+def test_four_seed_floor_arithmetic():
+    # One SDS stage (coarse, 10 reduced of 100 paper steps) and one other stage; networks at their best measured
+    # ms per image, JAX at its better per-seed rate, glue free; other stages at their 1-seed time.
+    bench = _bench_module()
+    ph = lambda tot, jax_ms: {"total_ms": tot, "render_vjp_ms": jax_ms, "update_ms": 0.0, "to_torch_ms": 0.0,  # noqa: E731
+                              "to_jax_ms": 0.0, "if_unet_calls_per_step": 1.0, "mvdream_unet_calls_per_step": 1.0,
+                              "mvdream_encode_fwd_calls_per_step": 1.0}
+
+    def run(step_ms, jax_ms, wall):
+        stages = {"coarse": {"seconds": wall, "steps": 10}, "pose": {"seconds": 2.0, "steps": 0}}
+        return {"stages": stages, "phases": {"coarse": ph(step_ms, jax_ms)},
+                "projected_paper_steps_s": {"coarse": 0.0, "pose": 2.0}}
+
+    s1, s4 = run(50.0, 10.0, 5.5), run(160.0, 44.0, 7.6)
+    row = lambda n, ms, tf: {"images": n, "ms": ms, "ms_per_image": ms / n, "tflop_per_call": tf * n}  # noqa: E731
+    sweep = {"images_per_seed": {"if_unet": 2, "mvdream_unet": 8, "mvdream_encode_fwd_vjp": 4}, "peak_tflops": 1000.0,
+             "pieces": {"if_unet": {"2": row(2, 30.0, 3.0), "8": row(8, 80.0, 3.0)},
+                        "mvdream_unet": {"8": row(8, 8.0, 0.25), "32": row(32, 24.0, 0.25)},
+                        "mvdream_encode_fwd_vjp": {"4": row(4, 8.0, 0.5), "16": {"error": "OOM"}}}}
+    f = bench.four_seed_floor(s1, s4, sweep, {"coarse": 100})
+    d = f["sds_detail"]["coarse"]
+    assert d["images_per_step"] == {"if_unet": 8, "mvdream_unet": 32, "mvdream_encode_fwd_vjp": 16}
+    assert abs(d["network_floor_ms"] - (8 * 10.0 + 32 * 0.75 + 16 * 2.0)) < 1e-9  # 136 ms
+    assert d["jax_floor_ms"] == 40.0 and abs(d["fixed_s"] - 5.0) < 1e-9  # min(5.5 - 0.5, 7.6 - 1.6)
+    assert abs(f["stages_floor_s"]["coarse"] - (5.0 + 0.1 * 176.0)) < 1e-9 and f["stages_floor_s"]["pose"] == 2.0
+    one = 5.5 + 0.05 * 90 + 2.0  # steady 1-seed projection
+    assert abs(f["one_seed_s"] - one) < 1e-9 and f["two_x_reachable"] == (24.6 <= 2 * one)
+    assert abs(d["network_at_peak_ms"] - (8 * 3.0 + 32 * 0.25 + 16 * 0.5)) < 1e-9  # TFLOP / (1000 TFLOP/s) in ms
