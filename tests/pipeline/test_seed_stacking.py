@@ -111,3 +111,17 @@ def test_padded_support_points_keep_the_floor_terms():
         for a, b in zip(g(p, aa, t, floor), g(h, aa, t, floor)):
             onp.testing.assert_allclose(onp.asarray(a), onp.asarray(b), rtol=1e-5, atol=1e-7)
     assert pad_support_points([None, None]) == [None, None]
+
+
+@struct.dataclass
+class _FloorData(_Data):
+    object_support_points: jax.Array
+
+
+def test_stack_seed_data_pads_support_points():
+    ids, w = jnp.asarray([[0]], jnp.int32), jnp.asarray([[1.0]], jnp.float32)
+    hulls = [jnp.ones((5, 3)), jnp.arange(9.0).reshape(3, 3)]
+    st = stack_seed_data([_FloorData(_parts([(0, 2)]), ids, w, jnp.zeros(2), h) for h in hulls])
+    assert st.object_support_points.shape == (2, 5, 3)
+    onp.testing.assert_array_equal(onp.asarray(st.object_support_points[1]), [[0, 1, 2], [3, 4, 5], [6, 7, 8],
+                                                                              [3, 4, 5], [3, 4, 5]])
