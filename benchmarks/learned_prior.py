@@ -165,18 +165,29 @@ FLIP_OPENPOSE18 = (0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16)
 
 
 @torch.no_grad()
-def detect(net, images: jax.Array, *, flip: bool = False):
+def detect(net, images: jax.Array, *, flip: bool = False, context: jax.Array | None = None):
     """images (..., H, W, 3) in [0, 1] -> keypoints (..., 18, 2) px, confidence (..., 18), class probs (..., 3, H, W).
 
     flip: test-time augmentation, the logits averaged with those of the mirrored image (mirrored back, its
-    left/right heatmaps swapped), the usual flip test of keypoint detectors."""
+    left/right heatmaps swapped), the usual flip test of keypoint detectors.
+    context: images of the same views and camera with the scene around the person (the coarse HOI render of
+    each anchor render); their logits are averaged with the images' (one pixel grid, so heatmaps add)."""
     lead = images.shape[:-3]
-    x = jax_to_torch(jnp.asarray(images, jnp.float32)).reshape(-1, *images.shape[-3:]).permute(0, 3, 1, 2).contiguous()
-    out = tp.detector_forward(net, x).float()
-    if flip:
-        m = tp.detector_forward(net, x.flip(-1)).float().flip(-1)
-        perm = torch.as_tensor(FLIP_OPENPOSE18 + tuple(range(18, m.shape[1])), device=m.device)
-        out = 0.5 * (out + m[:, perm])
+
+    def logits(imgs):
+        x = jax_to_torch(jnp.asarray(imgs, jnp.float32)).reshape(-1, *imgs.shape[-3:]).permute(0, 3, 1, 2).contiguous()
+        out = tp.detector_forward(net, x).float()
+        if flip:
+            m = tp.detector_forward(net, x.flip(-1)).float().flip(-1)
+            perm = torch.as_tensor(FLIP_OPENPOSE18 + tuple(range(18, m.shape[1])), device=m.device)
+            out = 0.5 * (out + m[:, perm])
+        return out
+
+    out = logits(images)
+    if context is not None:
+        if tuple(context.shape) != tuple(images.shape):
+            raise ValueError(f"detect: context images {tuple(context.shape)} must match the images {tuple(images.shape)}")
+        out = 0.5 * (out + logits(context))
     kp, conf = tp.decode_heatmaps(out)
     probs = torch.softmax(out[:, 18:], 1)
     f = lambda t: onp.asarray(t.cpu()).reshape(*lead, *t.shape[1:])  # noqa: E731
@@ -286,9 +297,24 @@ def over_white(rgb_premult, alpha):
 # ------------------------------------------------------------------------------------------------
 # The anchor pipeline after the coarse stage, shared by the tuning sweep and the evaluation
 # ------------------------------------------------------------------------------------------------
-# (number of canonical views the keypoints are detected in, flip test) -- session 6 candidates; (4, False)
-# is sessions 3-5's pipeline. 8 views = the 4 canonical azimuths and the diagonals between them.
-DETECT_VARIANTS = ((4, False), (4, True), (8, False), (8, True))
+# Where the 2D keypoints of Eq. 2 come from (session 7). The anchor NeRF is extracted by 2D-masked alignment
+# (stages/anchor.py): every ray through a pixel the segmentation calls "object" is made transparent, which also
+# erases the human parts behind or inside the object along that ray -- exactly the hands and forearms in
+# contact (lifting: the forearms reach into the held box; sessions 3-6 fitted them straighter). The coarse
+# render of the same view still shows the hands in their context, and the keypoint net (like OpenPose on
+# photographs) is trained on people occluded by the objects they touch.
+#   anchor: keypoints of the anchor renders only (paper; sessions 3-6)
+#   fused:  per view, the net's logits of the anchor render and of the coarse render averaged (one pixel grid)
+#   both:   Eq. 2 over 2V observations, the anchor's V detections and the coarse render's V (same cameras,
+#           each with its confidences; Geman-McClure lets the fit discard the one that disagrees)
+#   coarse: keypoints of the coarse renders only -- a diagnostic that bypasses the anchor NeRF; never picked
+KEYPOINT_SOURCES = ("anchor", "fused", "both", "coarse")
+PICK_EXCLUDED_SOURCES = ("coarse",)
+
+# (number of canonical views the keypoints are detected in, flip test, keypoint source). Session 6 swept
+# (4|8 views) x (flip or not) with the anchor source: neither 8 views nor the flip test helped on tuning keys;
+# session 7 sweeps the source (the coarse renders exist at the 4 canonical views only).
+DETECT_VARIANTS = ((4, False, "anchor"), (4, False, "fused"), (4, False, "both"), (4, False, "coarse"))
 
 
 def canonical_views(n: int, res: int) -> pf.CanonicalViews:
@@ -335,14 +361,37 @@ def anchor_fields(keys, coarse_params, field: FieldConfig, rcfg: RenderConfig, c
     return jax.tree.map(lambda *a: jnp.concatenate(a), *out)
 
 
-def anchor_keypoints(det, a_rgb8, a_alpha8, n_views: int, flip: bool):
+def anchor_keypoints(det, a_rgb8, a_alpha8, n_views: int, flip: bool, source: str = "anchor", coarse_img=None):
     """Keypoints of the anchor renders at the 8 azimuths (S, 8, H, W, ...): all 8 or every second (the 4
-    canonical views); confidences under 0.25 zeroed (as sessions 3-5)."""
+    canonical views); confidences under 0.25 zeroed (as sessions 3-5). `source` (KEYPOINT_SOURCES) adds the
+    coarse renders `coarse_img` (S, 4, H, W, 3) over white at the 4 canonical views: "both" returns
+    (S, 2 * 4, 18, 2), the anchor's 4 views then the coarse render's 4 (cameras: `keypoint_cameras`)."""
     if n_views not in (4, 8):
         raise ValueError(f"detection views must be 4 or 8, got {n_views}")
+    if source not in KEYPOINT_SOURCES:
+        raise ValueError(f"keypoint source must be one of {KEYPOINT_SOURCES}, got {source!r}")
+    if source != "anchor" and (n_views != 4 or coarse_img is None):
+        raise ValueError(f"keypoint source {source!r} needs the coarse renders of the 4 canonical views (got {n_views} views"
+                         f"{'' if coarse_img is not None else ', no coarse renders'})")
     sel = slice(None, None, 8 // n_views)
-    kp, conf, _ = detect(det, over_white(a_rgb8[:, sel], a_alpha8[:, sel]), flip=flip)
+    a_img = over_white(a_rgb8[:, sel], a_alpha8[:, sel])
+    if source == "coarse":
+        kp, conf, _ = detect(det, coarse_img, flip=flip)
+    elif source == "fused":
+        kp, conf, _ = detect(det, a_img, flip=flip, context=jnp.asarray(coarse_img))
+    else:
+        kp, conf, _ = detect(det, a_img, flip=flip)
+        if source == "both":
+            kc, cc, _ = detect(det, coarse_img, flip=flip)
+            kp, conf = onp.concatenate([kp, kc], 1), onp.concatenate([conf, cc], 1)
     return kp, onp.where(conf > 0.25, conf, 0.0)
+
+
+def keypoint_cameras(cams4: Camera, cams8: Camera, n_views: int, source: str) -> Camera:
+    """The cameras of `anchor_keypoints`' views: 4 or 8 canonical ones, the 4 twice for source "both"."""
+    if source == "both":
+        return jax.tree.map(lambda a: jnp.concatenate([a, a]), cams4)
+    return cams4 if n_views == 4 else cams8
 
 
 def fit_keypoints(fbody: pf.PoseFitBody, setup: pf.PoseFitSetup, betas, kp, conf, cams: Camera, res: int,
@@ -615,23 +664,25 @@ def sweep(args, out: Path, log, prior_dir, det, field, rcfg, res, device, dtype,
     true = onp.asarray([c for _, c, _ in runs])
     fcfg = pf.PoseFitConfig(global_steps=2, pose_steps=2, num_hypotheses=1) if args.smoke else pf.PoseFitConfig()
     judged, kps = {}, {}
-    for nv, flip in DETECT_VARIANTS:
+    for nv, flip, src in DETECT_VARIANTS:
         t1 = time.perf_counter()
-        kp, conf = anchor_keypoints(det, a_rgb8, a_alpha8, nv, flip)
-        fitted, kp3d, _ = fit_keypoints(fbody, setup, betas, kp, conf, cams4 if nv == 4 else cams8, res, fcfg)
-        judged[nv, flip] = judge(kp3d, fitted.scale, true, means, c_depth, obj_mask, cams4, args.contact_m)
-        kps[nv, flip] = (kp, conf)
-        log(f"sweep variant views={nv} flip={flip}: anchor accuracy {judged[nv, flip]['ok_full'].mean():.3f} "
-            f"({time.perf_counter() - t1:.1f} s)")
+        kp, conf = anchor_keypoints(det, a_rgb8, a_alpha8, nv, flip, src, img)
+        fitted, kp3d, _ = fit_keypoints(fbody, setup, betas, kp, conf, keypoint_cameras(cams4, cams8, nv, src), res, fcfg)
+        judged[nv, flip, src] = judge(kp3d, fitted.scale, true, means, c_depth, obj_mask, cams4, args.contact_m)
+        kps[nv, flip, src] = (kp, conf)
+        log(f"sweep variant views={nv} flip={flip} source={src}: anchor accuracy "
+            f"{judged[nv, flip, src]['ok_full'].mean():.3f} ({time.perf_counter() - t1:.1f} s)")
 
-    # ---- pictures (rows = runs: coarse over white at 4 azimuths | anchor at 8 with the 8-view keypoints),
-    # arrays for CPU re-analysis, stats
-    kp8, conf8 = kps[8, False]
-    aimg = onp.asarray(over_white(a_rgb8, a_alpha8))
-    drawn = onp.stack([[_draw_kp(aimg[s, v], kp8[s, v], conf8[s, v]) for v in range(8)] for s in range(S)])
+    # ---- pictures (rows = runs: coarse over white at 4 azimuths with the coarse-render keypoints | anchor at the
+    # same 4 with the anchor-render keypoints), arrays for CPU re-analysis, stats
+    ka, cfa = kps[4, False, "anchor"]
+    kc, cfc = kps[4, False, "coarse"]
+    aimg = onp.asarray(over_white(a_rgb8[:, ::2], a_alpha8[:, ::2]))
+    drawn = onp.stack([[_draw_kp(im[s, v], k[s, v], c[s, v]) for im, k, c in ((img, kc, cfc), (aimg, ka, cfa))
+                        for v in range(4)] for s in range(S)])
     from anchorhoi_jax.io.export import write_png
 
-    write_png(out / "sweep.png", onp.clip(_grid(onp.concatenate([img, drawn], 1)), 0, 1))
+    write_png(out / "sweep.png", onp.clip(_grid(drawn), 0, 1))
     onp.savez_compressed(out / "sweep_arrays.npz", coarse_rgb=onp.asarray(c_rgb, onp.float16),
                          coarse_alpha=onp.asarray(c_alpha, onp.float16), anchor_rgb8=onp.asarray(a_rgb8, onp.float16),
                          anchor_alpha8=onp.asarray(a_alpha8, onp.float16), true=true,
@@ -641,8 +692,8 @@ def sweep(args, out: Path, log, prior_dir, det, field, rcfg, res, device, dtype,
     for s, (i, c, j) in enumerate(runs):
         r = dict(config=i, cls=lpd.CLASSES[c], seed=j, coverage=float(al[s].mean()),
                  human_prob=float(probs[s, :, 1].mean()), object_prob=float(probs[s, :, 2].mean()))
-        for (nv, flip), jd in judged.items():
-            tag = f"v{nv}{'f' if flip else ''}"
+        for (nv, flip, src), jd in judged.items():
+            tag = f"v{nv}{'f' if flip else ''}_{src}"
             r[tag] = dict(pred=lpd.CLASSES[int(jd["pred"][s])], correct=bool(jd["ok_full"][s]),
                           correct_pose=bool(jd["ok_pose"][s]), sit=bool(jd["sit"][s]), lift=bool(jd["lift"][s]),
                           features=jd["features"][s].round(3).tolist())
@@ -659,9 +710,9 @@ def sweep(args, out: Path, log, prior_dir, det, field, rcfg, res, device, dtype,
                         per_class_direct=None if pred_d is None else {
                             lpd.CLASSES[c]: float((pred_d == true)[sel & (true == c)].mean()) for c in range(NC)},
                         **{k: float(onp.mean([r[k] for r in stats if r["config"] == i])) for k in keys_})
-            for nv, flip in DETECT_VARIANTS:
-                jd = judged[nv, flip]
-                per_cfg.append(dict(config=cfgs[i], variant=dict(detect_views=nv, detect_flip=flip),
+            for nv, flip, src in DETECT_VARIANTS:
+                jd = judged[nv, flip, src]
+                per_cfg.append(dict(config=cfgs[i], variant=dict(detect_views=nv, detect_flip=flip, keypoint_source=src),
                                     accuracy=float(jd["ok_full"][sel].mean()),
                                     accuracy_pose=float(jd["ok_pose"][sel].mean()),
                                     per_class={lpd.CLASSES[c]: float(jd["ok_full"][sel & (true == c)].mean())
@@ -710,7 +761,9 @@ def pick_config(per_config: list[dict], rule: str) -> dict:
         return max(per_config, key=lambda r: r["human_prob"])
     if any("accuracy" not in r for r in per_config):
         raise ValueError("--pick accuracy needs a sweep.json with per-config accuracy (this script's --sweep)")
-    return max(per_config, key=lambda r: (r["accuracy"], r["accuracy_pose"], r["human_prob"]))
+    # variants that bypass the anchor NeRF (keypoints of the coarse renders alone) are diagnostics, never picked
+    rows = [r for r in per_config if r.get("variant", {}).get("keypoint_source", "anchor") not in PICK_EXCLUDED_SOURCES]
+    return max(rows, key=lambda r: (r["accuracy"], r["accuracy_pose"], r["human_prob"]))
 
 
 def main(argv=None) -> None:
@@ -769,6 +822,10 @@ def main(argv=None) -> None:
     ap.add_argument("--detect-views", type=int, default=4, choices=(4, 8),
                     help="anchor renders the keypoints are detected in and fitted to: the 4 canonical azimuths or "
                          "8 (with the diagonals); --settings-from takes it from the picked sweep entry")
+    ap.add_argument("--keypoint-source", default="anchor", choices=KEYPOINT_SOURCES,
+                    help="2D keypoints of Eq. 2 from the anchor renders (paper), the anchor and coarse renders fused "
+                         "(logits averaged), both as separate observations, or the coarse renders alone (diagnostic); "
+                         "--settings-from takes it from the picked sweep entry")
     ap.add_argument("--detect-flip", action="store_true",
                     help="flip test of the keypoint net (logits averaged with the mirrored image's)")
     ap.add_argument("--smoke", action="store_true", help="CPU plumbing check with tiny artifacts and sizes")
@@ -791,6 +848,7 @@ def main(argv=None) -> None:
         args.sparsity = c.get("sparsity", args.sparsity)
         if "variant" in chosen:  # session-6 sweeps also pick the detection variant
             args.detect_views, args.detect_flip = chosen["variant"]["detect_views"], chosen["variant"]["detect_flip"]
+            args.keypoint_source = chosen["variant"].get("keypoint_source", "anchor")  # session-7 sweeps
         rule = ("max mean human probability of the coarse renders" if args.pick == "human_prob" else
                 "max tuning-key accuracy (pose and relation) of the anchor-free pipeline; ties: pose-only accuracy, "
                 "then mean human probability, then the first listed")
@@ -924,16 +982,18 @@ def main(argv=None) -> None:
                              n_rays=n_anchor_rays)
     a_rgb8, a_alpha8, _ = make_render_all(field, rcfg, cams8)(a_params)
     a_rgb, a_alpha = a_rgb8[:, ::2], a_alpha8[:, ::2]
-    kp_a, conf_a = anchor_keypoints(det, a_rgb8, a_alpha8, args.detect_views, args.detect_flip)
+    kp_a, conf_a = anchor_keypoints(det, a_rgb8, a_alpha8, args.detect_views, args.detect_flip, args.keypoint_source,
+                                    over_white(c_rgb, c_alpha))
     anchor_iou = float(anchor_stage.mask_iou(a_alpha, human))
     anchor_s = time.perf_counter() - t0
     log(f"anchor: {args.anchor_steps} steps, alpha-vs-human-mask IoU {anchor_iou:.3f}, {anchor_s:.1f} s; keypoints in "
-        f"{args.detect_views} views{' with the flip test' if args.detect_flip else ''}")
+        f"{args.detect_views} views{' with the flip test' if args.detect_flip else ''}, source {args.keypoint_source}")
 
     # ---- Eq. 2 fit of the body to the anchor's keypoints (x8 to the 512 px frame)
     t0 = time.perf_counter()
     fcfg = pf.PoseFitConfig(global_steps=2, pose_steps=2, num_hypotheses=1) if args.smoke else pf.PoseFitConfig()
-    fitted, kp3d_a, fit_aux = fit_keypoints(fbody, setup, betas, kp_a, conf_a, cams if args.detect_views == 4 else cams8,
+    fitted, kp3d_a, fit_aux = fit_keypoints(fbody, setup, betas, kp_a, conf_a,
+                                            keypoint_cameras(cams, cams8, args.detect_views, args.keypoint_source),
                                             res, fcfg)
     fit_s = time.perf_counter() - t0
     log(f"pose fit: {fit_s:.1f} s, reprojection rms {onp.asarray(fit_aux['reproj_rms_px']).round(1).tolist()} px@512")
@@ -1001,6 +1061,7 @@ def main(argv=None) -> None:
                       render=dataclasses.asdict(rcfg), canonical_views=dataclasses.asdict(views),
                       contact_m=args.contact_m, detector="heatmap UNet trained on the same renders (train_prior.py)",
                       detect_views=args.detect_views, detect_flip=bool(args.detect_flip),
+                      keypoint_source=args.keypoint_source,
                       direct_anneal="t_max anneal over the N steps run (fixed in session 6; sessions 3-5: over --steps)"),
         coarse_history=hist[-3:], log=log_lines, calibration=calib, settings_chosen=chosen,
         versions=dict(jax=jax.__version__, torch=torch.__version__),
