@@ -49,9 +49,6 @@ from anchorhoi_jax.stages.motion import (  # noqa: E402
 LBS_VARIANTS = {"lbs_xla": ("xla", 32, 8), "lbs_c16": ("auto", 16, 8), "lbs_c16w4": ("auto", 16, 4),
                 "lbs_c64w8": ("auto", 64, 8), "lbs_c32w4": ("auto", 32, 4)}
 
-# --ab variants of the capsule kernel (body/part_volumes.CAPSULE_BLOCK, CAPSULE_FAST_SELECT).
-CAPSULE_VARIANTS = {"caps_b1024": (1024, False), "caps_fast": (512, True), "caps_b1024_fast": (1024, True)}
-
 # --ab variants selecting the capsule kernels (body/part_volumes.CAPSULE_IMPL, SELF_PEN_IMPL).
 # Third entry: stages/motion.LBS_GRAD_IMPL (the subset-LBS gradient kernel, session 7).
 KERNEL_VARIANTS = {"xla": ("xla", "xla", "xla"), "pallas": ("pallas", "pallas", "pallas"),
@@ -102,23 +99,23 @@ def case_args(ns):
 def _skin_sparse_bwd_dots(res, g):
     """A/B variant of stages/motion._skin_sparse_bwd: ∂/∂A as four products (g ⊙ v_b)·W (b = x, y, z)
     and g·W, each (3, S)·(S, J), instead of one (12, S)·(S, J) product of a stacked 12-row operand."""
-    A, v, ids, w, W = res
+    A, v, ids, w, W, _ = res
     T = sum(w[:, k, None] * A[ids[:, k]] for k in range(ids.shape[1]))
     dv = jnp.stack([T[:, c] * g[0] + T[:, 4 + c] * g[1] + T[:, 8 + c] * g[2] for c in range(3)], 0)
     cols = [jnp.matmul(g * v[b][None], W, precision="highest") for b in range(3)] + [jnp.matmul(g, W, precision="highest")]
     dA = jnp.stack(cols, -1)  # (3, J, 4): [a, j, b] = Σ_s g_a W_sj vh_b
-    return jnp.swapaxes(dA, 0, 1).reshape(-1, 12), dv, None, None, None
+    return jnp.swapaxes(dA, 0, 1).reshape(-1, 12), dv, None, None, None, None
 
 
 def _skin_sparse_bwd_stack(res, g):
     """A/B variant of stages/motion._skin_sparse_bwd as committed before session 6: ∂/∂A as one product of a
     stacked (12, S) operand [g_a v_b | g_a]."""
-    A, v, ids, w, W = res
+    A, v, ids, w, W, _ = res
     T = sum(w[:, k, None] * A[ids[:, k]] for k in range(ids.shape[1]))
     dv = jnp.stack([T[:, c] * g[0] + T[:, 4 + c] * g[1] + T[:, 8 + c] * g[2] for c in range(3)], 0)
     vh = [v[0], v[1], v[2], jnp.ones_like(v[0])]
     outer = jnp.stack([g[a] * vh[b] for a in range(3) for b in range(4)], 0)  # (12, S)
-    return jnp.matmul(outer, W, precision="highest").T, dv, None, None, None
+    return jnp.matmul(outer, W, precision="highest").T, dv, None, None, None, None
 
 
 def _cache_file(root, args) -> Path:
@@ -146,6 +143,11 @@ def with_posedirs(data, model):
     """`sub_posedirs` as prepare_motion_data lays it out: the subset [extra-point vertices | contact-slot
     vertices | L_pen vertices], coordinate-major columns."""
     data = jax.tree.map(jnp.asarray, data)
+    if data.sub_skin_entries is None:  # data cached before session 7: the LBS kernel's entry lists, on the host
+        from anchorhoi_jax.kernels.lbs import joint_entries
+
+        ent = joint_entries(onp.asarray(data.sub_skin_ids), onp.asarray(data.sub_skin_w), int(data.j_rest.shape[0]))
+        data = data.replace(sub_skin_entries=tuple(jnp.asarray(a) for a in ent))
     if data.sub_posedirs is not None:
         return data
     sub = onp.concatenate([onp.asarray(model.extra_vertex_ids).reshape(-1),
@@ -268,8 +270,10 @@ def main():
     ap.add_argument("--lbs", default="sparse")
     ap.add_argument("--body", default="smplx-synthetic")
     ap.add_argument("--ab", default="", help="comma list: gemm_3xtf32, lbs_dots, lbs_stack, plane_sums_xla, "
-                    + ", ".join([*KERNEL_VARIANTS, *LBS_VARIANTS, *CAPSULE_VARIANTS])
+                    + ", ".join([*KERNEL_VARIANTS, *LBS_VARIANTS])
                     + " (timed at the largest seed count)")
+    ap.add_argument("--ab-seeds", default="", help="comma list: seed counts at which each --ab variant is timed "
+                    "(default: the largest of --seeds)")
     ap.add_argument("--trace-ab", action="store_true", help="also trace one update call of each --ab variant")
     ap.add_argument("--check", default="", help="comma list of kernel variants (first = reference): loss terms and "
                     "gradients at the state after the traced call, largest seed count (check.json)")
@@ -318,6 +322,7 @@ def main():
             last_state = trace_one(update, init, data, w, S, args, out, md, f"seed{S}", f"{S} seed(s)")
         (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     S_ab = max(int(s) for s in args.seeds.split(","))
+    ab_seeds = [int(s) for s in args.ab_seeds.split(",")] if args.ab_seeds else [S_ab]
     for name in [a for a in args.ab.split(",") if a]:
         if late():
             summary[f"ab_{name}_seed{S_ab}"] = "skipped (deadline)"
@@ -333,9 +338,6 @@ def main():
             motion_mod._skin_sparse.defvjp(motion_mod._skin_sparse_fwd, _skin_sparse_bwd_stack)
         elif name == "plane_sums_xla":  # translation gradient as jnp.sum (XLA's reduction) instead of the kernel
             old_plane, motion_mod.PLANE_SUM_IMPL = motion_mod.PLANE_SUM_IMPL, "xla"
-        elif name in CAPSULE_VARIANTS:  # the capsule kernel's points per program / approximate-sqrt selection
-            old_caps = (part_volumes.CAPSULE_BLOCK, part_volumes.CAPSULE_FAST_SELECT)
-            part_volumes.CAPSULE_BLOCK, part_volumes.CAPSULE_FAST_SELECT = CAPSULE_VARIANTS[name]
         elif name in LBS_VARIANTS:  # subset-LBS ∂/∂A: the sparse kernel's settings, or "xla" (the dense products)
             old_lbs = (motion_mod.LBS_GRAD_IMPL, motion_mod.LBS_GRAD_CHUNK, motion_mod.lbs_transform_grad_pallas)
             impl, chunk, warps = LBS_VARIANTS[name]
@@ -347,7 +349,8 @@ def main():
             init_b, _ = make_motion_step(cfg_b)
             update_b = jax.jit(make_seeds_update(cfg_b), donate_argnums=(0,))
             try:
-                t = time_run(update_b, init_b, data, w, args.steps, args.steps_per_call, jax.random.key(2), S_ab, args.reps)
+                ts = {S: time_run(update_b, init_b, data, w, args.steps, args.steps_per_call, jax.random.key(2), S, args.reps)
+                      for S in ab_seeds}
             except Exception as e:  # a kernel that fails to compile on this device: record it, go on
                 summary[f"ab_{name}_error"] = repr(e)[:2000]
                 print(f"A/B {name} failed: {e!r}"[:3000], flush=True)
@@ -360,12 +363,13 @@ def main():
                 set_kernels(*old_kernels)
             if name == "plane_sums_xla":
                 motion_mod.PLANE_SUM_IMPL = old_plane
-            if name in CAPSULE_VARIANTS:
-                part_volumes.CAPSULE_BLOCK, part_volumes.CAPSULE_FAST_SELECT = old_caps
             if name in LBS_VARIANTS:
                 motion_mod.LBS_GRAD_IMPL, motion_mod.LBS_GRAD_CHUNK, motion_mod.lbs_transform_grad_pallas = old_lbs
-        summary[f"ab_{name}_s_1000_seed{S_ab}"] = t * 1000.0 / args.steps
-        print(f"A/B {name}, seeds {S_ab}: {t:.4f} s per {args.steps} steps", flush=True)
+        for S, t in ts.items():
+            summary[f"ab_{name}_s_1000_seed{S}"] = t * 1000.0 / args.steps
+            print(f"A/B {name}, seeds {S}: {t:.4f} s per {args.steps} steps", flush=True)
+        if 1 in ts and 8 in ts:
+            summary[f"ab_{name}_seed8_over_seed1"] = ts[8] / ts[1]
         (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     if args.check and last_state is not None and not late():
         try:

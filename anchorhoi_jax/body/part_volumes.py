@@ -51,10 +51,6 @@ HIGHEST = jax.lax.Precision.HIGHEST
 # loss terms equal, gradients within 5e-13 abs (benchmarks/results/motion_speed_s6.md, call 2).
 CAPSULE_IMPL = "auto"
 SELF_PEN_IMPL = "auto"
-# The capsule kernel's points per program (4 warps: block / 128 points per thread, over which each part's table
-# loads are shared) and its approximate-square-root selection (kernels/capsules.capsule_depth_max_pallas).
-CAPSULE_BLOCK = 512
-CAPSULE_FAST_SELECT = False
 
 
 @struct.dataclass
@@ -296,8 +292,7 @@ def _depth_max_impl(impl, x, p0, p1, radius):
     if impl == "xla":
         return _depth_max(x, p0, p1, radius)
     _, inv = _capsule_constants(p0, p1)
-    return capsule_depth_max_pallas(x, capsule_table(p0, p1, inv, radius), interpret=impl == "interpret",
-                                    block=CAPSULE_BLOCK, fast_select=CAPSULE_FAST_SELECT)
+    return capsule_depth_max_pallas(x, capsule_table(p0, p1, inv, radius), interpret=impl == "interpret")
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))

@@ -63,26 +63,17 @@ def _compiler_params(num_warps: int):
     return plt.CompilerParams(num_warps=num_warps, num_stages=1)
 
 
-def _capsule_depth(tab_ref, p, x, y, z, sqrt=jnp.sqrt):
-    """r_p − dist(x, segment p), the XLA twin's arithmetic (body/part_volumes._depth_max)."""
-    xa, ya, za = x - tab_ref[0, p], y - tab_ref[1, p], z - tab_ref[2, p]
-    abx, aby, abz = tab_ref[3, p], tab_ref[4, p], tab_ref[5, p]
-    t = jnp.minimum(jnp.maximum((xa * abx + ya * aby + za * abz) * tab_ref[6, p], 0.0), 1.0)
-    dx, dy, dz = xa - t * abx, ya - t * aby, za - t * abz
-    return tab_ref[7, p] - sqrt(dx * dx + dy * dy + dz * dz + 1e-12)
-
-
-def _approx_sqrt(q):
-    return q * jax.lax.rsqrt(q)  # q ≥ 1e-12: one MUFU.RSQ and a multiply instead of the IEEE square root
-
-
-def _capsule_kernel(num_parts, unroll, fast, tab_ref, x_ref, y_ref, z_ref, depth_ref, idx_ref):
+def _capsule_kernel(num_parts, unroll, tab_ref, x_ref, y_ref, z_ref, depth_ref, idx_ref):
     x, y, z = x_ref[...], y_ref[...], z_ref[...]
     block = x.shape[0]
 
     def part(p, carry):
         best, arg = carry
-        depth = _capsule_depth(tab_ref, p, x, y, z, _approx_sqrt if fast else jnp.sqrt)
+        xa, ya, za = x - tab_ref[0, p], y - tab_ref[1, p], z - tab_ref[2, p]
+        abx, aby, abz = tab_ref[3, p], tab_ref[4, p], tab_ref[5, p]
+        t = jnp.minimum(jnp.maximum((xa * abx + ya * aby + za * abz) * tab_ref[6, p], 0.0), 1.0)
+        dx, dy, dz = xa - t * abx, ya - t * aby, za - t * abz
+        depth = tab_ref[7, p] - jnp.sqrt(dx * dx + dy * dy + dz * dz + 1e-12)
         take = depth > best  # strict: ties keep the lower part index (jnp.argmax's rule)
         return jnp.where(take, depth, best), jnp.where(take, jnp.int32(p) if isinstance(p, int) else p, arg)
 
@@ -93,15 +84,13 @@ def _capsule_kernel(num_parts, unroll, fast, tab_ref, x_ref, y_ref, z_ref, depth
     else:
         carry = jax.lax.fori_loop(0, num_parts, part, carry)
     best, arg = carry
-    if fast:  # the winner's depth recomputed with the IEEE square root (the selection used the approximate one)
-        best = _capsule_depth(tab_ref, arg, x, y, z)
     depth_ref[...] = best
     idx_ref[...] = arg
 
 
 def capsule_depth_max_pallas(
     points: Float[Array, "N 3"], table: Float[Array, "8 P"], *, interpret: bool = False, block: int = 512,
-    num_warps: int = 4, unroll: bool = True, fast_select: bool = False,
+    num_warps: int = 4, unroll: bool = True,
 ) -> tuple[Float[Array, "N"], Int[Array, "N"]]:
     """max_p (r_p − dist(x_n, segment p)) and its argmax for every point, one kernel (see module doc).
 
@@ -110,9 +99,6 @@ def capsule_depth_max_pallas(
       block: points per program (a power of two); N is padded up to a multiple of it. With 4 warps (128
         threads) a block of 512 gives each thread 4 points, over which each part's 8 table loads are shared.
       unroll: the loop over the parts unrolled at trace time (P static) instead of a fori_loop.
-      fast_select: the parts compared with an approximate square root (rsqrt: ~2 ulp), the winner's depth
-        then recomputed exactly; the argmax can differ from the exact one only between parts whose depths
-        agree to a few ulp (as FMA contraction differences between compilers already can).
     Returns: depth (N,) float32 and the part index (N,) int32."""
     from jax.experimental import pallas as pl
 
@@ -120,7 +106,7 @@ def capsule_depth_max_pallas(
     n, n_pad = points.shape[0], planes[0].shape[0]
     spec = pl.BlockSpec((block,), lambda i: (i,))
     depth, idx = pl.pallas_call(
-        functools.partial(_capsule_kernel, table.shape[1], unroll, fast_select),
+        functools.partial(_capsule_kernel, table.shape[1], unroll),
         out_shape=(jax.ShapeDtypeStruct((n_pad,), jnp.float32), jax.ShapeDtypeStruct((n_pad,), jnp.int32)),
         grid=(n_pad // block,),
         in_specs=[pl.BlockSpec(table.shape, lambda i: (0, 0)), spec, spec, spec],

@@ -6,8 +6,8 @@ are sparse: SMPL-X's benchmark subset has 3406 non-zero entries of W's 2520 × 5
 dense product spends 97.5 % of its multiply-adds on zeros, and XLA first writes the (12, S) operand of
 every frame to memory (H100, 8 seeds × 120 frames: the fused GEMM 174 µs + its operand 60 + 20 µs of a
 1414 µs Adam step, benchmarks/results/motion_speed_s7.md). Here the non-zero entries are listed per joint
-(`joint_entries`, a stable sort of the (vertex, k) slots by joint: loop-invariant, XLA hoists it out of
-the Adam scan) and one program per frame walks them: a (joints, chunk) tile of entries per iteration,
+(`joint_entries`, a stable sort of the (vertex, k) slots by joint, built once on the host by
+prepare_motion_data) and one program per frame walks them: a (joints, chunk) tile of entries per iteration,
 the frame's g and v gathered (the frame's 60 KB stay in L1), twelve register accumulators per entry slot,
 one reduction over the chunk axis at the end. The sums are the dense product's with the zero terms left
 out, in another order: equal to float32 rounding.
@@ -22,46 +22,52 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as onp
 from jaxtyping import Array, Float, Int
 
 
-def joint_entries(ids: Int[Array, "S K"], w: Float[Array, "S K"], num_joints: int, chunk: int):
+def joint_entries(ids: Int[Array, "S K"], w: Float[Array, "S K"], num_joints: int):
     """The non-zero (vertex, weight) entries of the sparse skinning weights grouped by joint.
 
-    Returns (seg, vertex, weight, chunks): seg (J_pad + 1,) int32 start offsets per joint (rows ≥ J empty;
-    J_pad = the next power of two ≥ J), vertex / weight (S·K,) the entries sorted by joint (stable: by vertex
-    within a joint; zero weights, which the forward multiplies but which add nothing, sorted last and
-    outside every joint's range), chunks (1,) int32 = max over joints of ceil(count / chunk)."""
-    s, k = ids.shape
+    Returns (seg, vertex, weight): seg (J_pad + 1,) int32 start offsets per joint (rows ≥ J empty; J_pad = the
+    next power of two ≥ J), vertex / weight (S·K,) the entries sorted by joint (stable: by vertex within a
+    joint; zero weights, which the forward multiplies but which add nothing, sorted last and outside every
+    joint's range). NumPy in → NumPy out (prepare_motion_data builds them once on the host: on the GPU the
+    sort and the binary search would run in every Adam step, XLA does not hoist them out of the scan);
+    JAX arrays in → JAX arrays out."""
+    xp = onp if isinstance(ids, onp.ndarray) and isinstance(w, onp.ndarray) else jnp
+    k = ids.shape[1]
     j_pad = max(1, 1 << (num_joints - 1).bit_length())
-    key = jnp.where(w != 0, ids, num_joints).reshape(-1).astype(jnp.int32)
-    order = jnp.argsort(key, stable=True)
-    nnz_end = jnp.searchsorted(key[order], num_joints, side="left")
-    seg = jnp.minimum(jnp.searchsorted(key[order], jnp.arange(j_pad + 1, dtype=jnp.int32), side="left"), nnz_end)
-    counts = seg[1:] - seg[:-1]
-    chunks = jnp.max((counts + chunk - 1) // chunk).reshape(1).astype(jnp.int32)
-    return seg.astype(jnp.int32), (order // k).astype(jnp.int32), w.reshape(-1)[order].astype(jnp.float32), chunks
+    key = xp.where(w != 0, ids, num_joints).reshape(-1).astype(xp.int32)
+    order = onp.argsort(key, kind="stable") if xp is onp else jnp.argsort(key, stable=True)
+    skey = key[order]
+    nnz_end = xp.searchsorted(skey, num_joints, side="left")
+    seg = xp.minimum(xp.searchsorted(skey, xp.arange(j_pad + 1, dtype=xp.int32), side="left"), nnz_end)
+    return seg.astype(xp.int32), (order // k).astype(xp.int32), w.reshape(-1)[order].astype(xp.float32)
 
 
-def _lbs_grad_kernel(chunk, seg_ref, vert_ref, wt_ref, nch_ref, g_ref, v_ref, o_ref):
+def _lbs_grad_kernel(chunk, seg_ref, vert_ref, wt_ref, g_ref, v_ref, o_ref):
+    from jax.experimental.pallas import triton as plt
+
     j_pad = seg_ref.shape[0] - 1
-    last = vert_ref.shape[0] - 1
     rows = jax.lax.broadcasted_iota(jnp.int32, (j_pad,), 0)
     lo, hi = seg_ref[rows], seg_ref[rows + 1]
+    steps = (jnp.max(hi - lo) + chunk - 1) // chunk
     lane = jax.lax.broadcasted_iota(jnp.int32, (j_pad, chunk), 1)
 
     def step(i, acc):
         e = lo[:, None] + i * chunk + lane
         live = e < hi[:, None]
-        e = jnp.minimum(e, last)  # dead slots read a valid entry and add it with weight 0
-        s = vert_ref[e]
-        wt = jnp.where(live, wt_ref[e], 0.0)
-        gw = [wt * g_ref[a, s] for a in range(3)]
-        vb = [v_ref[b, s] for b in range(3)]
+        # Masked loads: the (joints × chunk) tile is mostly padding (SMPL-X subset: 3406 entries, the largest
+        # joint 244), and a padding slot then issues no memory request.
+        s = plt.load(vert_ref.at[e], mask=live, other=0)
+        wt = plt.load(wt_ref.at[e], mask=live, other=0.0)
+        gw = [wt * plt.load(g_ref.at[a, s], mask=live, other=0.0) for a in range(3)]
+        vb = [plt.load(v_ref.at[b, s], mask=live, other=0.0) for b in range(3)]
         return tuple(acc[4 * a + b] + (gw[a] * vb[b] if b < 3 else gw[a]) for a in range(3) for b in range(4))
 
     zero = jnp.zeros((j_pad, chunk), jnp.float32)
-    acc = jax.lax.fori_loop(0, nch_ref[0], step, (zero,) * 12)
+    acc = jax.lax.fori_loop(0, steps, step, (zero,) * 12)
     for r in range(12):
         o_ref[r, :] = jnp.sum(acc[r], axis=1)
 
@@ -72,15 +78,15 @@ def lbs_transform_grad_pallas(
 ) -> Float[Array, "12 Jp"]:
     """∂L/∂A of the subset LBS (stages/motion._skin_sparse) for one frame, from the output's cotangent g
     (3, S) and the pre-skinning vertices v (3, S): (12, J_pad) rows [4a + b] = Σ_s W[s, j] g_a[s] [v; 1]_b[s]
-    (slice [:, :J] and transpose for A's (J, 12) layout). `entries` = joint_entries(ids, w, J, chunk)."""
+    (slice [:, :J] and transpose for A's (J, 12) layout). `entries` = joint_entries(ids, w, J)."""
     from jax.experimental import pallas as pl
 
     if chunk & (chunk - 1):
         raise ValueError(f"chunk must be a power of two, got {chunk}")
-    seg, vert, wt, nch = entries
+    seg, vert, wt = entries
     j_pad = seg.shape[0] - 1
     full = lambda a: pl.BlockSpec(a.shape, lambda: (0,) * a.ndim)  # noqa: E731
-    args = (seg, vert, wt, nch, g.astype(jnp.float32), v.astype(jnp.float32))
+    args = (seg, vert, wt, g.astype(jnp.float32), v.astype(jnp.float32))
     compiler_params = None
     if not interpret:
         from jax.experimental.pallas import triton as plt
