@@ -212,6 +212,9 @@ class MotionData:
     # its convex hull (a rigid body's lowest point in any orientation is one of them); None = no floor terms.
     floor_height: Any = None
     object_support_points: Any = None
+    # `sub_skin_ids`/`sub_skin_w`'s non-zero entries grouped by joint (kernels/lbs.joint_entries, built on the
+    # host): the sparse LBS gradient kernel's input; None = built in the backward (sorts in every step).
+    sub_skin_entries: Any = None
 
     @property
     def num_frames(self) -> int:
@@ -461,6 +464,7 @@ def prepare_motion_data(
         silhouette=silhouette,
         silhouette_spacing=spacing,
         **_floor_data(floor_height, obj_v, posed.vertices[pen_vertices], static, max_support_points),
+        sub_skin_entries=tuple(jnp.asarray(a) for a in joint_entries(skin_ids, skin_w, w_sub.shape[1])),
     )
 
 
@@ -599,33 +603,34 @@ def tf32x3_stack(M):
 
 
 @jax.custom_vjp
-def _skin_sparse(A, v, ids, w, W):
+def _skin_sparse(A, v, ids, w, W, entries=None):
     """Linear blend skinning of the subset: Σ_k w_k A[ids_k] applied to [v; 1] (A: (J, 12) rows of
     3×4 transforms; v and the result: (3, S) coordinate planes). Forward: each vertex's K non-zero
     weights gathered (fuses into one pass). Backward: ∂/∂A as ONE product of the per-vertex outer
     products dv ⊗ [v; 1] (12 × S per frame: a GEMM over the flat frame axis) with the dense weights
     W (S, J), instead of the gathers' K scatter-adds of S rows into J (few addresses, contended:
-    0.48 of 5.9 ms per Adam step for 8 seeds on the H100, benchmarks/results/motion_speed_s4.md)."""
+    0.48 of 5.9 ms per Adam step for 8 seeds on the H100, benchmarks/results/motion_speed_s4.md). On CUDA
+    (LBS_GRAD_IMPL) ∂/∂A is instead a kernel over W's non-zero `entries` (kernels/lbs.py)."""
     T = sum(w[:, k, None] * A[ids[:, k]] for k in range(ids.shape[1]))  # (S, 12)
     return jnp.stack([T[:, 4 * i] * v[0] + T[:, 4 * i + 1] * v[1] + T[:, 4 * i + 2] * v[2] + T[:, 4 * i + 3]
                       for i in range(3)], 0)
 
 
-def _skin_sparse_fwd(A, v, ids, w, W):
-    return _skin_sparse(A, v, ids, w, W), (A, v, ids, w, W)
+def _skin_sparse_fwd(A, v, ids, w, W, entries=None):
+    return _skin_sparse(A, v, ids, w, W, entries), (A, v, ids, w, W, entries)
 
 
 def _skin_sparse_bwd(res, g):
-    A, v, ids, w, W = res
+    A, v, ids, w, W, entries = res
     T = sum(w[:, k, None] * A[ids[:, k]] for k in range(ids.shape[1]))
     dv = jnp.stack([T[:, c] * g[0] + T[:, 4 + c] * g[1] + T[:, 8 + c] * g[2] for c in range(3)], 0)  # Rᵀ g
     impl = resolve_impl(LBS_GRAD_IMPL)
     if impl != "xla":
         # ∂/∂A over W's non-zero entries only (2.5 % of the dense product's terms for the SMPL-X subset), one
         # program per frame (kernels/lbs.py; H100, 8 seeds: see benchmarks/results/motion_speed_s7.md).
-        ent = joint_entries(ids, w, A.shape[0], LBS_GRAD_CHUNK)
+        ent = joint_entries(ids, w, A.shape[0]) if entries is None else entries
         dA = lbs_transform_grad_pallas(g, v, ent, interpret=impl == "interpret", chunk=LBS_GRAD_CHUNK)
-        return dA[:, : A.shape[0]].T, dv, None, None, None
+        return dA[:, : A.shape[0]].T, dv, None, None, None, None
     # ∂/∂A[j, a, b] = Σ_s W[s, j] g_a[s] v_b[s] (b < 3; b = 3: Σ_s W[s, j] g_a[s]) as two products of broadcast
     # planes, (9, S)·(S, J) and (3, S)·(S, J). With g assembled vertex-major (before `_place_planes`' kernel),
     # the earlier single product of a stacked (12, S) operand [g_a v_b | g_a] was emitted by XLA as a
@@ -636,7 +641,7 @@ def _skin_sparse_bwd(res, g):
     d_lin = jnp.matmul((g[:, None, :] * v[None, :, :]).reshape(9, -1), W, precision=HIGHEST)  # (9, J): [3a + b]
     d_t = jnp.matmul(g, W, precision=HIGHEST)  # (3, J)
     dA = jnp.concatenate([d_lin.reshape(3, 3, -1), d_t[:, None, :]], 1)  # (3, 4, J): [a, b, j]
-    return jnp.transpose(dA, (2, 0, 1)).reshape(-1, 12), dv, None, None, None
+    return jnp.transpose(dA, (2, 0, 1)).reshape(-1, 12), dv, None, None, None, None
 
 
 _skin_sparse.defvjp(_skin_sparse_fwd, _skin_sparse_bwd)
@@ -702,7 +707,7 @@ def frame_forward(
             T = jnp.matmul(data.sub_lbs_weights, A, precision=HIGHEST).reshape(-1, 3, 4)
             v = (_mv(T[..., :3], v.T) + T[..., 3]).T
         elif data.sub_lbs_weights is not None:
-            v = _skin_sparse(A, v, data.sub_skin_ids, data.sub_skin_w, data.sub_lbs_weights)
+            v = _skin_sparse(A, v, data.sub_skin_ids, data.sub_skin_w, data.sub_lbs_weights, data.sub_skin_entries)
         else:  # sparse: each vertex's K non-zero weights, as explicit sums (fuses into one pass)
             T = sum(data.sub_skin_w[:, k, None] * A[data.sub_skin_ids[:, k]] for k in range(data.sub_skin_ids.shape[1]))
             T = T.reshape(-1, 3, 4)
