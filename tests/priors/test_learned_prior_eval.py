@@ -150,3 +150,54 @@ def test_pick_config_takes_the_detection_variant_and_prefers_the_first_listed_on
                  human_prob=0.1)]
     r = lp.pick_config(rows, "accuracy")
     assert (r["config"], r["variant"]) == ({"scale": 10}, dict(detect_views=8, detect_flip=False))
+
+
+# ---- session 7: keypoint sources (anchor renders, fused with / alongside the coarse renders)
+def test_detect_with_context_averages_the_two_images_logits():
+    img = onp.zeros((1, 8, 8, 3), onp.float32)
+    img[0, 3, 2, 0] = 1.0
+    ctx = onp.zeros((1, 8, 8, 3), onp.float32)
+    ctx[0, 3, 2, 0] = 0.5
+    ctx[0, 6, 6, 0] = 0.9  # a peak only in the context (logits 2x - 1 averaged: -0.1 there, 0.5 at the shared one)
+    kp, conf, _ = lp.detect(_MirrorNet(), jnp.asarray(img), context=jnp.asarray(img))
+    kp0, conf0, _ = lp.detect(_MirrorNet(), jnp.asarray(img))
+    onp.testing.assert_allclose(kp, kp0, atol=1e-6)
+    kpc, confc, _ = lp.detect(_MirrorNet(), jnp.asarray(img), context=jnp.asarray(ctx))
+    onp.testing.assert_allclose(kpc[0, :, 1], 3.5, atol=0.5)  # the shared peak (row 3) wins
+    onp.testing.assert_allclose(confc, 1 / (1 + onp.exp(-0.5)), atol=1e-5)  # sigmoid(0.5 * (1 + 0))
+    with pytest.raises(ValueError, match=r"detect: context images \(1, 4, 4, 3\) must match the images \(1, 8, 8, 3\)"):
+        lp.detect(_MirrorNet(), jnp.asarray(img), context=jnp.zeros((1, 4, 4, 3)))
+
+
+def test_keypoint_source_both_stacks_anchor_then_coarse_views_on_doubled_cameras():
+    a_rgb8, a_alpha8 = jnp.zeros((2, 8, 8, 8, 3)), jnp.zeros((2, 8, 8, 8))
+    coarse = onp.zeros((2, 4, 8, 8, 3), onp.float32)
+    coarse[:, :, 5, 1, 0] = 1.0  # the coarse render's peak: column 1, row 5 (the anchor renders are white)
+    kp, conf = lp.anchor_keypoints(_MirrorNet(), a_rgb8, a_alpha8, 4, False, "both", jnp.asarray(coarse))
+    assert kp.shape == (2, 8, 18, 2) and conf.shape == (2, 8, 18)
+    onp.testing.assert_allclose(kp[:, 4:, :, 0], 1.5, atol=0.5)
+    onp.testing.assert_allclose(kp[:, 4:, :, 1], 5.5, atol=0.5)
+    c4, c8 = (lp.pf.canonical_cameras(lp.canonical_views(n, 8)) for n in (4, 8))
+    cams = lp.keypoint_cameras(c4, c8, 4, "both")
+    assert cams.K.shape == (8, 3, 3)
+    onp.testing.assert_array_equal(onp.asarray(cams.T_cam_world[4:]), onp.asarray(c4.T_cam_world))
+    assert lp.keypoint_cameras(c4, c8, 8, "anchor").K.shape == (8, 3, 3)
+
+
+def test_keypoint_source_bad_inputs_are_one_line_errors():
+    a, al = jnp.zeros((1, 8, 4, 4, 3)), jnp.zeros((1, 8, 4, 4))
+    with pytest.raises(ValueError, match=r"keypoint source must be one of \('anchor', 'fused', 'both', 'coarse'\), got 'x'"):
+        lp.anchor_keypoints(None, a, al, 4, False, "x")
+    with pytest.raises(ValueError, match=r"keypoint source 'fused' needs the coarse renders of the 4 canonical views "
+                                         r"\(got 8 views\)"):
+        lp.anchor_keypoints(None, a, al, 8, False, "fused", jnp.zeros((1, 4, 4, 4, 3)))
+    with pytest.raises(ValueError, match=r"\(got 4 views, no coarse renders\)"):
+        lp.anchor_keypoints(None, a, al, 4, False, "both")
+
+
+def test_pick_config_never_takes_the_coarse_only_diagnostic():
+    v = lambda s: dict(detect_views=4, detect_flip=False, keypoint_source=s)  # noqa: E731
+    rows = [dict(config={"scale": 10}, variant=v("anchor"), accuracy=0.5, accuracy_pose=0.5, human_prob=0.1),
+            dict(config={"scale": 10}, variant=v("coarse"), accuracy=1.0, accuracy_pose=1.0, human_prob=0.1),
+            dict(config={"scale": 10}, variant=v("both"), accuracy=0.75, accuracy_pose=0.75, human_prob=0.1)]
+    assert lp.pick_config(rows, "accuracy")["variant"]["keypoint_source"] == "both"
