@@ -36,6 +36,9 @@ class TrackWeights:
     # Static-instance anchor at TrackConfig.static_frames (losses/anchor.py): human root + object pose, body pose.
     static_anchor: float = 0.01  # as MotionWeights (chosen on dev draws, benchmarks/results/motion.md)
     static_pose_anchor: float = 0.0
+    # Object-at-rest prior (losses/object_rest.py) and its robust velocity scale (m per frame): off, as MotionWeights.
+    object_rest: float = 0.0
+    object_rest_scale: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)

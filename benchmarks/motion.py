@@ -361,6 +361,10 @@ def speed_diagnosis(cfg, data, steps, K, reps=2, layout="flat"):
     return out
 
 
+# MotionConfig fields that only shape the initialisation (`keypoint_initial_params`), not the compiled update:
+# a sweep entry may set them under "init" and still share the one compiled program.
+INIT_FIELDS = ("init_translation", "init_smoothness", "init_gauss_newton", "object_follows_human")
+
 VARIANTS = {
     "full": {},
     "no_contact": {"contact": 0.0},
@@ -382,8 +386,12 @@ def main():
     ap.add_argument("--scenes", default="carry_box,push_box,sit_chair")
     ap.add_argument("--torch", action="store_true", help="time the eager PyTorch+smplx baseline")
     ap.add_argument("--torch-steps", type=int, default=10)
-    ap.add_argument("--sweep", default=None, help="JSON list of weight dicts to try (tuning; optional key 'name'); they run on --dev-scenes "
-                    "when named in --dev-variants, on the benchmark scenes only with --sweep-on-benchmark")
+    ap.add_argument("--sweep", default=None, help="JSON list of weight dicts to try (tuning; optional key 'name'; optional key 'init': "
+                    "a dict of MotionConfig init fields (INIT_FIELDS) for that entry's initialisation, same compiled update); "
+                    "they run on --dev-scenes when named in --dev-variants (or all of them with --dev-variants all-sweep), "
+                    "on the benchmark scenes only with --sweep-on-benchmark")
+    ap.add_argument("--deadline", type=float, default=None,
+                    help="wall seconds after which the remaining dev-scene fits are skipped (results so far are kept)")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--variants", default="full,no_contact,no_body")
     ap.add_argument("--global-steps", type=int, default=200, help="first-stage steps (stages/motion.motion_phases)")
@@ -547,6 +555,23 @@ def main():
         return
     results = {}
     sweep = {w.pop("name", f"sweep{i}"): w for i, w in enumerate(json.loads(args.sweep))} if args.sweep else {}
+    sweep_init = {k: w.pop("init", {}) for k, w in sweep.items()}
+    for k, ini in sweep_init.items():
+        bad = sorted(set(ini) - set(INIT_FIELDS))
+        if bad:
+            raise SystemExit(f"--sweep {k}: 'init' may set only {INIT_FIELDS}, got {bad}")
+    init_fns = {}
+
+    def init_of(vname):
+        """The init for a variant: the default one, or one built from the sweep entry's init fields."""
+        ini = sweep_init.get(vname, {})
+        if not ini:
+            return init
+        key_ = tuple(sorted(ini.items()))
+        if key_ not in init_fns:
+            init_fns[key_] = make_motion_step(dataclasses.replace(cfg, **ini))[0]
+        return init_fns[key_]
+
     all_variants = {**VARIANTS, **sweep}
     variants = {k: all_variants[k] for k in args.variants.split(",") if k}
     if args.sweep_on_benchmark:  # extra weight sets, same compiled program
@@ -566,10 +591,10 @@ def main():
         r0 = evaluate(c, model, cfg, p0)
         summary.setdefault("init", {})[n] = {k: r0[k] for k in ("mpjpe_mm", "object_transl_err_mm", "contact_mm")}
         print("init", n, summary["init"][n], flush=True)
-    def fit_and_record(label, n, c, data, weights, *, final_loss=False):
+    def fit_and_record(label, n, c, data, weights, *, final_loss=False, init_fn=None):
         """Optimise one scene with `weights`, evaluate seed 0, record it under results[label][n]."""
         t_fit = time.perf_counter()
-        state, losses, terms = optimise(update, init, data, weights, args.steps, args.steps_per_call,
+        state, losses, terms = optimise(update, init_fn or init, data, weights, args.steps, args.steps_per_call,
                                         jax.random.key(1), cfg=cfg)
         jax.block_until_ready(losses)
         t_fit = time.perf_counter() - t_fit  # init + all Adam steps of one seed, host loop included (upper bound)
@@ -593,9 +618,15 @@ def main():
     for vname in args.heldout_variants.split(","):  # held-out scenes: the full variant (+ any asked for)
         for n, c in held.items():
             fit_and_record(f"{vname}_heldout", n, c, c["data"], MotionWeights.default(**{**base_w, **all_variants[vname]}))
-    for vname in (args.dev_variants.split(",") if dev else []):  # selection draws (choices are made on these)
+    dev_variants = list(sweep) if args.dev_variants == "all-sweep" else args.dev_variants.split(",")
+    summary["sweep"] = {k: {**w, **({"init": sweep_init[k]} if sweep_init[k] else {})} for k, w in sweep.items()}
+    for vname in (dev_variants if dev else []):  # selection draws (choices are made on these)
+        if args.deadline is not None and time.perf_counter() - t_all > args.deadline:
+            summary.setdefault("skipped_dev_variants", []).append(vname)
+            continue
         for n, c in dev.items():
-            fit_and_record(f"{vname}_dev", n, c, c["data"], MotionWeights.default(**{**base_w, **all_variants[vname]}))
+            fit_and_record(f"{vname}_dev", n, c, c["data"], MotionWeights.default(**{**base_w, **all_variants[vname]}),
+                           init_fn=init_of(vname))
     t_variants = time.perf_counter() - t0
     mean = lambda v, k: float(onp.mean([results[v][n][k] for n in results[v]])) if v in results else None  # noqa: E731
     summary["variants_wall_s"] = t_variants

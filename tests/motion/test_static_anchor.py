@@ -78,6 +78,13 @@ def test_motion_loss_wiring(scene_data):
     # Frame 2 moved: frame 0 is still the static instance, so the anchor stays 0 ...
     far = p.replace(transl=p.transl.at[2].add(0.1), object_translation=p.object_translation.at[2].add(0.1))
     assert float(motion_loss(far, data, w, cfg)[1]["static_anchor"]) == 0.0
+    # The object-at-rest prior (losses/object_rest.py) is wired in: 0 at rest, and frame 2's move is one of the
+    # 2 frame pairs (3·0.1² / 2); with its weight it enters the total.
+    assert float(t0["object_rest"]) == 0.0
+    w_rest = w.replace(object_rest=jnp.float32(2.0))
+    tot_far, t_far = motion_loss(far, data, w_rest, cfg)
+    onp.testing.assert_allclose(float(t_far["object_rest"]), 0.015, rtol=1e-4)
+    onp.testing.assert_allclose(float(tot_far - motion_loss(far, data, w.replace(object_rest=jnp.float32(0.0)), cfg)[0]), 2.0 * 0.015, rtol=1e-3)
     # ... and counts once frame 2 is an anchored frame: (3·0.1² human + 3·0.1² object) / 2 frames.
     cfg2 = MotionConfig.for_model(model, static_frames=(0, 2))
     onp.testing.assert_allclose(float(motion_loss(far, data, w, cfg2)[1]["static_anchor"]), 0.03, rtol=1e-4)
