@@ -26,7 +26,7 @@ than σ (the smooth few-mm-per-frame depth wander of a monocular track) costs �
 σ ≤ 0 gives the plain quadratic (for diagnosis).
 
 Measured (session 7, H100, 120 frames, dev draws): neither form passed selection, so MotionWeights.object_rest
-defaults to 0. Both lowered sit_chair@h6 (40.3 -> 31-36 mm) but raised carry_box@h4 / push_box@h5 at every weight
+defaults to 0. Both lowered sit_chair@h6 (40.3 -> 31-40 mm) but raised carry_box@h4 / push_box@h5 at every weight
 tried (quadratic 0.1-1; σ 1-5 mm per frame at weights 10-1000), and the strong settings let the human sink into
 the held object (max penetration up to 25 mm): a carried box's motion along the ray is as weakly observed as the
 chair's spurious wander, and the per-frame velocities of the two differ only ~4-8x.

@@ -141,7 +141,7 @@ class MotionWeights:
     # observation of its own (only L_C of Eq. 6 moves it), so without it a static object inherits the human's
     # smooth depth errors and holds the human at them; the robust form leaves a carried object's motion (well
     # above the scale) nearly free. Default 0: not selected. On the dev draws (H100, 120 frames, init_smoothness
-    # 1000) it pulled sit@h6 from 40.3 to 31-36 mm but pushed carry@h4/push@h5 up by 1.5-17 mm at every weight
+    # 1000) it pulled sit@h6 from 40.3 to 31-40 mm but pushed carry@h4/push@h5 up by 0.6-26 mm at every weight
     # tried (quadratic 0.1-1, robust σ 1-5 mm/frame at 10-1000; the stronger ones also let the human sink up to 25 mm
     # into the held object); best mean 31.1 (0.1, quadratic) vs 29.65 without it (benchmarks/results/motion.md).
     object_rest: Float[Array, ""] = 0.0

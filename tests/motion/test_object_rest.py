@@ -21,6 +21,11 @@ def test_value_matches_numpy_float64():
     want = onp.mean(onp.sum(onp.diff(t, axis=0) ** 2, -1)) + 0.3 * onp.mean(onp.sum(onp.diff(R, axis=0) ** 2, (-1, -2)))
     onp.testing.assert_allclose(float(v), want, rtol=1e-5)
     onp.testing.assert_allclose(onp.asarray(aux["velocity"]), onp.diff(t, axis=0), rtol=1e-5, atol=1e-6)
+    # Robust form: Geman-McClure σ² q / (σ² + q) on each pair's squared velocity q, bounded by σ².
+    q = onp.sum(onp.diff(t, axis=0) ** 2, -1) + 0.3 * onp.sum(onp.diff(R, axis=0) ** 2, (-1, -2))
+    vr, _ = object_rest(jnp.asarray(R, jnp.float32), jnp.asarray(t, jnp.float32), 0.5, rot_weight=0.3)
+    onp.testing.assert_allclose(float(vr), onp.mean(0.25 * q / (0.25 + q)), rtol=1e-5)
+    assert float(vr) < 0.25
 
 
 def test_rest_is_zero_and_gradient_pulls_back():
