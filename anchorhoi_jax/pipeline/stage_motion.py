@@ -152,6 +152,20 @@ def pad_support_points(points: list) -> list:
             for p in points]
 
 
+def _with_entries(d):
+    """`d` with its LBS-gradient entry lists (MotionData.sub_skin_entries, kernels/lbs.joint_entries) rebuilt
+    from its (padded) skinning table: the lists are S·K long, so a seed padded to a wider K needs them again
+    (the padding's zero weights sort after every joint's range and add nothing). Built on the host, as
+    prepare_motion_data does."""
+    if getattr(d, "sub_skin_entries", None) is None:
+        return d
+    from anchorhoi_jax.kernels.lbs import joint_entries
+
+    num_joints = int(d.sub_skin_entries[0].shape[0])  # J_pad + 1 ≥ J + 1; padding rows stay empty
+    ent = joint_entries(onp.asarray(d.sub_skin_ids), onp.asarray(d.sub_skin_w), num_joints - 1)
+    return d.replace(sub_skin_entries=tuple(jnp.asarray(a) for a in ent))
+
+
 def stack_seed_data(datas: list):
     """Per-seed MotionData stacked along a leading seed axis (part pairs padded by `pad_part_pairs`, object
     support points by `pad_support_points`).
@@ -165,9 +179,9 @@ def stack_seed_data(datas: list):
     # The sparse skinning table is as wide as the subset's most-weighted vertex (per seed): pad with
     # (joint 0, weight 0) columns, which add exactly nothing to Σ_k w_k A_k.
     k = max(int(d.sub_skin_ids.shape[1]) for d in datas)
-    datas = [d if d.sub_skin_ids.shape[1] == k else d.replace(
+    datas = [d if d.sub_skin_ids.shape[1] == k else _with_entries(d.replace(
         sub_skin_ids=jnp.pad(d.sub_skin_ids, ((0, 0), (0, k - d.sub_skin_ids.shape[1]))),
-        sub_skin_w=jnp.pad(d.sub_skin_w, ((0, 0), (0, k - d.sub_skin_w.shape[1])))) for d in datas]
+        sub_skin_w=jnp.pad(d.sub_skin_w, ((0, 0), (0, k - d.sub_skin_w.shape[1]))))) for d in datas]
     leaves = [jax.tree_util.tree_flatten_with_path(d)[0] for d in datas]
     for i, (path, leaf) in enumerate(leaves[0]):
         shapes = [jnp.shape(ls[i][1]) for ls in leaves]

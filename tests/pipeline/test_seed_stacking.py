@@ -125,3 +125,35 @@ def test_stack_seed_data_pads_support_points():
     assert st.object_support_points.shape == (2, 5, 3)
     onp.testing.assert_array_equal(onp.asarray(st.object_support_points[1]), [[0, 1, 2], [3, 4, 5], [6, 7, 8],
                                                                               [3, 4, 5], [3, 4, 5]])
+
+
+@struct.dataclass
+class _SkinData(_Data):
+    sub_skin_entries: tuple
+
+
+def test_stack_seed_data_rebuilds_lbs_entries_and_the_kernel_runs_batched_over_seeds():
+    # Seeds whose skinning tables differ in width K: the kernel's entry lists (S·K long) are rebuilt after
+    # padding, stack, and the LBS-gradient kernel under the seed vmap (batched lists) equals each seed's dense ∂/∂A.
+    from anchorhoi_jax.kernels.lbs import joint_entries, lbs_transform_grad_pallas
+
+    S, J = 40, 6
+    rng = onp.random.default_rng(0)
+    tables = []
+    for k in (2, 3):
+        ids = onp.stack([rng.choice(J, k, replace=False) for _ in range(S)]).astype(onp.int32)
+        w = rng.dirichlet(onp.ones(k), S).astype(onp.float32)
+        tables.append((ids, w))
+    datas = [_SkinData(_parts([(0, 2)]), jnp.asarray(i), jnp.asarray(w), jnp.zeros(2),
+                       tuple(jnp.asarray(a) for a in joint_entries(i, w, J))) for i, w in tables]
+    st = stack_seed_data(datas)
+    assert st.sub_skin_ids.shape == (2, S, 3) and st.sub_skin_entries[1].shape == (2, S * 3)
+    g = jnp.asarray(rng.normal(size=(2, 3, S)), jnp.float32)
+    v = jnp.asarray(rng.normal(size=(2, 3, S)), jnp.float32)
+    got = jax.vmap(lambda a, b, e: lbs_transform_grad_pallas(a, b, e, interpret=True))(g, v, st.sub_skin_entries)
+    for s, (ids, w) in enumerate(tables):
+        W = onp.zeros((S, J))
+        onp.add.at(W, (onp.arange(S)[:, None], ids), w)
+        vh = onp.concatenate([onp.asarray(v[s], onp.float64), onp.ones((1, S))], 0)
+        want = onp.einsum("as,bs,sj->abj", onp.asarray(g[s], onp.float64), vh, W).reshape(12, J)
+        onp.testing.assert_allclose(onp.asarray(got[s, :, :J]), want, rtol=0, atol=5e-6)
