@@ -85,5 +85,9 @@ def test_lbs_kernel_lowers_to_triton_and_bad_chunk_raises():
     g = jnp.zeros((2, 3, 100))
     f = jax.jit(jax.vmap(lambda a, b: lbs_transform_grad_pallas(a, b, ent, chunk=16)))
     assert f.trace(g, g).lower(lowering_platforms=("cuda",)).as_text().count("xla.gpu.triton") == 1
+    # The multi-seed pipeline stacks MotionData, so the entry lists arrive batched over seeds too.
+    ent2 = tuple(jnp.stack([a, a]) for a in ent)
+    f2 = jax.jit(jax.vmap(lambda a, b, e: lbs_transform_grad_pallas(a, b, e, chunk=16)))
+    assert f2.trace(g, g, ent2).lower(lowering_platforms=("cuda",)).as_text().count("xla.gpu.triton") == 1
     with pytest.raises(ValueError, match="chunk must be a power of two, got 24"):
         lbs_transform_grad_pallas(g[0], g[0], ent, interpret=True, chunk=24)
