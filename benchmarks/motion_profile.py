@@ -144,10 +144,10 @@ def with_posedirs(data, model):
     vertices | L_pen vertices], coordinate-major columns."""
     data = jax.tree.map(jnp.asarray, data)
     if data.sub_skin_entries is None:  # data cached before session 7: the LBS kernel's entry lists, on the host
-        from anchorhoi_jax.kernels.lbs import joint_entries
+        from anchorhoi_jax.kernels.lbs import host_joint_entries
 
-        ent = joint_entries(onp.asarray(data.sub_skin_ids), onp.asarray(data.sub_skin_w), int(data.j_rest.shape[0]))
-        data = data.replace(sub_skin_entries=tuple(jnp.asarray(a) for a in ent))
+        data = data.replace(sub_skin_entries=host_joint_entries(data.sub_skin_ids, data.sub_skin_w,
+                                                                int(data.j_rest.shape[0])))
     if data.sub_posedirs is not None:
         return data
     sub = onp.concatenate([onp.asarray(model.extra_vertex_ids).reshape(-1),

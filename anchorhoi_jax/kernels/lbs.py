@@ -46,6 +46,12 @@ def joint_entries(ids: Int[Array, "S K"], w: Float[Array, "S K"], num_joints: in
     return seg.astype(xp.int32), (order // k).astype(xp.int32), w.reshape(-1)[order].astype(xp.float32)
 
 
+def host_joint_entries(ids, w, num_joints: int) -> tuple[Array, Array, Array]:
+    """`joint_entries` built on the host (NumPy sort and search) from any arrays, returned as device arrays:
+    the MotionData.sub_skin_entries every builder stores (prepare_motion_data, seed stacking, cached data)."""
+    return tuple(jnp.asarray(a) for a in joint_entries(onp.asarray(ids), onp.asarray(w), num_joints))
+
+
 def _lbs_grad_kernel(chunk, seg_ref, vert_ref, wt_ref, g_ref, v_ref, o_ref):
     from jax.experimental.pallas import triton as plt
 

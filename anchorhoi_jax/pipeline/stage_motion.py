@@ -159,11 +159,10 @@ def _with_entries(d):
     prepare_motion_data does."""
     if getattr(d, "sub_skin_entries", None) is None:
         return d
-    from anchorhoi_jax.kernels.lbs import joint_entries
+    from anchorhoi_jax.kernels.lbs import host_joint_entries
 
-    num_joints = int(d.sub_skin_entries[0].shape[0])  # J_pad + 1 ≥ J + 1; padding rows stay empty
-    ent = joint_entries(onp.asarray(d.sub_skin_ids), onp.asarray(d.sub_skin_w), num_joints - 1)
-    return d.replace(sub_skin_entries=tuple(jnp.asarray(a) for a in ent))
+    num_joints = int(d.sub_skin_entries[0].shape[0]) - 1  # J_pad ≥ J; the padding rows stay empty
+    return d.replace(sub_skin_entries=host_joint_entries(d.sub_skin_ids, d.sub_skin_w, num_joints))
 
 
 def stack_seed_data(datas: list):

@@ -42,7 +42,7 @@ from anchorhoi_jax.geometry.mesh import farthest_point_sampling, vertex_normals
 from anchorhoi_jax.geometry.rotations import axis_angle_to_matrix
 from anchorhoi_jax.geometry.sdf import SDFGrid, sample_sdf, sdf_grid_from_mesh
 from anchorhoi_jax.kernels.capsules import resolve_impl
-from anchorhoi_jax.kernels.lbs import joint_entries, lbs_transform_grad_pallas
+from anchorhoi_jax.kernels.lbs import host_joint_entries, joint_entries, lbs_transform_grad_pallas
 from anchorhoi_jax.kernels.reductions import plane_sums_pallas
 from anchorhoi_jax.losses.anchor import static_anchor, static_pose_anchor
 from anchorhoi_jax.losses.contact import contact_loss
@@ -480,7 +480,7 @@ def prepare_motion_data(
         silhouette=silhouette,
         silhouette_spacing=spacing,
         **_floor_data(floor_height, obj_v, posed.vertices[pen_vertices], static, max_support_points),
-        sub_skin_entries=tuple(jnp.asarray(a) for a in joint_entries(skin_ids, skin_w, w_sub.shape[1])),
+        sub_skin_entries=host_joint_entries(skin_ids, skin_w, w_sub.shape[1]),
     )
 
 
