@@ -317,6 +317,33 @@ PICK_EXCLUDED_SOURCES = ("coarse",)
 DETECT_VARIANTS = ((4, False, "anchor"), (4, False, "fused"), (4, False, "both"), (4, False, "coarse"))
 
 
+def parse_margins(text: str) -> list[float | None]:
+    """'0.1,0.2,none' -> [0.1, 0.2, None]: the anchor extractions a sweep compares (None = 2D-masked rays,
+    a number = occluder rays transparent up to the occluder's surface + that many metres; session 8)."""
+    out: list[float | None] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if part.lower() == "none":
+            out.append(None)
+            continue
+        try:
+            v = float(part)
+        except ValueError:
+            raise ValueError(f"--sweep-anchor-margins: {part!r} is neither a number of metres nor 'none'") from None
+        if not v >= 0:
+            raise ValueError(f"--sweep-anchor-margins: margins must be >= 0 m, got {v}")
+        out.append(v)
+    if not out or len(set(out)) != len(out):
+        raise ValueError(f"--sweep-anchor-margins: need distinct entries, got {text!r}")
+    return out
+
+
+def sweep_variants(margins: list[float | None]) -> list[tuple]:
+    """(views, flip, source, occluder margin) rows of a sweep, in tie order: per anchor extraction (in the order
+    given) the sources that use the anchor, then the coarse-only diagnostic once (it does not see the anchor)."""
+    rows = [(nv, flip, src, m) for m in margins for nv, flip, src in DETECT_VARIANTS if src not in PICK_EXCLUDED_SOURCES]
+    return rows + [(nv, flip, src, None) for nv, flip, src in DETECT_VARIANTS if src in PICK_EXCLUDED_SOURCES]
+
+
 def canonical_views(n: int, res: int) -> pf.CanonicalViews:
     """n azimuths evenly around +y from the front (n = 4: 0/90/180/270, the anchor's views)."""
     return pf.CanonicalViews(azimuths_deg=tuple(360.0 * i / n for i in range(n)), radius=3.0, elevation_deg=10.0,
@@ -341,12 +368,21 @@ def make_render_all(field: FieldConfig, rcfg: RenderConfig, cams: Camera, *, bat
 
 
 def anchor_fields(keys, coarse_params, field: FieldConfig, rcfg: RenderConfig, cams: Camera, c_rgb, c_alpha, human, *,
-                  steps: int, n_rays: int, chunk: int = 16):
+                  steps: int, n_rays: int, chunk: int = 16, c_depth=None, occluder_margin: float | None = None):
     """Φ_A from Φ̂ by masked feature alignment (stages/anchor.py), vmapped over `chunk` runs at a time (runs are
-    independent; the evaluation's 16 are one chunk, as in sessions 3-5); returns the anchor params."""
+    independent; the evaluation's 16 are one chunk, as in sessions 3-5); returns the anchor params.
+
+    occluder_margin (m, with the coarse depths `c_depth`): occluder rays are made transparent only up to the
+    occluder's surface + margin (session 8, `alignment_rays(depth=...)`); None = the paper's 2D-masked rays."""
+    if occluder_margin is not None and c_depth is None:
+        raise ValueError("anchor_fields: occluder_margin needs the coarse renders' depth (c_depth)")
     acfg = anchor_stage.AnchorConfig(steps_per_call=max(1, min(100, steps)), n_rays=n_rays,
                                      render=dataclasses.replace(rcfg, shading="albedo", normals=False))
-    rays = jax.vmap(lambda r, a, m: anchor_stage.alignment_rays(cams, r, a, m))(c_rgb, c_alpha, human)
+    if occluder_margin is None:
+        rays = jax.vmap(lambda r, a, m: anchor_stage.alignment_rays(cams, r, a, m))(c_rgb, c_alpha, human)
+    else:
+        rays = jax.vmap(lambda r, a, m, d: anchor_stage.alignment_rays(cams, r, a, m, depth=d, occluder_margin=occluder_margin))(
+            c_rgb, c_alpha, human, c_depth)
     a_update = jax.jit(jax.vmap(anchor_stage.make_update(field, acfg), in_axes=(0, 0, None)))
     aw = anchor_stage.AnchorWeights.default()
     out = []
@@ -656,44 +692,55 @@ def sweep(args, out: Path, log, prior_dir, det, field, rcfg, res, device, dtype,
     _, _, probs = detect(det, img)
     human = jnp.asarray(probs[:, :, 1]) * (c_alpha > 0.05)
     obj_mask = (probs[:, :, 2] > 0.5) & (onp.asarray(c_alpha) > 0.5)
-    a_params = anchor_fields(keys, params, field, rcfg, cams4, c_rgb, c_alpha, human, steps=args.anchor_steps,
-                             n_rays=n_anchor_rays, chunk=4 * args.sweep_seeds)
-    a_rgb8, a_alpha8, _ = make_render_all(field, rcfg, cams8)(a_params)
-    anchor_iou = float(anchor_stage.mask_iou(a_alpha8[:, ::2], human))
-    log(f"sweep anchor: {S} runs, {args.anchor_steps} steps, IoU {anchor_iou:.3f}, {time.perf_counter() - t0:.1f} s")
     true = onp.asarray([c for _, c, _ in runs])
     fcfg = pf.PoseFitConfig(global_steps=2, pose_steps=2, num_hypotheses=1) if args.smoke else pf.PoseFitConfig()
-    judged, kps = {}, {}
-    for nv, flip, src in DETECT_VARIANTS:
+    margins = parse_margins(args.sweep_anchor_margins)
+    variants = sweep_variants(margins)
+    judged, kps, anchors, anchor_ious = {}, {}, {}, {}
+    for m in margins:  # one anchor extraction per occluder margin (session 8), the same coarse fields and masks
         t1 = time.perf_counter()
+        a_params = anchor_fields(keys, params, field, rcfg, cams4, c_rgb, c_alpha, human, steps=args.anchor_steps,
+                                 n_rays=n_anchor_rays, chunk=args.anchor_chunk, c_depth=c_depth, occluder_margin=m)
+        anchors[m] = make_render_all(field, rcfg, cams8)(a_params)[:2]
+        del a_params
+        anchor_ious[m] = float(anchor_stage.mask_iou(anchors[m][1][:, ::2], human))
+        log(f"sweep anchor (occluder margin {m}): {S} runs, {args.anchor_steps} steps, IoU {anchor_ious[m]:.3f}, "
+            f"{time.perf_counter() - t1:.1f} s")
+    anchor_iou = anchor_ious[margins[0]]
+    for nv, flip, src, m in variants:
+        t1 = time.perf_counter()
+        a_rgb8, a_alpha8 = anchors[margins[0] if m is None and None not in anchors else m]
         kp, conf = anchor_keypoints(det, a_rgb8, a_alpha8, nv, flip, src, img)
         fitted, kp3d, _ = fit_keypoints(fbody, setup, betas, kp, conf, keypoint_cameras(cams4, cams8, nv, src), res, fcfg)
-        judged[nv, flip, src] = judge(kp3d, fitted.scale, true, means, c_depth, obj_mask, cams4, args.contact_m)
-        kps[nv, flip, src] = (kp, conf)
-        log(f"sweep variant views={nv} flip={flip} source={src}: anchor accuracy "
-            f"{judged[nv, flip, src]['ok_full'].mean():.3f} ({time.perf_counter() - t1:.1f} s)")
+        judged[nv, flip, src, m] = judge(kp3d, fitted.scale, true, means, c_depth, obj_mask, cams4, args.contact_m)
+        kps[nv, flip, src, m] = (kp, conf)
+        log(f"sweep variant views={nv} flip={flip} source={src} occluder margin={m}: anchor accuracy "
+            f"{judged[nv, flip, src, m]['ok_full'].mean():.3f} ({time.perf_counter() - t1:.1f} s)")
 
-    # ---- pictures (rows = runs: coarse over white at 4 azimuths with the coarse-render keypoints | anchor at the
-    # same 4 with the anchor-render keypoints), arrays for CPU re-analysis, stats
-    ka, cfa = kps[4, False, "anchor"]
-    kc, cfc = kps[4, False, "coarse"]
-    aimg = onp.asarray(over_white(a_rgb8[:, ::2], a_alpha8[:, ::2]))
-    drawn = onp.stack([[_draw_kp(im[s, v], k[s, v], c[s, v]) for im, k, c in ((img, kc, cfc), (aimg, ka, cfa))
-                        for v in range(4)] for s in range(S)])
+    # ---- pictures (rows = runs: coarse over white at azimuths 0 and 90 with the coarse-render keypoints | per
+    # anchor extraction, the anchor at the same 2 with its anchor-render keypoints), arrays for CPU re-analysis, stats
+    kc, cfc = kps[4, False, "coarse", None]
+    cols = [(img, kc, cfc)]
+    for m in margins:
+        ka, cfa = kps[4, False, "anchor", m]
+        cols.append((onp.asarray(over_white(anchors[m][0][:, ::2], anchors[m][1][:, ::2])), ka, cfa))
+    drawn = onp.stack([[_draw_kp(im[s, v], k[s, v], c[s, v]) for im, k, c in cols for v in range(2)] for s in range(S)])
     from anchorhoi_jax.io.export import write_png
 
     write_png(out / "sweep.png", onp.clip(_grid(drawn), 0, 1))
     onp.savez_compressed(out / "sweep_arrays.npz", coarse_rgb=onp.asarray(c_rgb, onp.float16),
-                         coarse_alpha=onp.asarray(c_alpha, onp.float16), anchor_rgb8=onp.asarray(a_rgb8, onp.float16),
-                         anchor_alpha8=onp.asarray(a_alpha8, onp.float16), true=true,
-                         config=onp.asarray([i for i, _, _ in runs]))
+                         coarse_alpha=onp.asarray(c_alpha, onp.float16), coarse_depth=onp.asarray(c_depth, onp.float16),
+                         true=true, config=onp.asarray([i for i, _, _ in runs]), margins=onp.asarray(
+                             [onp.nan if m is None else m for m in margins]),
+                         **{f"anchor_rgb4_m{k}": onp.asarray(anchors[m][0][:, ::2], onp.float16) for k, m in enumerate(margins)},
+                         **{f"anchor_alpha4_m{k}": onp.asarray(anchors[m][1][:, ::2], onp.float16) for k, m in enumerate(margins)})
     al = onp.asarray(c_alpha)
     stats = []
     for s, (i, c, j) in enumerate(runs):
         r = dict(config=i, cls=lpd.CLASSES[c], seed=j, coverage=float(al[s].mean()),
                  human_prob=float(probs[s, :, 1].mean()), object_prob=float(probs[s, :, 2].mean()))
-        for (nv, flip, src), jd in judged.items():
-            tag = f"v{nv}{'f' if flip else ''}_{src}"
+        for (nv, flip, src, m), jd in judged.items():
+            tag = f"v{nv}{'f' if flip else ''}_{src}" + ("" if m is None else f"_m{m:g}")
             r[tag] = dict(pred=lpd.CLASSES[int(jd["pred"][s])], correct=bool(jd["ok_full"][s]),
                           correct_pose=bool(jd["ok_pose"][s]), sit=bool(jd["sit"][s]), lift=bool(jd["lift"][s]),
                           features=jd["features"][s].round(3).tolist())
@@ -704,15 +751,16 @@ def sweep(args, out: Path, log, prior_dir, det, field, rcfg, res, device, dtype,
         rows = [dict(r, pred_direct=None if pred_d is None else lpd.CLASSES[int(pred_d[s])],
                      correct_direct=None if pred_d is None else bool(pred_d[s] == true[s])) for s, r in enumerate(stats)]
         per_cfg = []
-        for i in range(len(cfgs)):  # config-major, detection variants in DETECT_VARIANTS order (the tie order)
+        for i in range(len(cfgs)):  # config-major, then the variants in sweep_variants order (the tie order)
             sel = onp.asarray([ci == i for ci, _, _ in runs])
             base = dict(accuracy_direct=None if pred_d is None else float((pred_d[sel] == true[sel]).mean()),
                         per_class_direct=None if pred_d is None else {
                             lpd.CLASSES[c]: float((pred_d == true)[sel & (true == c)].mean()) for c in range(NC)},
                         **{k: float(onp.mean([r[k] for r in stats if r["config"] == i])) for k in keys_})
-            for nv, flip, src in DETECT_VARIANTS:
-                jd = judged[nv, flip, src]
-                per_cfg.append(dict(config=cfgs[i], variant=dict(detect_views=nv, detect_flip=flip, keypoint_source=src),
+            for nv, flip, src, m in variants:
+                jd = judged[nv, flip, src, m]
+                per_cfg.append(dict(config=cfgs[i], variant=dict(detect_views=nv, detect_flip=flip, keypoint_source=src,
+                                                                 anchor_occluder_margin=m),
                                     accuracy=float(jd["ok_full"][sel].mean()),
                                     accuracy_pose=float(jd["ok_pose"][sel].mean()),
                                     per_class={lpd.CLASSES[c]: float(jd["ok_full"][sel & (true == c)].mean())
@@ -720,7 +768,9 @@ def sweep(args, out: Path, log, prior_dir, det, field, rcfg, res, device, dtype,
         return dict(steps=n, seed_offset=args.seed_offset, seeds_per_class=args.sweep_seeds,
                     keys="tuning index c * seeds + j per (class c, seed j), the same for every config",
                     start="standing body (shape init)" if args.shape_init else "blob", shape_init=si_info,
-                    sds_seconds=sds_s, anchor_iou_vs_human_mask=anchor_iou, runs=rows, per_config=per_cfg, history=hist)
+                    sds_seconds=sds_s, anchor_iou_vs_human_mask=anchor_iou,
+                    anchor_iou_per_margin={str(m): v for m, v in anchor_ious.items()}, runs=rows, per_config=per_cfg,
+                    history=hist)
 
     keys_ = ("coverage", "human_prob", "object_prob")
     result = tabulate(None)
@@ -728,6 +778,9 @@ def sweep(args, out: Path, log, prior_dir, det, field, rcfg, res, device, dtype,
     for r in result["per_config"]:
         log(f"sweep {json.dumps({k: r[k] for k in ('config', 'variant', 'accuracy', 'accuracy_pose')})}")
 
+    if args.sweep_skip_direct:  # nothing of the direct arm is selected by this sweep (its SDS settings are fixed)
+        log("sweep direct: skipped (--sweep-skip-direct)")
+        return result
     # ---- the direct arm on the same runs, guidance and steps
     t0 = time.perf_counter()
     colors = jnp.asarray(lpd.random_colors(jax.random.key(3), jnp.asarray(lpd.part_ids(body.model))))
@@ -743,7 +796,7 @@ def sweep(args, out: Path, log, prior_dir, det, field, rcfg, res, device, dtype,
     for s_, r in enumerate(result["runs"]):
         r["features_direct"] = feat_d[s_].round(3).tolist()
     (out / "sweep.json").write_text(json.dumps(result, indent=1))
-    for r in result["per_config"][::len(DETECT_VARIANTS)]:
+    for r in result["per_config"][::len(variants)]:
         log(f"sweep direct {json.dumps({k: r[k] for k in ('config', 'accuracy_direct', 'per_class_direct')})}")
     return result
 
@@ -812,6 +865,15 @@ def main(argv=None) -> None:
                          "sweep.png (rows: runs, config-major) and sweep.json (coverage, detector confidence)")
     ap.add_argument("--sweep-steps", type=int, default=300)
     ap.add_argument("--sweep-seeds", type=int, default=1, help="tuning seeds per (config, class) of --sweep")
+    ap.add_argument("--sweep-anchor-margins", default="none",
+                    help="anchor extractions the sweep compares, in tie order: 'none' (2D-masked rays, the paper) or an "
+                         "occluder margin in metres (occluder rays transparent only up to the occluder + margin)")
+    ap.add_argument("--sweep-skip-direct", action="store_true",
+                    help="skip the direct arm in a sweep that selects nothing of it (fixed SDS settings)")
+    ap.add_argument("--anchor-chunk", type=int, default=16, help="runs per vmapped anchor extraction")
+    ap.add_argument("--anchor-margin", type=float, default=None,
+                    help="occluder margin (m) of the anchor extraction; default: 2D-masked rays (paper); "
+                         "--settings-from takes it from the picked sweep entry")
     ap.add_argument("--pick", default="human_prob", choices=PICK_RULES,
                     help="rule of --settings-from: max mean human probability of the coarse renders (session 4) or "
                          "max tuning-key accuracy of the anchor-free pipeline (ties: pose-only accuracy, human prob)")
@@ -849,6 +911,7 @@ def main(argv=None) -> None:
         if "variant" in chosen:  # session-6 sweeps also pick the detection variant
             args.detect_views, args.detect_flip = chosen["variant"]["detect_views"], chosen["variant"]["detect_flip"]
             args.keypoint_source = chosen["variant"].get("keypoint_source", "anchor")  # session-7 sweeps
+            args.anchor_margin = chosen["variant"].get("anchor_occluder_margin")  # session-8 sweeps
         rule = ("max mean human probability of the coarse renders" if args.pick == "human_prob" else
                 "max tuning-key accuracy (pose and relation) of the anchor-free pipeline; ties: pose-only accuracy, "
                 "then mean human probability, then the first listed")
@@ -979,7 +1042,8 @@ def main(argv=None) -> None:
 
     # ---- anchor NeRF: Φ_A from Φ̂ by masked feature alignment, rendered at 8 azimuths (every second = the 4)
     a_params = anchor_fields(keys, state.params, field, rcfg, cams, c_rgb, c_alpha, human, steps=args.anchor_steps,
-                             n_rays=n_anchor_rays)
+                             n_rays=n_anchor_rays, chunk=args.anchor_chunk, c_depth=c_depth,
+                             occluder_margin=args.anchor_margin)
     a_rgb8, a_alpha8, _ = make_render_all(field, rcfg, cams8)(a_params)
     a_rgb, a_alpha = a_rgb8[:, ::2], a_alpha8[:, ::2]
     kp_a, conf_a = anchor_keypoints(det, a_rgb8, a_alpha8, args.detect_views, args.detect_flip, args.keypoint_source,
@@ -987,7 +1051,8 @@ def main(argv=None) -> None:
     anchor_iou = float(anchor_stage.mask_iou(a_alpha, human))
     anchor_s = time.perf_counter() - t0
     log(f"anchor: {args.anchor_steps} steps, alpha-vs-human-mask IoU {anchor_iou:.3f}, {anchor_s:.1f} s; keypoints in "
-        f"{args.detect_views} views{' with the flip test' if args.detect_flip else ''}, source {args.keypoint_source}")
+        f"{args.detect_views} views{' with the flip test' if args.detect_flip else ''}, source {args.keypoint_source}, "
+        f"occluder margin {args.anchor_margin}")
 
     # ---- Eq. 2 fit of the body to the anchor's keypoints (x8 to the 512 px frame)
     t0 = time.perf_counter()
@@ -1061,7 +1126,7 @@ def main(argv=None) -> None:
                       render=dataclasses.asdict(rcfg), canonical_views=dataclasses.asdict(views),
                       contact_m=args.contact_m, detector="heatmap UNet trained on the same renders (train_prior.py)",
                       detect_views=args.detect_views, detect_flip=bool(args.detect_flip),
-                      keypoint_source=args.keypoint_source,
+                      keypoint_source=args.keypoint_source, anchor_occluder_margin=args.anchor_margin,
                       direct_anneal="t_max anneal over the N steps run (fixed in session 6; sessions 3-5: over --steps)"),
         coarse_history=hist[-3:], log=log_lines, calibration=calib, settings_chosen=chosen,
         versions=dict(jax=jax.__version__, torch=torch.__version__),

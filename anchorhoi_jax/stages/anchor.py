@@ -7,6 +7,14 @@ and x are renders of Φ_A from the same views. Φ_A starts as a copy of Φ̂ (th
 the alignment removes everything the masks call non-human), which needs far fewer steps than
 fitting from an empty field.
 
+Occluders (optional, `alignment_rays(..., depth=, occluder_margin=)`): with 2D masks alone, every ray
+through a pixel the segmentation calls non-human is made transparent over its whole length, which also
+erases the human behind the occluder on that ray -- hands and forearms inside or behind a held box, legs
+behind a pushed crate -- although other views see them. Given the coarse render's depth, such a ray is
+made transparent only up to the occluder's surface plus a margin (the anchor render is truncated there,
+`render_rays(depth_limit=...)`), so what lies behind it is left to the views that see it. Without depth
+the rays are the paper's 2D-masked ones (depth limit +inf everywhere).
+
 Pure functions over pytrees; state is `params, opt_state, step, key`; `update` runs K steps in one
 `lax.scan`; vmap over seeds by mapping `init`/`update` over stacked coarse fields.
 """
@@ -21,7 +29,7 @@ import optax
 from flax import struct
 from jaxtyping import Array, Bool, Float
 
-from anchorhoi_jax.geometry.cameras import Camera, generate_rays
+from anchorhoi_jax.geometry.cameras import Camera, generate_rays, ray_z_scale
 from anchorhoi_jax.losses.align import feature_alignment_loss, masked_rgb_features
 from anchorhoi_jax.nerf import field as nerf_field
 from anchorhoi_jax.render.volume import RenderConfig, render_nerf_views, render_rays
@@ -61,6 +69,8 @@ class AlignmentRays:
     rgb_premult: Float[Array, "P 3"]  # coarse render Ĉ (premultiplied, i.e. over black)
     alpha: Float[Array, "P"]  # coarse opacity α̂
     mask: Float[Array, "P"]  # human mask M in [0, 1]
+    z_scale: Float[Array, "P"]  # camera depth per unit ray distance (geometry.cameras.ray_z_scale)
+    depth_limit: Float[Array, "P"]  # camera depth where the anchor render of the ray stops (+inf: whole ray)
 
 
 @struct.dataclass
@@ -89,8 +99,18 @@ def alignment_rays(
     rgb_premult: Float[Array, "V H W 3"],
     alpha: Float[Array, "V H W"],
     human_mask: Float[Array, "V H W"] | Bool[Array, "V H W"],
+    *,
+    depth: Float[Array, "V H W"] | None = None,
+    occluder_margin: float | Float[Array, ""] | None = None,
 ) -> AlignmentRays:
-    """Flatten the coarse renders x̂ and their human masks into per-pixel alignment targets."""
+    """Flatten the coarse renders x̂ and their human masks into per-pixel alignment targets.
+
+    depth: the coarse render's expected camera depth Σ w·z over black (render_nerf's `depth`, ≈ α̂ times the
+      surface depth). With `occluder_margin` (metres), an occluder ray -- human mask < 0.5 and α̂ >= 0.5,
+      i.e. something opaque that is not human -- is made transparent only up to its surface depth
+      depth/α̂ plus the margin: the human behind it (hands in a held box) survives when another view sees
+      it. Without them, every ray is whole (the paper's 2D-masked alignment).
+    """
     V, H, W = alpha.shape
     if rgb_premult.shape != (V, H, W, 3) or human_mask.shape != (V, H, W):
         raise ValueError(
@@ -100,13 +120,27 @@ def alignment_rays(
     if (cameras.height, cameras.width) != (H, W) or cameras.K.shape[0] != V:
         raise ValueError(f"alignment_rays: cameras ({cameras.K.shape[0]} of {cameras.height}x{cameras.width}) "
                          f"do not match the renders ({V} of {H}x{W})")
+    if (depth is None) != (occluder_margin is None):
+        raise ValueError("alignment_rays: depth and occluder_margin go together (both or neither)")
+    if depth is not None and depth.shape != (V, H, W):
+        raise ValueError(f"alignment_rays: depth {tuple(depth.shape)} must match alpha {tuple(alpha.shape)}")
     o, d = jax.vmap(generate_rays)(cameras)
+    zs = jax.vmap(ray_z_scale)(cameras, d)
+    mask = jnp.asarray(human_mask, jnp.float32)
+    if depth is None:
+        limit = jnp.full((V, H, W), jnp.inf, alpha.dtype)
+    else:
+        occluder = (mask < 0.5) & (alpha >= 0.5)
+        surface = depth / jnp.maximum(alpha, 0.5)  # expected termination depth of the (opaque) ray
+        limit = jnp.where(occluder, surface + jnp.asarray(occluder_margin, alpha.dtype), jnp.inf)
     return AlignmentRays(
         origins=o.reshape(-1, 3),
         directions=d.reshape(-1, 3),
         rgb_premult=rgb_premult.reshape(-1, 3),
         alpha=alpha.reshape(-1),
-        mask=jnp.asarray(human_mask, jnp.float32).reshape(-1),
+        mask=mask.reshape(-1),
+        z_scale=zs.reshape(-1),
+        depth_limit=limit.reshape(-1),
     )
 
 
@@ -120,7 +154,9 @@ def align_loss(params, field_cfg, render_cfg, batch: AlignmentRays, key) -> tupl
     """L_align on a ray batch: anchor render over a random background vs F(coarse render) over the same."""
     k_bg, k_r = jax.random.split(key)
     bg = jax.random.uniform(k_bg, batch.rgb_premult.shape, batch.rgb_premult.dtype)
-    out = render_rays(params, field_cfg, batch.origins, batch.directions, k_r, render_cfg=render_cfg, background=bg)
+    # occluder rays render only up to the occluder (+ margin): behind it this view says nothing
+    out = render_rays(params, field_cfg, batch.origins, batch.directions, k_r, render_cfg=render_cfg, background=bg,
+                      z_scale=batch.z_scale, depth_limit=batch.depth_limit)
     target = masked_rgb_features(batch.rgb_premult, batch.alpha, batch.mask, bg)
     value, aux = feature_alignment_loss(out["rgb"], target)
     aux["alpha_err"] = jnp.mean(jnp.abs(out["alpha"] - batch.mask * batch.alpha))

@@ -201,3 +201,58 @@ def test_pick_config_never_takes_the_coarse_only_diagnostic():
             dict(config={"scale": 10}, variant=v("coarse"), accuracy=1.0, accuracy_pose=1.0, human_prob=0.1),
             dict(config={"scale": 10}, variant=v("both"), accuracy=0.75, accuracy_pose=0.75, human_prob=0.1)]
     assert lp.pick_config(rows, "accuracy")["variant"]["keypoint_source"] == "both"
+
+
+# ---- session 8: occluder-aware anchor extraction (stages/anchor.alignment_rays(depth=, occluder_margin=))
+def test_parse_margins_and_sweep_variants_tie_order():
+    assert lp.parse_margins("0.1, 0.2,none") == [0.1, 0.2, None]
+    rows = lp.sweep_variants([0.1, None])
+    # per extraction the anchor-using sources in DETECT_VARIANTS order, the coarse-only diagnostic once, last
+    assert [(r[2], r[3]) for r in rows] == [("anchor", 0.1), ("fused", 0.1), ("both", 0.1), ("anchor", None),
+                                            ("fused", None), ("both", None), ("coarse", None)]
+    for bad, msg in (("0.1,x", r"'x' is neither a number of metres nor 'none'"), ("-0.1", r"margins must be >= 0 m"),
+                     ("0.1,0.1", r"need distinct entries"), ("", r"need distinct entries")):
+        with pytest.raises(ValueError, match=r"--sweep-anchor-margins: " + msg) as e:
+            lp.parse_margins(bad)
+        assert "\n" not in str(e.value)
+
+
+def test_occluder_rays_stop_behind_the_occluder_and_other_rays_are_whole():
+    from anchorhoi_jax.geometry.cameras import ray_z_scale
+    from anchorhoi_jax.stages import anchor as an
+
+    cams = lp.pf.canonical_cameras(lp.canonical_views(4, 4))
+    V = 4
+    alpha = jnp.zeros((V, 4, 4)).at[:, 1, 1].set(1.0).at[:, 2, 2].set(0.8).at[:, 3, 3].set(0.3)
+    mask = jnp.zeros((V, 4, 4)).at[:, 2, 2].set(0.9)  # (2, 2) human; (1, 1) opaque non-human: an occluder
+    depth = alpha * 2.5  # surface at 2.5 m camera depth wherever something is
+    rgb = jnp.zeros((V, 4, 4, 3))
+    whole = an.alignment_rays(cams, rgb, alpha, mask)
+    assert bool(jnp.all(jnp.isinf(whole.depth_limit)))
+    r = an.alignment_rays(cams, rgb, alpha, mask, depth=depth, occluder_margin=0.1)
+    lim = onp.asarray(r.depth_limit).reshape(V, 4, 4)
+    onp.testing.assert_allclose(lim[:, 1, 1], 2.6, rtol=1e-6)  # occluder: its surface + margin
+    assert onp.isinf(lim[:, 2, 2]).all() and onp.isinf(lim[:, 3, 3]).all() and onp.isinf(lim[:, 0, 0]).all()
+    zs = onp.asarray(r.z_scale).reshape(V, 4, 4)
+    onp.testing.assert_allclose(zs, onp.asarray(jax.vmap(ray_z_scale)(cams, r.directions.reshape(V, 4, 4, 3))), rtol=1e-6)
+    assert (zs > 0.9).all() and (zs <= 1.0 + 1e-6).all()  # camera depth per unit distance near the optical axis
+    # L_align on occluder rays: a body (the blob, 2.5-3.5 m deep) behind an occluder whose surface is at 1.5 m
+    # costs nothing with the limit (behind it this view says nothing) and is erased without it (the 2D rays)
+    from anchorhoi_jax.render.volume import RenderConfig
+
+    st = coarse.init_seeds(jax.random.split(jax.random.key(0), 1), coarse.CoarseConfig(field=CFG, steps=10))
+    blob = jax.tree.map(lambda a: a[0], lp.empty_outside_blob(st.params, 6.0))
+    occ = jnp.ones((V, 4, 4))
+    rc = RenderConfig(n_coarse=16, n_fine=16)
+    loss = {}
+    for name, kw in (("2d", {}), ("depth", dict(depth=jnp.full((V, 4, 4), 1.5), occluder_margin=0.1))):
+        rays = an.alignment_rays(cams, jnp.zeros((V, 4, 4, 3)), occ, jnp.zeros((V, 4, 4)), **kw)
+        centre = jax.tree.map(lambda a: a.reshape(V, 16, *a.shape[1:])[:, 5], rays)  # pixel (1, 1): through the blob
+        loss[name] = float(an.align_loss(blob, CFG, rc, centre, jax.random.key(1))[0])
+    assert loss["depth"] < 1e-3 < 0.05 < loss["2d"], loss
+    with pytest.raises(ValueError, match=r"alignment_rays: depth and occluder_margin go together \(both or neither\)"):
+        an.alignment_rays(cams, rgb, alpha, mask, depth=depth)
+    with pytest.raises(ValueError, match=r"alignment_rays: depth \(4, 4, 5\) must match alpha \(4, 4, 4\)"):
+        an.alignment_rays(cams, rgb, alpha, mask, depth=jnp.zeros((4, 4, 5)), occluder_margin=0.1)
+    with pytest.raises(ValueError, match=r"anchor_fields: occluder_margin needs the coarse renders' depth"):
+        lp.anchor_fields(None, None, None, None, cams, rgb, alpha, mask, steps=1, n_rays=1, occluder_margin=0.1)
