@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import dataclasses
 import functools
 import glob
@@ -41,6 +42,8 @@ import numpy as onp  # noqa: E402
 
 from motion import build_case, load_body, time_run  # noqa: E402
 from anchorhoi_jax.body import part_volumes  # noqa: E402
+from anchorhoi_jax.geometry import sdf as sdf_mod  # noqa: E402
+from anchorhoi_jax.kernels import sdf as sdf_kernel  # noqa: E402
 from anchorhoi_jax.stages import motion as motion_mod  # noqa: E402
 from anchorhoi_jax.stages.motion import (  # noqa: E402
     MotionConfig, MotionWeights, make_motion_step, make_seeds_update, motion_loss_seeds)
@@ -51,42 +54,87 @@ LBS_VARIANTS = {"lbs_xla": ("xla", 32, 8), "lbs_c16": ("auto", 16, 8), "lbs_c16w
 
 # --ab variants selecting the capsule kernels (body/part_volumes.CAPSULE_IMPL, SELF_PEN_IMPL).
 # Third entry: stages/motion.LBS_GRAD_IMPL (the subset-LBS gradient kernel, session 7).
-KERNEL_VARIANTS = {"xla": ("xla", "xla", "xla"), "pallas": ("pallas", "pallas", "pallas"),
-                   "pallas_capsule": ("pallas", "xla", "xla"), "pallas_self_pen": ("xla", "pallas", "xla"),
-                   "pallas_lbs": ("xla", "xla", "pallas"), "interpret": ("interpret", "interpret", "interpret")}
+# Fourth entry: kernels/sdf.PEN_IMPL (the object-SDF L_pen kernel, session 8).
+KERNEL_VARIANTS = {"xla": ("xla", "xla", "xla", "xla"), "pallas": ("pallas", "pallas", "pallas", "pallas"),
+                   "pallas_capsule": ("pallas", "xla", "xla", "xla"), "pallas_self_pen": ("xla", "pallas", "xla", "xla"),
+                   "pallas_lbs": ("xla", "xla", "pallas", "xla"),
+                   "interpret": ("interpret", "interpret", "interpret", "interpret")}
 
 
-def set_kernels(capsule: str, self_pen: str, lbs: str = "auto") -> tuple[str, str, str]:
-    """Set the trace-time implementation switches of body/part_volumes and stages/motion's LBS gradient;
-    returns the previous triple."""
-    old = (part_volumes.CAPSULE_IMPL, part_volumes.SELF_PEN_IMPL, motion_mod.LBS_GRAD_IMPL)
+def set_kernels(capsule: str, self_pen: str, lbs: str = "auto", pen: str = "auto") -> tuple[str, str, str, str]:
+    """Set the trace-time implementation switches of body/part_volumes, stages/motion's LBS gradient and the
+    object-SDF L_pen kernel; returns the previous four."""
+    old = (part_volumes.CAPSULE_IMPL, part_volumes.SELF_PEN_IMPL, motion_mod.LBS_GRAD_IMPL, sdf_kernel.PEN_IMPL)
     part_volumes.CAPSULE_IMPL, part_volumes.SELF_PEN_IMPL, motion_mod.LBS_GRAD_IMPL = capsule, self_pen, lbs
+    sdf_kernel.PEN_IMPL = pen
     return old
 
 
+# --ab / --check variants of session 8: the pose-corrective GEMM's algorithm (MotionConfig.gemm) and the SDF
+# sampling's derivative (geometry/sdf.SDF_GRAD_IMPL). "ref" = every kernel, GEMM and derivative on the reference
+# path (XLA kernels, float32 FFMA GEMM, autodiff SDF): the --check baseline of session 8.
+GEMM_VARIANTS = {"gemm_tf32": "tf32", "gemm_tf32x3": "tf32x3", "gemm_bf16x6": "bf16x6", "gemm_bf16x9": "bf16x9",
+                 "gemm_3xtf32": "fp32_3xtf32", "gemm_highest": "highest"}
+SDF_VARIANTS = {"sdf_autodiff": "autodiff", "sdf_fused": "fused"}
+# The object-SDF L_pen term's implementation (kernels/sdf.PEN_IMPL): the one-pass kernel or the JAX reference.
+SDF_PEN_VARIANTS = {"sdf_pen_xla": "xla", "sdf_pen_pallas": "pallas", "sdf_pen_flat": "flat"}  # flat: plain-grid gathers
+
+
+@contextlib.contextmanager
+def variant(name, cfg):
+    """Yield the MotionConfig of a --ab/--check variant with its trace-time switches set; restore them after.
+    Names: KERNEL_VARIANTS, GEMM_VARIANTS, SDF_VARIANTS, "ref", "default" (the code as committed), or
+    '+'-joined combinations (e.g. "pallas+gemm_bf16x6")."""
+    old = ((part_volumes.CAPSULE_IMPL, part_volumes.SELF_PEN_IMPL, motion_mod.LBS_GRAD_IMPL, sdf_kernel.PEN_IMPL),
+           sdf_mod.SDF_GRAD_IMPL, sdf_kernel.PEN_CORNERS)
+    try:
+        for part in name.split("+"):
+            if part == "ref":
+                set_kernels("xla", "xla", "xla", "xla")
+                sdf_mod.SDF_GRAD_IMPL = "autodiff"
+                cfg = dataclasses.replace(cfg, gemm="highest")
+            elif part in KERNEL_VARIANTS:
+                set_kernels(*KERNEL_VARIANTS[part])
+            elif part in GEMM_VARIANTS:
+                cfg = dataclasses.replace(cfg, gemm=GEMM_VARIANTS[part])
+            elif part in SDF_VARIANTS:
+                sdf_mod.SDF_GRAD_IMPL = SDF_VARIANTS[part]
+            elif part == "sdf_pen_flat":
+                sdf_kernel.PEN_CORNERS = False
+            elif part in SDF_PEN_VARIANTS:
+                sdf_kernel.PEN_IMPL = SDF_PEN_VARIANTS[part]
+            elif part != "default":
+                raise SystemExit(f"unknown variant {part!r}")
+        yield cfg
+    finally:
+        set_kernels(*old[0])
+        sdf_mod.SDF_GRAD_IMPL, sdf_kernel.PEN_CORNERS = old[1], old[2]
+
+
 def grad_check(cfg, data, weights, params, variants=("xla", "pallas")) -> dict:
-    """Loss terms and gradients of Eq. 4 at `params` (seed-stacked) under each kernel variant, compared
+    """Loss terms and gradients of Eq. 4 at `params` (seed-stacked) under each variant (`variant`), compared
     with the first: max |Δ| per gradient leaf (and max |g|), relative Δ per loss term."""
     out, ref = {}, None
     for name in variants:
-        old = set_kernels(*KERNEL_VARIANTS[name])
-        try:
-            f = jax.jit(jax.value_and_grad(lambda p: motion_loss_seeds(p, data, weights, cfg), has_aux=True))
+        with variant(name, cfg) as cfg_v:
+            f = jax.jit(jax.value_and_grad(lambda p: motion_loss_seeds(p, data, weights, cfg_v), has_aux=True))
             (_, (_, terms)), g = f(params)
             res = jax.device_get((terms, g))
-        finally:
-            set_kernels(*old)
         if ref is None:
             ref = res
             out["terms"] = {k: onp.asarray(v).tolist() for k, v in res[0].items()}
             continue
         gd = jax.tree.map(lambda a, b: float(onp.max(onp.abs(onp.asarray(a) - onp.asarray(b)), initial=0.0)), ref[1], res[1])
         gm = jax.tree.map(lambda a: float(onp.max(onp.abs(onp.asarray(a)), initial=0.0)), ref[1])
+        # ‖Δg‖ / ‖g‖ over all leaves (METHOD.md's relative error; float32 lands far under 1e-3, tf32 near 3e-4).
+        num = sum(float(onp.sum((onp.asarray(a, onp.float64) - onp.asarray(b, onp.float64)) ** 2))
+                  for a, b in zip(jax.tree.leaves(ref[1]), jax.tree.leaves(res[1])))
+        den = sum(float(onp.sum(onp.asarray(a, onp.float64) ** 2)) for a in jax.tree.leaves(ref[1]))
         td = {k: float(onp.max(onp.abs(onp.asarray(res[0][k]) - onp.asarray(v)) / onp.maximum(onp.abs(onp.asarray(v)), 1e-30)))
               for k, v in ref[0].items()}
         out[name] = {"grad_max_abs_diff": max(jax.tree.leaves(gd)), "grad_max_abs": max(jax.tree.leaves(gm)),
                      "grad_leaf_diff": {jax.tree_util.keystr(k): v for k, v in jax.tree_util.tree_leaves_with_path(gd)},
-                     "term_max_rel_diff": td}
+                     "term_max_rel_diff": td, "grad_rel_l2": (num / max(den, 1e-300)) ** 0.5}
     return out
 
 
@@ -269,8 +317,9 @@ def main():
     ap.add_argument("--hlo", action="store_true", help="write the compiled HLO (gzipped) per seed count")
     ap.add_argument("--lbs", default="sparse")
     ap.add_argument("--body", default="smplx-synthetic")
-    ap.add_argument("--ab", default="", help="comma list: gemm_3xtf32, lbs_dots, lbs_stack, plane_sums_xla, "
-                    + ", ".join([*KERNEL_VARIANTS, *LBS_VARIANTS])
+    ap.add_argument("--ab", default="", help="comma list: lbs_dots, lbs_stack, plane_sums_xla, ref, default, "
+                    + ", ".join([*KERNEL_VARIANTS, *LBS_VARIANTS, *GEMM_VARIANTS, *SDF_VARIANTS, *SDF_PEN_VARIANTS])
+                    + ", or '+'-joined kernel/gemm/sdf variants"
                     + " (timed at the largest seed count)")
     ap.add_argument("--ab-seeds", default="", help="comma list: seed counts at which each --ab variant is timed "
                     "(default: the largest of --seeds)")
@@ -316,7 +365,9 @@ def main():
         t = time_run(update, init, data, w, args.steps, args.steps_per_call, jax.random.key(2), S, args.reps)
         summary[f"s_1000_seed{S}"] = t * 1000.0 / args.steps
         summary["kernels"] = {"capsule": part_volumes.CAPSULE_IMPL, "self_pen": part_volumes.SELF_PEN_IMPL,
-                              "lbs_grad": motion_mod.LBS_GRAD_IMPL, "lbs_grad_chunk": motion_mod.LBS_GRAD_CHUNK}
+                              "lbs_grad": motion_mod.LBS_GRAD_IMPL, "lbs_grad_chunk": motion_mod.LBS_GRAD_CHUNK,
+                              "sdf_pen": sdf_kernel.PEN_IMPL, "sdf_pen_corners": sdf_kernel.PEN_CORNERS,
+                              "sdf_grad": sdf_mod.SDF_GRAD_IMPL}
         print(f"seeds {S}: {t:.4f} s per {args.steps} steps", flush=True)
         if (args.trace or args.hlo) and not late():
             last_state = trace_one(update, init, data, w, S, args, out, md, f"seed{S}", f"{S} seed(s)")
@@ -327,11 +378,12 @@ def main():
         if late():
             summary[f"ab_{name}_seed{S_ab}"] = "skipped (deadline)"
             continue
-        cfg_b, old_kernels = cfg, None
-        if name in KERNEL_VARIANTS:
+        cfg_b, old_kernels, ctx = cfg, None, None
+        if "+" in name or name in GEMM_VARIANTS or name in SDF_VARIANTS or name in SDF_PEN_VARIANTS or name in ("ref", "default"):
+            ctx = variant(name, cfg)
+            cfg_b = ctx.__enter__()
+        elif name in KERNEL_VARIANTS:
             old_kernels = set_kernels(*KERNEL_VARIANTS[name])
-        elif name == "gemm_3xtf32":
-            cfg_b = dataclasses.replace(cfg, gemm="fp32_3xtf32")
         elif name == "lbs_dots":  # subset-LBS backward: 4 products (g ⊙ v_b)·W instead of the 12-row outer stack
             motion_mod._skin_sparse.defvjp(motion_mod._skin_sparse_fwd, _skin_sparse_bwd_dots)
         elif name == "lbs_stack":  # subset-LBS backward as before session 6 (one product of the 12-row stack)
@@ -358,6 +410,8 @@ def main():
             if args.trace_ab and not late():
                 trace_one(update_b, init_b, data, w, S_ab, args, out, md, f"ab_{name}_seed{S_ab}", f"A/B {name}, {S_ab} seeds")
         finally:
+            if ctx is not None:
+                ctx.__exit__(None, None, None)
             motion_mod._skin_sparse.defvjp(motion_mod._skin_sparse_fwd, motion_mod._skin_sparse_bwd)
             if old_kernels is not None:
                 set_kernels(*old_kernels)
@@ -378,7 +432,8 @@ def main():
             chk = {"error": {"grad_max_abs_diff": None, "grad_max_abs": None, "term_max_rel_diff": repr(e)[:2000]}}
         (out / "check.json").write_text(json.dumps(chk, indent=1) + "\n")
         summary["check"] = {k: {"grad_max_abs_diff": v["grad_max_abs_diff"], "grad_max_abs": v["grad_max_abs"],
-                                "term_max_rel_diff": v["term_max_rel_diff"]} for k, v in chk.items() if k != "terms"}
+                                "grad_rel_l2": v.get("grad_rel_l2"), "term_max_rel_diff": v["term_max_rel_diff"]}
+                            for k, v in chk.items() if k != "terms"}
         print("check", json.dumps(summary["check"]), flush=True)
     if "s_1000_seed1" in summary and "s_1000_seed8" in summary:
         summary["seed8_over_seed1"] = summary["s_1000_seed8"] / summary["s_1000_seed1"]

@@ -113,6 +113,13 @@ def sample_sdf(grid: SDFGrid, points: Float[Array, "*n 3"]) -> Float[Array, "*n"
     return sample_sdf_xyz(grid, points[..., 0], points[..., 1], points[..., 2])
 
 
+# How `sample_sdf_xyz` is differentiated: "fused" (default) computes each point's value and its three partial
+# derivatives in one pass over the 8 gathered corners (a custom VJP; the backward is then 3 multiplies that fuse
+# into their consumer) | "autodiff" (JAX differentiates the trilinear gathers; the backward re-reads the corners).
+# Same values; gradients equal to float32 rounding (tests/motion/test_speed_s8.py). Read at trace time.
+SDF_GRAD_IMPL = "fused"
+
+
 def sample_sdf_xyz(grid: SDFGrid, x: Float[Array, "*n"], y: Float[Array, "*n"], z: Float[Array, "*n"]) -> Float[Array, "*n"]:
     """`sample_sdf` with the points given as three coordinate arrays (structure of arrays).
 
@@ -122,28 +129,58 @@ def sample_sdf_xyz(grid: SDFGrid, x: Float[Array, "*n"], y: Float[Array, "*n"], 
     kernel reducing the middle axis of (frames, N, 3): 1.9 of 5.9 ms per Adam step for 8 seeds on the
     H100 (benchmarks/results/motion_speed_s4.md)."""
     with jax.named_scope("geometry.sample_sdf"):
-        vals = grid.values
-        res = vals.shape
-        u, uc, i0, f = [], [], [], []
-        sq = None
-        for k, c in enumerate((x, y, z)):
-            uk = (c - grid.origin[k]) / grid.spacing[k]
-            uck = jnp.clip(uk, 0.0, res[k] - 1.0)
-            e = ((uk - uck) * grid.spacing[k]) ** 2
-            sq = e if sq is None else sq + e
-            ik = jnp.clip(jnp.floor(uck), 0.0, res[k] - 2.0)
-            f.append(uck - ik)
-            i0.append(ik.astype(jnp.int32))
-        # Double-where: the norm's gradient is undefined at 0, the common case (inside the grid).
-        outside = jnp.where(sq > 0, jnp.sqrt(jnp.where(sq > 0, sq, 1.0)), 0.0)
-        flat = vals.reshape(-1)
-        base = (i0[0] * res[1] + i0[1]) * res[2] + i0[2]
-        acc = jnp.zeros(x.shape, x.dtype)
-        for dx in (0, 1):
-            wx = f[0] if dx else 1.0 - f[0]
-            for dy in (0, 1):
-                wy = f[1] if dy else 1.0 - f[1]
-                for dz in (0, 1):
-                    wz = f[2] if dz else 1.0 - f[2]
-                    acc = acc + wx * wy * wz * flat[base + ((dx * res[1] + dy) * res[2] + dz)]
-        return acc + outside
+        if SDF_GRAD_IMPL == "autodiff":
+            return _trilinear_xyz(grid.values, grid.origin, grid.spacing, x, y, z)
+        if SDF_GRAD_IMPL != "fused":
+            raise ValueError(f"geometry.sdf.SDF_GRAD_IMPL must be 'fused' or 'autodiff', got {SDF_GRAD_IMPL!r}")
+        return _trilinear_fused(grid.values, grid.origin, grid.spacing, x, y, z)
+
+
+def _trilinear_xyz(vals, origin, spacing, x, y, z):
+    """Trilinear value of the grid at (x, y, z) plus the distance outside the grid's box (see `sample_sdf`)."""
+    res = vals.shape
+    f, i0 = [], []
+    sq = None
+    for k, c in enumerate((x, y, z)):
+        uk = (c - origin[k]) / spacing[k]
+        uck = jnp.clip(uk, 0.0, res[k] - 1.0)
+        e = ((uk - uck) * spacing[k]) ** 2
+        sq = e if sq is None else sq + e
+        ik = jnp.clip(jnp.floor(uck), 0.0, res[k] - 2.0)
+        f.append(uck - ik)
+        i0.append(ik.astype(jnp.int32))
+    # Double-where: the norm's gradient is undefined at 0, the common case (inside the grid).
+    outside = jnp.where(sq > 0, jnp.sqrt(jnp.where(sq > 0, sq, 1.0)), 0.0)
+    flat = vals.reshape(-1)
+    base = (i0[0] * res[1] + i0[1]) * res[2] + i0[2]
+    acc = jnp.zeros(x.shape, x.dtype)
+    for dx in (0, 1):
+        wx = f[0] if dx else 1.0 - f[0]
+        for dy in (0, 1):
+            wy = f[1] if dy else 1.0 - f[1]
+            for dz in (0, 1):
+                wz = f[2] if dz else 1.0 - f[2]
+                acc = acc + wx * wy * wz * flat[base + ((dx * res[1] + dy) * res[2] + dz)]
+    return acc + outside
+
+
+@jax.custom_vjp
+def _trilinear_fused(vals, origin, spacing, x, y, z):
+    return _trilinear_xyz(vals, origin, spacing, x, y, z)
+
+
+def _trilinear_fused_fwd(vals, origin, spacing, x, y, z):
+    # The function is pointwise in (x, y, z), so the VJP of a ones cotangent is each point's partials: computed
+    # here next to the value from the same gathered corners (XLA fuses both into one pass), kept as residuals.
+    val, vjp = jax.vjp(lambda a, b, c: _trilinear_xyz(vals, origin, spacing, a, b, c), x, y, z)
+    return val, (vals, origin, spacing, x, y, z, vjp(jnp.ones_like(val)))
+
+
+def _trilinear_fused_bwd(res, g):
+    vals, origin, spacing, x, y, z, (gx, gy, gz) = res
+    # The grid's own cotangents (never needed by the motion step: XLA drops them there) by plain autodiff.
+    _, vjp_grid = jax.vjp(lambda v, o, s: _trilinear_xyz(v, o, s, x, y, z), vals, origin, spacing)
+    return (*vjp_grid(g), g * gx, g * gy, g * gz)
+
+
+_trilinear_fused.defvjp(_trilinear_fused_fwd, _trilinear_fused_bwd)

@@ -17,6 +17,8 @@ from jaxtyping import Array, Float
 
 from anchorhoi_jax.body.part_volumes import inside_depth
 from anchorhoi_jax.geometry.sdf import SDFGrid, sample_sdf, sample_sdf_xyz
+from anchorhoi_jax.kernels import sdf as sdf_kernel
+from anchorhoi_jax.kernels.capsules import resolve_impl
 
 
 def object_sdf_penetration(
@@ -41,7 +43,14 @@ def object_sdf_penetration_world(
         d = [human_points[:, k] - t_obj[k] for k in range(3)]
         q = [R_obj[0, i] * d[0] + R_obj[1, i] * d[1] + R_obj[2, i] * d[2] for i in range(3)]
         depth = jax.nn.relu(margin - sample_sdf_xyz(grid, *q))
-        return jnp.sum(depth**2), {"depth": depth}
+        impl = resolve_impl(sdf_kernel.PEN_IMPL)
+        if impl == "xla" or not isinstance(margin, (int, float)):
+            return jnp.sum(depth**2), {"depth": depth}
+        # On CUDA the value and its gradient come from one kernel (kernels/sdf.py; same values to float32
+        # rounding); `depth` above is then only computed if a caller reads it (XLA drops it otherwise).
+        value = sdf_kernel.sdf_penetration(*(human_points[:, k] for k in range(3)), R_obj, t_obj, grid.values,
+                                           grid.origin, grid.spacing, float(margin), impl == "interpret")
+        return value, {"depth": depth}
 
 
 def part_occupancy_penetration(

@@ -284,10 +284,13 @@ class MotionConfig:
     # GEMM of the per-frame pose correctives (`_pose_correctives`, the largest products of a step):
     # "highest" = float32 FFMA GEMM; "fp32_3xtf32" = float32-accurate error-compensated TF32 tensor-core
     # product on CUDA (forward and gradient, body/skinning.with_tf32x3_blend; elsewhere bit-identical to
-    # "highest"). Measured slower here (H100, 8 seeds, same process: 2.64 vs 2.56 s per 1000 steps: the
-    # (960 × 189)·(189 × 7560) products are too thin for the split's extra passes to pay off,
-    # benchmarks/results/motion_speed_s5.md), hence the default.
-    gemm: str = "highest"
+    # "highest"), measured slower (H100, 8 seeds: 2.64 vs 2.56 s per 1000 steps, motion_speed_s5.md);
+    # "tf32x3" (default) = XLA's own 3-pass TF32 algorithm (DotAlgorithmPreset.TF32_TF32_F32_X3, forward and
+    # transpose) on CUDA, "highest" elsewhere (bit-identical on CPU): H100, same process, 1 seed 0.384 ->
+    # 0.371 s, 8 seeds 1.195 -> 1.164 s per 1000 steps; gradients vs "highest" 1.1e-6 relative (float32
+    # level), loss terms <= 1e-7 relative (benchmarks/results/motion_speed_s8.md). Also "bf16x6", "bf16x9",
+    # and "tf32" (one pass: 1.3e-4 relative gradient error, changes the objective's rounding; A/B only).
+    gemm: str = "tf32x3"
     # Terms of Eq. 4 removed from the compiled program (a zero weight still computes them): for
     # speed diagnosis, or a term a caller never uses. Names as in MotionWeights.
     skip_terms: tuple[str, ...] = ()
@@ -305,8 +308,8 @@ class MotionConfig:
     def __post_init__(self):
         if self.lbs not in ("dense", "sparse"):
             raise ValueError(f"MotionConfig.lbs must be 'dense' or 'sparse', got {self.lbs!r}")
-        if self.gemm not in ("highest", "fp32_3xtf32"):
-            raise ValueError(f"MotionConfig.gemm must be 'highest' or 'fp32_3xtf32', got {self.gemm!r}")
+        if self.gemm not in _GEMM_CHOICES:
+            raise ValueError(f"MotionConfig.gemm must be one of {_GEMM_CHOICES}, got {self.gemm!r}")
         if any(int(f) < 0 for f in self.static_frames):
             raise ValueError(f"MotionConfig.static_frames must be non-negative frame indices, got {self.static_frames}")
         unknown = sorted(set(self.skip_terms) - set(LOSS_TERMS))
@@ -598,16 +601,29 @@ def _pose_correctives(data: MotionData, cfg: MotionConfig, R_local) -> Float[Arr
         pd = data.sub_posedirs[lo:hi] if hi - lo == len(rows) else data.sub_posedirs[jnp.asarray(rows)]
         if not split:
             return jnp.matmul(feat, pd, precision=HIGHEST)
+        if cfg.gemm in _GEMM_PRESETS:  # XLA's dot-algorithm presets (tensor cores) on CUDA, "highest" elsewhere
+            alg = getattr(jax.lax.DotAlgorithmPreset, _GEMM_PRESETS[cfg.gemm])
+            return jax.lax.platform_dependent(feat, pd, cuda=lambda f, m: jnp.matmul(f, m, precision=alg),
+                                              default=lambda f, m: jnp.matmul(f, m, precision=HIGHEST))
         return jax.lax.platform_dependent(feat, pd, cuda=lambda f, m: _tf32x3_product(f, tf32x3_stack(m)),
                                           default=lambda f, m: jnp.matmul(f, m, precision=HIGHEST))
 
     contiguous = bool(var) and var[-1] - var[0] + 1 == len(var)
-    split = cfg.gemm == "fp32_3xtf32"  # the per-frame product only (the fixed joints' share is computed once)
+    split = cfg.gemm != "highest"  # the per-frame product only (the fixed joints' share is computed once)
     out = part(R_local[var[0]:var[-1] + 1] if contiguous else R_local[jnp.asarray(var)], var, split) if var else 0.0
     if fixed:
         R_static = rodrigues(data.static.pose[jnp.asarray(fixed)])  # as full_pose leaves them
         out = out + part(R_static, fixed)
     return jnp.reshape(out, (3, -1))
+
+
+# MotionConfig.gemm values beyond "highest" / "fp32_3xtf32": XLA dot-algorithm presets for the per-frame
+# pose-corrective product (forward and its transpose) on CUDA. "tf32x3" / "bf16x6" / "bf16x9": float32-accurate
+# multi-pass tensor-core products; "tf32": one TF32 pass (~1e-4 relative error: changes the objective's
+# rounding, A/B only). Measured in benchmarks/results/motion_speed_s8.md (MotionConfig.gemm says the numbers).
+_GEMM_PRESETS = {"tf32": "TF32_TF32_F32", "tf32x3": "TF32_TF32_F32_X3", "bf16x6": "BF16_BF16_F32_X6",
+                 "bf16x9": "BF16_BF16_F32_X9"}
+_GEMM_CHOICES = ("highest", "fp32_3xtf32", *_GEMM_PRESETS)
 
 
 def tf32x3_stack(M):

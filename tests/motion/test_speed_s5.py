@@ -123,8 +123,8 @@ def test_tf32x3_split_is_exact_and_cpu_gemm_modes_agree(body):
     data.sub_posedirs = jnp.asarray(onp.asarray(model.posedirs)[:, :60])
     data.static = type("S", (), {"pose": jnp.zeros((P // 9 + 1, 3))})()
     R = jax.vmap(lambda a: jnp.eye(3) + jnp.cross(jnp.eye(3), a))(0.1 * jax.random.normal(jax.random.key(3), (P // 9 + 1, 3)))
-    a = _pose_correctives(data, cfg, R)
     b = _pose_correctives(data, dataclasses.replace(cfg, gemm="highest"), R)
-    onp.testing.assert_array_equal(a, b)
-    with pytest.raises(ValueError, match="MotionConfig.gemm must be 'highest' or 'fp32_3xtf32', got 'tf32'"):
-        dataclasses.replace(cfg, gemm="tf32")
+    for mode in ("fp32_3xtf32", "tf32x3", "bf16x6"):  # session 8: XLA's dot-algorithm presets, CUDA only too
+        onp.testing.assert_array_equal(_pose_correctives(data, dataclasses.replace(cfg, gemm=mode), R), b)
+    with pytest.raises(ValueError, match=r"MotionConfig.gemm must be one of \('highest', .*\), got 'fp16'"):
+        dataclasses.replace(cfg, gemm="fp16")
