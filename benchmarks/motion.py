@@ -363,7 +363,8 @@ def speed_diagnosis(cfg, data, steps, K, reps=2, layout="flat"):
 
 # MotionConfig fields that only shape the initialisation (`keypoint_initial_params`), not the compiled update:
 # a sweep entry may set them under "init" and still share the one compiled program.
-INIT_FIELDS = ("init_translation", "init_smoothness", "init_gauss_newton", "object_follows_human", "object_init_from_masks")
+INIT_FIELDS = ("init_translation", "init_smoothness", "init_gauss_newton", "object_follows_human", "object_init_from_masks",
+               "object_init_reference")
 
 VARIANTS = {
     "full": {},

@@ -284,6 +284,12 @@ class MotionConfig:
     # in the frames its mask shows it moved, from the human's position at the last frame it was seen at rest
     # (`keypoint_initial_params`); False = it follows in every frame (the init without masks).
     object_init_from_masks: bool = True
+    # Reference of that displacement once the mask test says the object moved: "since_rest" = from the human's init
+    # position at the last frames the object was seen at rest (`displacement_since_rest`: an object lying still while
+    # the human walks up to it); "absolute" = from the static placement X_s, i.e. the static human-object relative pose
+    # kept (`displacement_absolute`; the paper's video starts at the static interaction, in contact), which does not
+    # inherit the human's walk in early frames the 4 px test wrongly calls at rest (a box carried toward the camera).
+    object_init_reference: str = "since_rest"
     pen_margin: float = 0.0
     init_noise: float = 0.0  # radians of body-pose jitter per seed (0: all seeds start identical)
     global_steps: int = 200  # first stage of `motion_phases`: human global motion from L_J only
@@ -328,6 +334,9 @@ class MotionConfig:
             raise ValueError(f"MotionConfig.lbs must be 'dense' or 'sparse', got {self.lbs!r}")
         if self.gemm not in _GEMM_CHOICES:
             raise ValueError(f"MotionConfig.gemm must be one of {_GEMM_CHOICES}, got {self.gemm!r}")
+        if self.object_init_reference not in _OBJECT_INIT_REFERENCES:
+            raise ValueError(f"MotionConfig.object_init_reference must be one of {_OBJECT_INIT_REFERENCES}, "
+                             f"got {self.object_init_reference!r}")
         if any(int(f) < 0 for f in self.static_frames):
             raise ValueError(f"MotionConfig.static_frames must be non-negative frame indices, got {self.static_frames}")
         unknown = sorted(set(self.skip_terms) - set(LOSS_TERMS))
@@ -661,6 +670,7 @@ def _pose_correctives(data: MotionData, cfg: MotionConfig, R_local) -> Float[Arr
 _GEMM_PRESETS = {"tf32": "TF32_TF32_F32", "tf32x3": "TF32_TF32_F32_X3", "bf16x6": "BF16_BF16_F32_X6",
                  "bf16x9": "BF16_BF16_F32_X9"}
 _GEMM_CHOICES = ("highest", "fp32_3xtf32", *_GEMM_PRESETS)
+_OBJECT_INIT_REFERENCES = ("since_rest", "absolute")  # MotionConfig.object_init_reference
 
 
 def tf32x3_stack(M):
@@ -1146,8 +1156,9 @@ def keypoint_initial_params(data: MotionData, cfg: MotionConfig, key: jax.Array 
     The object follows the human's displacement only when Eq. 3 found contacts (otherwise it stays
     where the static instance put it). With instance masks (MotionData.object_static_frames,
     `cfg.object_init_from_masks`) it stays at X_s in the frames its mask shows it at rest, and elsewhere moves by the
-    human's displacement since the last such frame: a chair being sat on keeps its place instead of copying the
-    depth wander of the human's init, and a box picked up starts moving from where it lay."""
+    human's displacement since the last such frame (`cfg.object_init_reference` "since_rest") or since X_s
+    ("absolute"): a chair being sat on keeps its place instead of copying the depth wander of the human's init, and
+    a box picked up starts moving from where it lay."""
     p = initial_params(data, cfg, key)
     if not cfg.init_translation:
         return p
@@ -1157,7 +1168,8 @@ def keypoint_initial_params(data: MotionData, cfg: MotionConfig, key: jax.Array 
         has_contact = jnp.sum(data.contacts.mask) > 0
         dt = t - data.static.transl[None]
         if cfg.object_init_from_masks and data.object_static_frames is not None:
-            dt = displacement_since_rest(dt, data.object_static_frames)
+            dt = (displacement_absolute if cfg.object_init_reference == "absolute"
+                  else displacement_since_rest)(dt, data.object_static_frames)
         moved = data.static.t_world_obj[None] + dt
         p = p.replace(object_translation=jnp.where(has_contact, moved, p.object_translation))
     return p
@@ -1177,6 +1189,13 @@ def displacement_since_rest(dt: Float[Array, "L 3"], rest: Float[Array, "L"], wi
     n = cnt[last] - jnp.where(lo >= 0, cnt[jnp.maximum(lo, 0)], 0.0)
     ref = jnp.where(n[:, None] > 0, win / jnp.maximum(n, 1.0)[:, None], dt[0][None])
     return jnp.where(r[:, None] > 0, 0.0, dt - ref)
+
+
+def displacement_absolute(dt: Float[Array, "L 3"], rest: Float[Array, "L"]) -> Float[Array, "L 3"]:
+    """The object's init displacement from the human's `dt` (L, 3) (from the static pose X_s) and the mask test of
+    rest `rest` (L,): 0 in rest frames, the human's own dt elsewhere — the object keeps X_s's human-object relative
+    pose once it moves (MotionConfig.object_init_reference = "absolute", `keypoint_initial_params`)."""
+    return jnp.where((rest > 0.5)[:, None], 0.0, dt)
 
 
 def sigma_schedule(cfg: MotionConfig, data: MotionData, step) -> Float[Array, ""]:

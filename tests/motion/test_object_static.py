@@ -89,3 +89,8 @@ def test_displacement_since_rest():
     # No frame at rest: the displacement since frame 0.
     none = onp.asarray(displacement_since_rest(jnp.asarray(dt, jnp.float32), jnp.zeros(12)))
     onp.testing.assert_allclose(none, dt - dt[0], atol=1e-6)
+    # The "absolute" reference: the human's displacement from X_s wherever the object moved.
+    from anchorhoi_jax.stages.motion import displacement_absolute
+
+    ab = onp.asarray(displacement_absolute(jnp.asarray(dt, jnp.float32), jnp.asarray(rest)))
+    onp.testing.assert_allclose(ab, onp.where(rest[:, None] > 0.5, 0.0, dt), atol=1e-6)
