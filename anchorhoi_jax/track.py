@@ -1,9 +1,9 @@
 """`anchorhoi track`: keypoint-anchored 4D tracking of a static interaction (paper Sec. 4, Eq. 3-6).
 
-    anchorhoi track --static STATIC.npz --keypoints KP.npz [--video FRAMES] --out DIR
+    anchorhoi track --static STATIC.npz --keypoints KP.npz [--video FRAMES] [--masks MASKS.npz] --out DIR
                     [--body anny | --smplx-model PATH] [--meshes] [--overwrite] [key=value ...]
 
-File formats: anchorhoi_jax/io/formats.py. Writes DIR/motion.npz, DIR/metrics.json, the resolved
+File formats: anchorhoi_jax/io/formats.py; MASKS.npz: `load_masks` below. Writes DIR/motion.npz, DIR/metrics.json, the resolved
 config, a manifest and (with --meshes) DIR/meshes/frame_XXXX.obj with the human and object of
 every frame. Everything (inputs, body model, config, output directory) is validated before DIR is
 created, so bad input leaves nothing behind.
@@ -39,6 +39,10 @@ class TrackWeights:
     # Object-at-rest prior (losses/object_rest.py) and its robust velocity scale (m per frame): off, as MotionWeights.
     object_rest: float = 0.0
     object_rest_scale: float = 0.0
+    # Mask terms, inert without --masks (as MotionWeights): the silhouette part of L_reg (off by default) and the
+    # object-at-rest anchor of the frames whose masks show the object at its static placement (losses/object_static.py).
+    silhouette: float = 0.0
+    object_static: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +85,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--static", required=True, metavar="STATIC.npz", help="static interaction (io/formats.py)")
     p.add_argument("--keypoints", required=True, metavar="KP.npz", help="OpenPose-18 keypoints and camera")
     p.add_argument("--video", default=None, metavar="FRAMES", help="frames (.npy (L,H,W,3) in [0,1] or a folder of images)")
+    p.add_argument("--masks", default=None, metavar="MASKS.npz",
+                   help="per-frame instance masks human_masks, object_masks (L,H,W) bool or 0/1: silhouette term of "
+                        "L_reg and the object-at-rest test")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--body", choices=("anny",), default=None, help="use the Anny body (phenotype in STATIC.npz)")
     g.add_argument("--smplx-model", default=None, metavar="PATH", help="SMPL-X model file or folder")
@@ -112,6 +119,47 @@ def _load_frames(path: str):
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise UsageError(f"--video {p}: frames must have shape (L, H, W, 3), got {frames.shape}")
     return frames.astype(onp.float32)
+
+
+def load_masks(path: str, num_frames: int, image_size, kp_name: str = "KP.npz") -> dict:
+    """Read and validate MASKS.npz: `human_masks` and `object_masks`, each (L, H, W) bool or 0/1 integers/floats.
+
+    L = the keypoint frames, (W, H) = the keypoint file's `image_size`. Each mask must be non-empty in at
+    least one frame (an all-empty mask has no silhouette and would mark no frame as showing the object).
+    Returns the two arrays as bool. Errors: UsageError, one line.
+    """
+    import numpy as onp
+
+    from anchorhoi_jax.cli import UsageError
+
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"--masks {p}: no such file")
+    try:
+        with onp.load(p, allow_pickle=False) as z:
+            d = {k: z[k] for k in z.files}
+    except (ValueError, OSError) as e:
+        raise UsageError(f"--masks {p}: not a readable .npz file ({' '.join(str(e).split())})") from None
+    W, H = (int(x) for x in onp.asarray(image_size).reshape(-1)[:2])
+    out = {}
+    for key in ("human_masks", "object_masks"):
+        if key not in d:
+            raise UsageError(f"--masks {p.name}: missing key '{key}'")
+        m = d[key]
+        if m.ndim != 3 or m.shape[1:] != (H, W):
+            raise UsageError(f"--masks {p.name}: '{key}' must have shape (L, {H}, {W}) (frames, image_size of "
+                             f"{kp_name}), got {tuple(m.shape)}")
+        if m.shape[0] != num_frames:
+            raise UsageError(f"--masks {p.name}: '{key}' has {m.shape[0]} frames but {kp_name} has {num_frames}; "
+                             "they must match")
+        if m.dtype.kind not in "biuf" or (m.dtype.kind != "b" and not onp.isin(m, (0, 1)).all()):
+            raise UsageError(f"--masks {p.name}: '{key}' must be binary (bool or 0/1), got dtype {m.dtype} with "
+                             "other values")
+        m = m.astype(bool)
+        if not m.any():
+            raise UsageError(f"--masks {p.name}: '{key}' is empty in every frame")
+        out[key] = m
+    return out
 
 
 def _body_and_maps(args, static: dict):
@@ -225,19 +273,26 @@ def run(args: argparse.Namespace) -> int:
         if frames.shape[0] != kp["keypoints"].shape[0]:
             raise UsageError(f"--video has {frames.shape[0]} frames but {Path(args.keypoints).name} has "
                              f"{kp['keypoints'].shape[0]}; they must match")
+    masks = None
+    if getattr(args, "masks", None) is not None:
+        # Checked against the keypoints; the video, if any, already matches them in length.
+        masks = load_masks(args.masks, kp["keypoints"].shape[0], kp["image_size"], Path(args.keypoints).name)
     check_output_dir(args.out, overwrite=args.overwrite)
     model, params, op_ids, candidates, pose_joints = _body_and_maps(args, static)
-    result = track(model, params, static, kp, cfg, op_ids, candidates, frames=frames, pose_joints=pose_joints)
+    result = track(model, params, static, kp, cfg, op_ids, candidates, frames=frames, pose_joints=pose_joints,
+                   masks=masks)
     _write(args, cfg, model, static, kp, result, cfg)
     return 0
 
 
 def track(model, params, static: dict, kp: dict, cfg: TrackConfig, op_ids, candidates, *, frames=None,
-          pose_joints: tuple[int, ...] | None = None) -> dict:
+          pose_joints: tuple[int, ...] | None = None, masks: dict | None = None) -> dict:
     """Run Eq. 3 + Eq. 4 optimisation; returns per-frame arrays, contacts and metrics (in memory).
 
     `op_ids`: (18,) indices into joints ++ extra points or a `KeypointRegressor` (Anny);
-    `pose_joints`: the optimised joints (default `motion_pose_joints(model)`)."""
+    `pose_joints`: the optimised joints (default `motion_pose_joints(model)`); `masks`: None or
+    {"human_masks", "object_masks"} (L, H, W) bool (`load_masks`): the silhouette part of L_reg and
+    the object-at-rest test of stages/motion.prepare_motion_data."""
     import jax
     import jax.numpy as jnp
 
@@ -258,6 +313,7 @@ def track(model, params, static: dict, kp: dict, cfg: TrackConfig, op_ids, candi
         contact_thresholds=dict(tau_n=cfg.tau_n, tau_d=gm_distance_threshold(cfg.contact_distance, cfg.sigma_d), sigma_d=cfg.sigma_d),
         frames=frames, pen_near_fraction=cfg.pen_near_fraction, pen_near_distance=cfg.pen_near_distance,
         contact_target=cfg.contact_target, pen_parts_static_allowance=cfg.pen_parts_static_allowance,
+        **(masks or {}),
     )
     wd = dataclasses.asdict(cfg.weights)
     if frames is None:

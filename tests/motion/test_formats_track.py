@@ -99,7 +99,32 @@ def _cli(argv, capsys):
     return code, capsys.readouterr().err
 
 
-@pytest.mark.parametrize("bad", ["kp_shape", "kp_conf", "mesh_open", "mesh_degenerate", "length"])
+def _masks(tmp_path, **over):
+    """MASKS.npz matching _kp: (L, 480, 640) person box at the left, object box at the right."""
+    hm = onp.zeros((L, 480, 640), bool)
+    om = onp.zeros((L, 480, 640), onp.uint8)
+    hm[:, 100:400, 100:250] = True
+    om[:, 300:420, 300:450] = 1
+    d = {k: v for k, v in {"human_masks": hm, "object_masks": om, **over}.items() if v is not None}
+    p = tmp_path / "MASKS.npz"
+    onp.savez(p, **d)
+    return p
+
+
+MASK_CASES = {
+    "mask_missing": (dict(object_masks=None), "--masks MASKS.npz: missing key 'object_masks'"),
+    "mask_shape": (dict(human_masks=onp.ones((L, 240, 320), bool)),
+                   "'human_masks' must have shape (L, 480, 640) (frames, image_size of KP.npz), got (4, 240, 320)"),
+    "mask_length": (dict(object_masks=onp.ones((L + 1, 480, 640), bool)),
+                    "'object_masks' has 5 frames but KP.npz has 4; they must match"),
+    "mask_empty": (dict(object_masks=onp.zeros((L, 480, 640), onp.uint8)), "'object_masks' is empty in every frame"),
+    "mask_values": (dict(human_masks=onp.full((L, 480, 640), 255, onp.uint8)),
+                    "'human_masks' must be binary (bool or 0/1), got dtype uint8 with other values"),
+    "mask_file": (None, "MASKS.npz: no such file"),
+}
+
+
+@pytest.mark.parametrize("bad", ["kp_shape", "kp_conf", "mesh_open", "mesh_degenerate", "length", *MASK_CASES])
 def test_track_bad_input_writes_nothing(tmp_path, capsys, bad):
     out = tmp_path / "run"
     kp = _kp(tmp_path, **({"keypoints": onp.zeros((L, 17, 2))} if bad == "kp_shape" else
@@ -113,9 +138,13 @@ def test_track_bad_input_writes_nothing(tmp_path, capsys, bad):
     if bad == "length":
         onp.save(tmp_path / "frames.npy", onp.zeros((L + 1, 8, 8, 3), onp.float32))
         argv += ["--video", str(tmp_path / "frames.npy")]
+    if bad in MASK_CASES:
+        over, msg = MASK_CASES[bad]
+        argv += ["--masks", str(tmp_path / "MASKS.npz" if over is None else _masks(tmp_path, **over))]
     code, err = _cli(argv, capsys)
     expect = {"kp_shape": "'keypoints' must have shape", "kp_conf": "all keypoint confidences are zero",
-              "mesh_open": "not watertight", "mesh_degenerate": "degenerate", "length": "--video has 5 frames but KP.npz has 4"}[bad]
+              "mesh_open": "not watertight", "mesh_degenerate": "degenerate", "length": "--video has 5 frames but KP.npz has 4",
+              **{k: m for k, (_, m) in MASK_CASES.items()}}[bad]
     assert code == 2 and expect in err and err.count("\n") == 1, err
     assert not out.exists()
 
@@ -153,3 +182,42 @@ def test_track_refuses_existing_dir_and_runs(tmp_path, capsys, monkeypatch, body
     assert (out / "meshes" / "frame_0003.obj").is_file()
     manifest = json.loads((out / "manifest.json").read_text())
     assert "motion.npz" in {f["name"] for f in manifest["files"]}
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_track_masks_reach_motion_data(tmp_path, capsys, monkeypatch, body):
+    """--masks is validated, converted to bool and given to prepare_motion_data as human_masks= / object_masks=
+    (stopped there: tests/motion/test_object_static.py and test_silhouette.py cover what the motion data does with
+    them, test_track_refuses_existing_dir_and_runs the run)."""
+    import jax.numpy as jnp
+
+    import anchorhoi_jax.stages.motion as motion
+    import anchorhoi_jax.track as track
+    from anchorhoi_jax.body.model import BodyParams
+
+    model, ex = body
+    monkeypatch.setattr(track, "_body_and_maps", lambda args, static: (
+        model, BodyParams.zeros(model).replace(transl=jnp.array([0.0, 0.0, 1.0])), jnp.asarray(ex["openpose18"]),
+        jnp.asarray(ex["contact_candidates"]), tuple(range(1, 22))))
+    seen = {}
+
+    def spy(*a, **kw):
+        seen.update(kw)
+        raise _Stop
+
+    monkeypatch.setattr(motion, "prepare_motion_data", spy)
+    hm = onp.zeros((L, 48, 64), onp.uint8)
+    hm[:, 10:40, 10:25] = 1
+    om = onp.zeros((L, 48, 64), bool)
+    om[:, 30:42, 30:45] = True
+    onp.savez(tmp_path / "M.npz", human_masks=hm, object_masks=om)
+    argv = ["track", "--static", str(_static(tmp_path)), "--keypoints", str(_kp(tmp_path, image_size=onp.array([64.0, 48.0]))),
+            "--out", str(tmp_path / "run"), "--smplx-model", str(tmp_path), "--masks", str(tmp_path / "M.npz"),
+            "num_object_points=32", "num_pen_vertices=32", "sdf_resolution=16"]
+    with pytest.raises(_Stop):
+        _cli(argv, capsys)
+    assert seen["human_masks"].dtype == bool and onp.array_equal(seen["human_masks"], hm > 0)
+    assert onp.array_equal(seen["object_masks"], om) and not (tmp_path / "run").exists()
