@@ -1,4 +1,4 @@
-"""The motion half of the graph: static HOI -> render -> video -> detect -> contacts -> motion.
+"""The motion half of the graph: static HOI -> render -> video -> detect (+ segment) -> contacts -> motion.
 
 External inputs: 'static_in' (per-seed static HOI dicts read from STATIC.npz files), 'prompt',
 'video_file' (path or ''), 'seeds' ({"key": raw key data of the run's root key, "count"}). The
@@ -12,6 +12,7 @@ from anchorhoi_jax.pipeline.graph import Stage
 from anchorhoi_jax.pipeline.stage_detect import make_detect_stage_fn
 from anchorhoi_jax.pipeline.stage_motion import make_contacts_stage_fn, make_motion_stage_fn
 from anchorhoi_jax.pipeline.stage_render import make_render_stage_fn
+from anchorhoi_jax.pipeline.stage_segment import segment_stage
 from anchorhoi_jax.pipeline.stage_video import video_stage
 
 __all__ = ["animate_stages", "ANIMATE_EXTERNALS"]
@@ -32,8 +33,9 @@ def animate_stages(body_fn) -> list[Stage]:
         Stage("video", ("render", "prompt", "video_file"), "video", video_stage, "video prior (image -> clip)"),
         Stage("detect", ("video", "render", "static"), "detect", make_detect_stage_fn(body_fn),
               "OpenPose-18 keypoints per frame"),
+        Stage("segment", ("video", "prompt"), "segment", segment_stage, "human / object masks per frame"),
         Stage("contacts", ("static", "seeds"), "motion", make_contacts_stage_fn(body_fn), "contact keypoints (Eq. 3)"),
-        Stage("motion", ("static", "contacts", "detect", "render", "video", "seeds"), "motion",
+        Stage("motion", ("static", "contacts", "detect", "segment", "render", "video", "seeds"), "motion",
               make_motion_stage_fn(body_fn), "4D tracking (Eq. 4-6)"),
     ]
 

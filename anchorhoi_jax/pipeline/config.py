@@ -12,7 +12,8 @@ from typing import Literal
 
 from anchorhoi_jax.track import TrackWeights
 
-__all__ = ["BodyConfig", "StaticRenderConfig", "VideoConfig", "DetectConfig", "MotionStageConfig", "ExportConfig",
+__all__ = ["BodyConfig", "StaticRenderConfig", "VideoConfig", "DetectConfig", "SegmentConfig", "MotionStageConfig",
+           "ExportConfig",
            "ObserveConfig", "AnimateConfig", "MAX_PROMPT_CHARS", "check_prompt"]
 
 MAX_PROMPT_CHARS = 300  # IF's T5 reads 77 tokens; 300 characters is well past any sensible prompt
@@ -102,6 +103,35 @@ class DetectConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class SegmentConfig:
+    """Human / object instance masks of the video frames for the motion stage (paper Sec. 4: Grounded-SAM).
+
+    kind: "none" (no masks: the motion stage runs on keypoints and contacts alone) or "grounded_sam"
+      (GroundingDINO boxes for `human_label` and the object's name, refined by SAM; weights 'grounding-dino'
+      and 'sam'). With masks the motion stage adds the silhouette part of L_reg (motion.weights.silhouette) and
+      ties the frames whose object mask shows the object at its static placement to it (weights.object_static).
+      The offline mediapipe segmenter of the composition is no option here: its object mask is foreground minus
+      person, and a generated video frame has no known background to take the foreground from.
+    object_label: the object's name for GroundingDINO; "" = the object part of the prompt (pipeline/prompt.py).
+    """
+
+    kind: Literal["none", "grounded_sam"] = "none"
+    human_label: str = "person"
+    object_label: str = ""
+    box_threshold: float = 0.3
+    text_threshold: float = 0.25
+    grounding_dino_dir: str | None = None
+    sam_dir: str | None = None
+
+    def __post_init__(self):
+        if not (0.0 < self.box_threshold < 1.0 and 0.0 < self.text_threshold < 1.0):
+            raise ValueError(f"segment.box_threshold and segment.text_threshold must be in (0, 1), got "
+                             f"{self.box_threshold}, {self.text_threshold}")
+        if not self.human_label.strip():
+            raise ValueError("segment.human_label must not be empty")
+
+
+@dataclasses.dataclass(frozen=True)
 class MotionStageConfig:
     """Contact keypoints (Eq. 3) and 4D tracking (Eq. 4-6); paper Sec. 5 defaults."""
 
@@ -164,7 +194,7 @@ class ObserveConfig:
 
 @dataclasses.dataclass(frozen=True)
 class AnimateConfig:
-    """`anchorhoi animate`: static HOI -> render -> video -> keypoints -> contacts -> motion -> exports."""
+    """`anchorhoi animate`: static HOI -> render -> video -> keypoints (+ masks) -> contacts -> motion -> exports."""
 
     prompt: str = ""  # the interaction text (video prior conditioning)
     seed: int = 0
@@ -172,6 +202,7 @@ class AnimateConfig:
     render: StaticRenderConfig = StaticRenderConfig()
     video: VideoConfig = VideoConfig()
     detect: DetectConfig = DetectConfig()
+    segment: SegmentConfig = SegmentConfig()
     motion: MotionStageConfig = MotionStageConfig()
     export: ExportConfig = ExportConfig()
     observe: ObserveConfig = ObserveConfig()

@@ -190,20 +190,26 @@ def stack_seed_data(datas: list):
     return jax.tree.map(lambda *x: jnp.stack(x), *datas)
 
 
-def _prepare(body: MotionBody, st: dict, kp, conf, K, T, image_size, key, cfg):
+def _prepare(body: MotionBody, st: dict, kp, conf, K, T, image_size, key, cfg, masks: dict | None = None):
+    """prepare_motion_data for one seed; `masks`: None or {"human_masks", "object_masks"} (L, H, W) bool."""
     from anchorhoi_jax.stages.motion import prepare_motion_data
 
     return prepare_motion_data(
         motion_model(body, st), _instance(body, st), st["object_vertices"], st["object_faces"], keypoints=kp,
         confidence=conf, K=K, T_cam_world=T, image_size=image_size, contact_candidates=body.candidates,
         openpose_ids=body.openpose, key=key, num_object_points=cfg.num_object_points,
-        num_pen_vertices=cfg.num_pen_vertices, sdf_resolution=cfg.sdf_resolution, contact_thresholds=_thresholds(cfg))
+        num_pen_vertices=cfg.num_pen_vertices, sdf_resolution=cfg.sdf_resolution, contact_thresholds=_thresholds(cfg),
+        **(masks or {}))
 
 
 def make_motion_stage_fn(body_fn):
-    """inputs: 'static', 'contacts', 'detect', 'render', 'video', 'seeds'. Section: 'motion'."""
+    """inputs: 'static', 'contacts', 'detect', 'segment', 'render', 'video', 'seeds'. Section: 'motion'.
+
+    With masks in the 'segment' output (pipeline/stage_segment.py) every seed's data carries them: the silhouette
+    part of L_reg and the object-at-rest test (stages/motion.prepare_motion_data)."""
 
     def motion_stage(ctx, inputs, cfg):
+        from anchorhoi_jax.pipeline.stage_segment import motion_masks
         from anchorhoi_jax.stages.motion import MotionWeights, motion_phases
 
         body: MotionBody = body_fn()
@@ -212,10 +218,11 @@ def make_motion_stage_fn(body_fn):
         H, W = inputs["video"]["frames"].shape[2:4]
         size = onp.asarray([W, H], onp.float32)
         seeds = seed_items(inputs["static"])
+        masks = motion_masks(inputs["segment"], W) if "segment" in inputs else None
         datas = []
         for i, st in seeds:
             d = _prepare(body, st, kp[i], conf[i], inputs["render"]["K"][i], inputs["render"]["T_cam_world"][i], size,
-                         _data_key(root, i), cfg)
+                         _data_key(root, i), cfg, None if masks is None else masks[i])
             if not onp.array_equal(onp.asarray(d.contacts.human_vertex), inputs["contacts"]["human_vertex"][i]):
                 raise PipelineError(f"seed {i}: the motion stage's contact pairs differ from the 'contacts' stage "
                                     "(inputs changed under a finished stage); rerun with --from-stage contacts")

@@ -59,8 +59,8 @@ def test_outputs_load_back(smoke_run):
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert cfg["motion"]["steps"] == 60 and cfg["prompt"] == "a person leans on a box"
     timings = json.loads((out / "timings.json").read_text())
-    assert [s["name"] for s in timings["stages"]] == ["static", "render", "contacts", "video", "detect", "motion",
-                                                       "export"]
+    assert [s["name"] for s in timings["stages"]] == ["static", "render", "contacts", "video", "detect", "segment",
+                                                       "motion", "export"]
 
 
 def test_same_seed_same_bits_and_rerun_skips(smoke_run, static_npz, tmp_path):
