@@ -77,7 +77,8 @@ GEMM_VARIANTS = {"gemm_tf32": "tf32", "gemm_tf32x3": "tf32x3", "gemm_bf16x6": "b
                  "gemm_3xtf32": "fp32_3xtf32", "gemm_highest": "highest"}
 SDF_VARIANTS = {"sdf_autodiff": "autodiff", "sdf_fused": "fused"}
 # The object-SDF L_pen term's implementation (kernels/sdf.PEN_IMPL): the one-pass kernel or the JAX reference.
-SDF_PEN_VARIANTS = {"sdf_pen_xla": "xla", "sdf_pen_pallas": "pallas", "sdf_pen_flat": "flat"}  # flat: plain-grid gathers
+SDF_PEN_VARIANTS = {"sdf_pen_xla": "xla", "sdf_pen_pallas": "pallas", "sdf_pen_flat": "flat",  # flat: plain-grid gathers
+                    "sdf_table_step": "step"}  # session 8b: the corner table rebuilt every step (kernels/sdf.PEN_TABLE)
 
 
 @contextlib.contextmanager
@@ -86,7 +87,7 @@ def variant(name, cfg):
     Names: KERNEL_VARIANTS, GEMM_VARIANTS, SDF_VARIANTS, "ref", "default" (the code as committed), or
     '+'-joined combinations (e.g. "pallas+gemm_bf16x6")."""
     old = ((part_volumes.CAPSULE_IMPL, part_volumes.SELF_PEN_IMPL, motion_mod.LBS_GRAD_IMPL, sdf_kernel.PEN_IMPL),
-           sdf_mod.SDF_GRAD_IMPL, sdf_kernel.PEN_CORNERS)
+           sdf_mod.SDF_GRAD_IMPL, sdf_kernel.PEN_CORNERS, sdf_kernel.PEN_TABLE)
     try:
         for part in name.split("+"):
             if part == "ref":
@@ -101,6 +102,8 @@ def variant(name, cfg):
                 sdf_mod.SDF_GRAD_IMPL = SDF_VARIANTS[part]
             elif part == "sdf_pen_flat":
                 sdf_kernel.PEN_CORNERS = False
+            elif part == "sdf_table_step":
+                sdf_kernel.PEN_TABLE = "step"
             elif part in SDF_PEN_VARIANTS:
                 sdf_kernel.PEN_IMPL = SDF_PEN_VARIANTS[part]
             elif part != "default":
@@ -108,7 +111,7 @@ def variant(name, cfg):
         yield cfg
     finally:
         set_kernels(*old[0])
-        sdf_mod.SDF_GRAD_IMPL, sdf_kernel.PEN_CORNERS = old[1], old[2]
+        sdf_mod.SDF_GRAD_IMPL, sdf_kernel.PEN_CORNERS, sdf_kernel.PEN_TABLE = old[1], old[2], old[3]
 
 
 def grad_check(cfg, data, weights, params, variants=("xla", "pallas")) -> dict:
@@ -189,8 +192,11 @@ def load_data(root, args):
 
 def with_posedirs(data, model):
     """`sub_posedirs` as prepare_motion_data lays it out: the subset [extra-point vertices | contact-slot
-    vertices | L_pen vertices], coordinate-major columns."""
+    vertices | L_pen vertices], coordinate-major columns; and the SDF's corner table (SDFGrid.corners, session 8b)
+    where the cached data predates it."""
     data = jax.tree.map(jnp.asarray, data)
+    if getattr(data.sdf, "corners", None) is None:
+        data = data.replace(sdf=sdf_mod.with_corner_table(data.sdf))
     if data.sub_skin_entries is None:  # data cached before session 7: the LBS kernel's entry lists, on the host
         from anchorhoi_jax.kernels.lbs import host_joint_entries
 
@@ -367,7 +373,7 @@ def main():
         summary["kernels"] = {"capsule": part_volumes.CAPSULE_IMPL, "self_pen": part_volumes.SELF_PEN_IMPL,
                               "lbs_grad": motion_mod.LBS_GRAD_IMPL, "lbs_grad_chunk": motion_mod.LBS_GRAD_CHUNK,
                               "sdf_pen": sdf_kernel.PEN_IMPL, "sdf_pen_corners": sdf_kernel.PEN_CORNERS,
-                              "sdf_grad": sdf_mod.SDF_GRAD_IMPL}
+                              "sdf_grad": sdf_mod.SDF_GRAD_IMPL, "sdf_table": sdf_kernel.PEN_TABLE}
         print(f"seeds {S}: {t:.4f} s per {args.steps} steps", flush=True)
         if (args.trace or args.hlo) and not late():
             last_state = trace_one(update, init, data, w, S, args, out, md, f"seed{S}", f"{S} seed(s)")

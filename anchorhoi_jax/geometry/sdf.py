@@ -23,6 +23,10 @@ class SDFGrid:
     values: Float[Array, "R R R"]
     origin: Float[Array, "3"]
     spacing: Float[Array, "3"]
+    # Optional gather layout of `values` for the L_pen kernel (kernels/sdf.corner_table: each cell's 8 corners side
+    # by side), built once with the grid (`with_corner_table`) instead of once per Adam step inside the jitted loop
+    # (XLA does not hoist the 8× larger table out of the while loop). None: the kernel builds it from `values`.
+    corners: Float[Array, "cells8"] | None = None
 
 
 def _point_segment_sq(p, a, b):
@@ -87,12 +91,14 @@ def signed_distance(
 
 
 def sdf_grid_from_mesh(
-    vertices: Float[Array, "V 3"], faces: Int[Array, "F 3"], *, resolution: int = 64, padding: float = 0.1
+    vertices: Float[Array, "V 3"], faces: Int[Array, "F 3"], *, resolution: int = 64, padding: float = 0.1,
+    corner_table: bool = False,
 ) -> SDFGrid:
     """Tabulate the signed distance of a closed mesh on a resolution³ grid over its padded bounding cube.
 
     `padding` (metres) extends the box on every side, so that human vertices approaching the object
-    read true distances; outside the grid `sample_sdf` extrapolates conservatively.
+    read true distances; outside the grid `sample_sdf` extrapolates conservatively. `corner_table`:
+    also store the L_pen kernel's gather table (`with_corner_table`; 8× the grid's memory).
     """
     vertices = jnp.asarray(vertices, jnp.float32)
     lo = vertices.min(0) - padding
@@ -101,7 +107,15 @@ def sdf_grid_from_mesh(
     ax = [lo[i] + spacing[i] * jnp.arange(resolution, dtype=jnp.float32) for i in range(3)]
     grid = jnp.stack(jnp.meshgrid(*ax, indexing="ij"), -1).reshape(-1, 3)
     vals = signed_distance(grid, vertices, faces).reshape(resolution, resolution, resolution)
-    return SDFGrid(values=vals, origin=lo, spacing=spacing)
+    grid = SDFGrid(values=vals, origin=lo, spacing=spacing)
+    return with_corner_table(grid) if corner_table else grid
+
+
+def with_corner_table(grid: SDFGrid) -> SDFGrid:
+    """`grid` with `corners` = kernels/sdf.corner_table(grid.values) (rebuilt: call it again after changing values)."""
+    from anchorhoi_jax.kernels.sdf import corner_table
+
+    return grid.replace(corners=corner_table(jnp.asarray(grid.values, jnp.float32)))
 
 
 def sample_sdf(grid: SDFGrid, points: Float[Array, "*n 3"]) -> Float[Array, "*n"]:

@@ -52,6 +52,10 @@ def corner_table(values: Float[Array, "A B C"]) -> Float[Array, "cells8"]:
 
 # Gather layout of the kernel: True = `corner_table` (8 corners per cell, contiguous), False = the plain grid.
 PEN_CORNERS = True
+# Where the corner table comes from when the caller passes one (geometry/sdf.SDFGrid.corners, built once with the
+# grid): "given" uses it; "step" ignores it and rebuilds the table from the values in the traced step (session 8's
+# code, kept for the A/B in benchmarks/motion_profile.py). Read at trace time.
+PEN_TABLE = "given"
 
 
 def _sdf_pen_kernel(res, n, block, margin, corners, prm_ref, grid_ref, x_ref, y_ref, z_ref, gx_ref, gy_ref, gz_ref,
@@ -127,16 +131,21 @@ def sdf_penetration_pallas(
     x: Float[Array, "N"], y: Float[Array, "N"], z: Float[Array, "N"], R: Float[Array, "3 3"], t: Float[Array, "3"],
     values: Float[Array, "A B C"], origin: Float[Array, "3"], spacing: Float[Array, "3"], margin: float, *,
     interpret: bool = False, block: int = 512, num_warps: int = 4, corners: bool | None = None,
+    table: Float[Array, "cells8"] | None = None,
 ):
     """Σ relu(margin − sdf(Rᵀ(x − t)))² over N world points given as coordinate planes, and its gradient.
 
     Returns (value (), ∂/∂(x, y, z) three (N,) planes, ∂/∂R (3, 3), ∂/∂t (3,)). `block`: points per program
     (a power of two); N is padded to a multiple of it (padding rows masked). `corners`: gather from
-    `corner_table(values)` (None: PEN_CORNERS); the same values either way."""
+    `corner_table(values)` (None: PEN_CORNERS); the same values either way. `table`: that corner table, built
+    by the caller once (geometry/sdf.with_corner_table); None (or PEN_TABLE "step"): built here from `values`."""
     from jax.experimental import pallas as pl
 
     if block & (block - 1):
         raise ValueError(f"block must be a power of two, got {block}")
+    cells8 = 8 * (values.shape[0] - 1) * (values.shape[1] - 1) * (values.shape[2] - 1)
+    if table is not None and table.shape != (cells8,):
+        raise ValueError(f"corner table must have shape ({cells8},) for a {values.shape} grid, got {table.shape}")
     n = x.shape[0]
     n_pad = -(-n // block) * block
     planes = [jnp.pad(c.astype(jnp.float32), (0, n_pad - n)) for c in (x, y, z)]
@@ -144,7 +153,10 @@ def sdf_penetration_pallas(
     prm = jnp.pad(prm, (0, _PRM - prm.shape[0]))
     res = tuple(int(s) for s in values.shape)
     corners = PEN_CORNERS if corners is None else corners
-    table = corner_table(values) if corners else values.reshape(-1)
+    if not corners:
+        table = values.reshape(-1)
+    elif table is None or PEN_TABLE == "step":
+        table = corner_table(values)
     nb = n_pad // block
     spec = pl.BlockSpec((block,), lambda i: (i,))
     full = lambda shape: pl.BlockSpec(shape, lambda i: (0,) * len(shape))  # noqa: E731
@@ -164,11 +176,11 @@ def sdf_penetration_pallas(
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(8, 9))
-def sdf_penetration(x, y, z, R, t, values, origin, spacing, margin: float, interpret: bool = False):
+def sdf_penetration(x, y, z, R, t, values, origin, spacing, margin: float, interpret: bool = False, table=None):
     """`sdf_penetration_pallas`'s value, differentiable: the gradient comes from the same pass (custom VJP). The
     grid's own cotangents (a constant of the objective; never needed by the motion step, where XLA drops them)
-    are those of the JAX reference."""
-    return sdf_penetration_pallas(x, y, z, R, t, values, origin, spacing, margin, interpret=interpret)[0]
+    are those of the JAX reference; the corner table `table` (a copy of the values) gets none."""
+    return sdf_penetration_pallas(x, y, z, R, t, values, origin, spacing, margin, interpret=interpret, table=table)[0]
 
 
 def _reference(x, y, z, R, t, values, origin, spacing, margin):
@@ -179,15 +191,16 @@ def _reference(x, y, z, R, t, values, origin, spacing, margin):
     return jnp.sum(jax.nn.relu(margin - _trilinear_xyz(values, origin, spacing, *q)) ** 2)
 
 
-def _fwd(x, y, z, R, t, values, origin, spacing, margin, interpret):
-    val, gx, gy, gz, gR, gt = sdf_penetration_pallas(x, y, z, R, t, values, origin, spacing, margin, interpret=interpret)
+def _fwd(x, y, z, R, t, values, origin, spacing, margin, interpret, table):
+    val, gx, gy, gz, gR, gt = sdf_penetration_pallas(x, y, z, R, t, values, origin, spacing, margin, interpret=interpret,
+                                                     table=table)
     return val, (gx, gy, gz, gR, gt, (x, y, z, R, t, values, origin, spacing))
 
 
 def _bwd(margin, interpret, res, g):
     gx, gy, gz, gR, gt, prim = res
     _, vjp = jax.vjp(lambda v, o, s: _reference(*prim[:5], v, o, s, margin), *prim[5:])
-    return (g * gx, g * gy, g * gz, g * gR, g * gt, *vjp(g))
+    return (g * gx, g * gy, g * gz, g * gR, g * gt, *vjp(g), None)
 
 
 sdf_penetration.defvjp(_fwd, _bwd)

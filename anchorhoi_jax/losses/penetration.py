@@ -49,7 +49,7 @@ def object_sdf_penetration_world(
         # On CUDA the value and its gradient come from one kernel (kernels/sdf.py; same values to float32
         # rounding); `depth` above is then only computed if a caller reads it (XLA drops it otherwise).
         value = sdf_kernel.sdf_penetration(*(human_points[:, k] for k in range(3)), R_obj, t_obj, grid.values,
-                                           grid.origin, grid.spacing, float(margin), impl == "interpret")
+                                           grid.origin, grid.spacing, float(margin), impl == "interpret", grid.corners)
         return value, {"depth": depth}
 
 

@@ -438,7 +438,7 @@ def prepare_motion_data(
     j_rest = rest_joints(model, static.betas)
     R_rest = rest_orientations(model, static.betas)
     parts = fit_part_volumes(v_rest, j_rest, R_rest, model.lbs_weights, model.faces, model.parents)
-    sdf = sdf_grid_from_mesh(obj_v, obj_f, resolution=sdf_resolution)
+    sdf = sdf_grid_from_mesh(obj_v, obj_f, resolution=sdf_resolution, corner_table=True)  # L_pen kernel gathers
     pen_vertices = _pen_vertex_subset(model, v_rest, posed.vertices, sdf, static, num_pen_vertices,
                                       pen_near_fraction, pen_near_distance)
     slots, slot_mask = _contact_slots(contacts, max_contact_pairs)

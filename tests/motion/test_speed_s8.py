@@ -48,7 +48,8 @@ def test_sdf_penetration_kernel_matches_reference():
     pts, R, t = _frames(jax.random.key(1), frames=2, n=200)
     v_ref, g_ref = _loss("xla", grid, margin)(pts, R, t)
     assert float(v_ref) > 0  # some points penetrate: the test sees non-zero gradients
-    v_k, g_k = _loss("interpret", grid, margin)(pts, R, t)  # the default 8-corners-per-cell gather table
+    # The default 8-corners-per-cell gather table, built once with the grid (SDFGrid.corners, as prepare_motion_data).
+    v_k, g_k = _loss("interpret", sdf_mod.with_corner_table(grid), margin)(pts, R, t)
     assert abs(float(v_k) - float(v_ref)) <= 1e-5 * abs(float(v_ref))
     for a, b in zip(g_k, g_ref):
         scale = float(jnp.max(jnp.abs(b)))
@@ -61,6 +62,17 @@ def test_sdf_penetration_kernel_bad_block():
     with pytest.raises(ValueError, match="block must be a power of two"):
         sdf_kernel.sdf_penetration_pallas(*(jnp.zeros(4),) * 3, jnp.eye(3), jnp.zeros(3), jnp.zeros((2, 2, 2)),
                                           jnp.zeros(3), jnp.ones(3), 0.0, interpret=True, block=48)
+
+
+def test_sdf_corner_table_given_once():
+    grid = _grid(jax.random.key(9), res=(3, 4, 5))
+    g2 = sdf_mod.with_corner_table(grid)
+    assert g2.corners.shape == (8 * 2 * 3 * 4,)
+    # corner (dx, dy, dz) of cell (i, j, k) at 8·cell + 4dx + 2dy + dz
+    assert float(g2.corners[8 * ((1 * 3 + 2) * 4 + 3) + 4 + 1]) == float(grid.values[2, 2, 4])
+    with pytest.raises(ValueError, match=r"corner table must have shape \(192,\)"):
+        sdf_kernel.sdf_penetration_pallas(*(jnp.zeros(4),) * 3, jnp.eye(3), jnp.zeros(3), grid.values, grid.origin,
+                                          grid.spacing, 0.0, interpret=True, table=jnp.zeros(10))
 
 
 def test_sdf_fused_derivative_matches_autodiff():
@@ -103,16 +115,17 @@ def test_sdf_penetration_kernel_lowers_to_triton():
 
 @pytest.mark.gpu
 def test_sdf_penetration_triton_kernel_matches_reference_on_gpu():
-    """The compiled Triton kernel (not the interpreter) with penetrating points, both gather layouts (device only)."""
+    """The compiled Triton kernel (not the interpreter) with penetrating points, both gather layouts, the corner
+    table built in the step or given with the grid (device only)."""
     grid = _grid(jax.random.key(7), res=(64, 64, 64))
     pts, R, t = _frames(jax.random.key(8), frames=16, n=2048)
     v_ref, g_ref = _loss("xla", grid, 0.01)(pts, R, t)
     assert float(v_ref) > 0
-    for corners in (True, False):
+    for corners, g in ((True, grid), (False, grid), (True, sdf_mod.with_corner_table(grid))):
         old = sdf_kernel.PEN_CORNERS
         sdf_kernel.PEN_CORNERS = corners
         try:
-            v_k, g_k = _loss("pallas", grid, 0.01)(pts, R, t)
+            v_k, g_k = _loss("pallas", g, 0.01)(pts, R, t)
         finally:
             sdf_kernel.PEN_CORNERS = old
         assert abs(float(v_k) - float(v_ref)) <= 1e-5 * abs(float(v_ref))
