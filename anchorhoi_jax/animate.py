@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-STAGES = ("static", "render", "video", "detect", "contacts", "motion")
+STAGES = ("static", "render", "video", "detect", "segment", "contacts", "motion")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -52,6 +52,9 @@ def preflight(cfg, *, video_file: str | None, out: str, overwrite: bool) -> None
             resolve_weights("flux-redux-siglip", cfg.video.siglip_dir)
         if cfg.detect.kind == "openpose":
             resolve_weights("openpose-body", cfg.detect.openpose_dir)
+        if cfg.segment.kind == "grounded_sam":
+            resolve_weights("grounding-dino", cfg.segment.grounding_dino_dir)
+            resolve_weights("sam", cfg.segment.sam_dir)
     except MissingWeightsError as e:
         raise UsageError(" ".join(str(e).split())) from None
     if cfg.observe.tensorboard:

@@ -16,8 +16,8 @@ import argparse
 
 from anchorhoi_jax.animate import add_pipeline_args, pipeline_errors, preflight
 
-STAGES = ("coarse", "masks", "anchor", "avatar", "pose", "object", "static", "render", "video", "detect", "contacts",
-          "motion")
+STAGES = ("coarse", "masks", "anchor", "avatar", "pose", "object", "static", "render", "video", "detect", "segment",
+          "contacts", "motion")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

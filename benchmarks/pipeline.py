@@ -53,13 +53,13 @@ GPU_OVERRIDES = [
     "compose.object.fuse_guidance=true",
     "compose.anchor.steps=200", "compose.anchor.steps_per_call=100",
     "compose.segmentation.on_empty=foreground", "compose.detection.on_missing=rest_pose",
-    "video.kind=tiny", "video.seconds=5.0", "video.num_inference_steps=4", "detect.kind=static",
+    "video.kind=tiny", "video.seconds=5.0", "video.num_inference_steps=4", "detect.kind=static", "segment.kind=none",
     "motion.steps=1000", "motion.log_every=100", "observe.progress=false",
 ]
 PROMPT = "A man with sideburns sitting on a sofa"
 # The composition half of the graph (issue 6's whole chain: coarse .. object, static assembly excluded).
 COMPOSITION_STAGES = ("coarse", "masks", "anchor", "avatar", "pose", "object")
-GRAPH_STAGES = COMPOSITION_STAGES + ("static", "render", "contacts", "video", "detect", "motion")
+GRAPH_STAGES = COMPOSITION_STAGES + ("static", "render", "contacts", "video", "detect", "segment", "motion")
 
 
 def paper_steps(cfg) -> dict:

@@ -62,6 +62,19 @@ def test_missing_weights_for_the_real_preset(tmp_path, capsys, monkeypatch):
     assert not out.exists()
 
 
+def test_missing_segmenter_weights_before_anything_runs(tmp_path, capsys, monkeypatch):
+    """segment.kind=grounded_sam (video-frame masks for the motion stage) checks GroundingDINO's weights in the
+    preflight, not after the render, video and detect stages."""
+    monkeypatch.setenv("ANCHORHOI_WEIGHTS", str(tmp_path / "weights"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "out"
+    assert main(["generate", "a man sitting on a sofa", "--config", str(SMOKE), "segment.kind=grounded_sam",
+                 "--out", str(out)]) == 2
+    err = _err(capsys)
+    assert err.startswith("anchorhoi generate: error: missing weights for 'grounding-dino'"), err
+    assert not out.exists()
+
+
 def test_existing_output_dir_needs_overwrite(tmp_path, capsys, static_npz):
     out = tmp_path / "out"
     out.mkdir()
