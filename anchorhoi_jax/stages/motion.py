@@ -289,7 +289,9 @@ class MotionConfig:
     # the human walks up to it); "absolute" = from the static placement X_s, i.e. the static human-object relative pose
     # kept (`displacement_absolute`; the paper's video starts at the static interaction, in contact), which does not
     # inherit the human's walk in early frames the 4 px test wrongly calls at rest (a box carried toward the camera).
-    object_init_reference: str = "since_rest"
+    # Session 8b, 6 dev draws (h4-h9, H100, --select): since_rest 28.92 -> **absolute 28.47** mm (max pen 4.12 / 3.82);
+    # benchmark once with it: MPJPE 23.6 mm, held-out carry@h1 51.7 -> 38.2 mm (benchmarks/results/motion.md, session 8b).
+    object_init_reference: str = "absolute"
     pen_margin: float = 0.0
     init_noise: float = 0.0  # radians of body-pose jitter per seed (0: all seeds start identical)
     global_steps: int = 200  # first stage of `motion_phases`: human global motion from L_J only

@@ -187,12 +187,12 @@ def test_keypoint_translation_init_is_exact_for_a_rigid_linear_walk(setup):
     onp.testing.assert_allclose(onp.asarray(p.object_translation - st.t_world_obj[None]),
                                 onp.asarray(p.transl - st.transl[None]), atol=1e-5)
     # With the mask test of rest (frames 0-1 at rest, then moved): X_s in the rest frames; afterwards the human's
-    # displacement since those frames ("since_rest", default) or since X_s ("absolute", the static relative pose).
+    # displacement since those frames ("since_rest") or since X_s ("absolute", default: the static relative pose).
     rest = jnp.zeros(L).at[:2].set(1.0)
     dt = onp.array(p.transl - st.transl[None])
     for ref, want in (("since_rest", dt - dt[:2].mean(0)), ("absolute", dt.copy())):
         pr = keypoint_initial_params(d.replace(object_static_frames=rest),
-                                     cfg if ref == "since_rest" else dataclasses.replace(cfg, object_init_reference=ref))
+                                     cfg if ref == cfg.object_init_reference else dataclasses.replace(cfg, object_init_reference=ref))
         want[:2] = 0.0
         onp.testing.assert_allclose(onp.asarray(pr.object_translation - st.t_world_obj[None]), want, atol=1e-5)
     with pytest.raises(ValueError, match="MotionConfig.object_init_reference must be one of .*got 'last'"):
