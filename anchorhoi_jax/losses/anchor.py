@@ -22,7 +22,7 @@ from jaxtyping import Array, Float
 HIGHEST = jax.lax.Precision.HIGHEST
 
 
-def _rot_gap(R: Float[Array, "F 3 3"], R_ref: Float[Array, "3 3"]) -> Float[Array, "F"]:
+def rotation_gap(R: Float[Array, "F 3 3"], R_ref: Float[Array, "3 3"]) -> Float[Array, "F"]:
     """½‖R − R_ref‖_F² = 3 − tr(R_refᵀ R) = 2(1 − cos θ) per frame for rotation matrices; written as the
     squared difference (not via the trace) so that it is exactly 0 with a 0 gradient at R = R_ref."""
     return 0.5 * jnp.sum((R - R_ref[None]) ** 2, axis=(-2, -1))
@@ -46,9 +46,9 @@ def static_anchor(
     with jax.named_scope("loss.static_anchor"):
         parts = {
             "human_transl": jnp.mean(jnp.sum((t_root - t_root_static[None]) ** 2, -1)),
-            "human_rot": jnp.mean(_rot_gap(R_root, R_root_static)),
+            "human_rot": jnp.mean(rotation_gap(R_root, R_root_static)),
             "object_transl": jnp.mean(jnp.sum((t_obj - t_obj_static[None]) ** 2, -1)),
-            "object_rot": jnp.mean(_rot_gap(R_obj, R_obj_static)),
+            "object_rot": jnp.mean(rotation_gap(R_obj, R_obj_static)),
         }
         return sum(parts.values()), parts
 

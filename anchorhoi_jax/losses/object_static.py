@@ -39,6 +39,8 @@ import jax.numpy as jnp
 import numpy as onp
 from jaxtyping import Array, Float
 
+from anchorhoi_jax.losses.anchor import rotation_gap
+
 __all__ = ["static_object_frames", "object_static_anchor"]
 
 
@@ -101,5 +103,5 @@ def object_static_anchor(
     A mean over all frames (not over the static ones), so the term's scale does not jump when only a few
     frames are at rest. aux: the per-frame gap (L,)."""
     with jax.named_scope("loss.object_static_anchor"):
-        gap = jnp.sum((t_obj - t_obj_static[None]) ** 2, -1) + 0.5 * jnp.sum((R_obj - R_obj_static[None]) ** 2, (-2, -1))
+        gap = jnp.sum((t_obj - t_obj_static[None]) ** 2, -1) + rotation_gap(R_obj, R_obj_static)
         return jnp.mean(frame_weight * gap), {"gap": gap}
