@@ -52,3 +52,42 @@ def hoi_scene() -> dict[str, onp.ndarray]:
         num_human_faces=12 * n_parts,
         num_human_vertices=8 * n_parts,
     )
+
+
+def fitted_hoi_scene(size: int = 40) -> dict:
+    """`hoi_scene` seen by 10 training, 8 alignment and 4 held-out cameras (size² px), and the "coarse" NeRF fitted
+    to the training views: what the anchor test and benchmarks/learned_prior_occluder_check.py start from.
+
+    Keys: cameras `train`, `align`, `evalc`; `scene` (one rasterization of all 22 views: colour and, in channel 3,
+    which surface is visible — the segmentation prior's stand-in), `human` (the human alone at the held-out views:
+    the reference silhouette, occluded parts included), `visible_human` (22, S, S) bool, `n_t`, `n_a`; the field /
+    render configs `fcfg`, `rcfg` and the fitted `coarse` params."""
+    import jax
+    import jax.numpy as jnp
+
+    from anchorhoi_jax.geometry.cameras import Camera, orbit_cameras
+    from anchorhoi_jax.nerf import field as nf
+    from anchorhoi_jax.nerf import fit as nfit
+    from anchorhoi_jax.render.raster import rasterize_views
+    from anchorhoi_jax.render.volume import RenderConfig
+
+    S = size
+    sc = hoi_scene()
+    V, F, C = (jnp.asarray(sc[k]) for k in ("vertices", "faces", "colors"))
+    is_human = (jnp.arange(V.shape[0]) < sc["num_human_vertices"]).astype(jnp.float32)[:, None]
+    train = orbit_cameras(10, height=S, width=S, distance=3.0, elevation_deg=15.0, fov_deg=40.0)
+    align = orbit_cameras(8, height=S, width=S, distance=3.0, elevation_deg=5.0, fov_deg=40.0, azimuth_start_deg=22.5)
+    evalc = orbit_cameras(4, height=S, width=S, distance=3.2, elevation_deg=30.0, fov_deg=40.0, azimuth_start_deg=10.0)
+    cams = Camera(K=jnp.concatenate([c.K for c in (train, align, evalc)]),
+                  T_cam_world=jnp.concatenate([c.T_cam_world for c in (train, align, evalc)]), height=S, width=S)
+    scene = rasterize_views(V, F, jnp.concatenate([C, is_human], -1), cams, mode="hard")
+    human = rasterize_views(V, F[: sc["num_human_faces"]], C, evalc, mode="hard")
+    rgb = scene["rgb"][..., :3] * scene["alpha"][..., None]
+    n_t, n_a = 10, 8
+    fcfg = nf.FieldConfig(n_levels=6, log2_table_size=12, max_resolution=96, hidden=32, blob_density=0.0)
+    rcfg = RenderConfig(n_coarse=24, n_fine=24)
+    opt = nfit.default_optimizer(2e-2, 150)
+    run = jax.jit(nfit.make_fit_step(fcfg, rcfg, opt, n_rays=512, steps_per_call=150))
+    coarse, _ = run(nfit.init_fit(jax.random.key(0), fcfg, opt), nfit.rays_from_views(train, rgb[:n_t], scene["alpha"][:n_t]))
+    return dict(train=train, align=align, evalc=evalc, scene=scene, human=human, visible_human=scene["rgb"][..., 3] > 0.5,
+                n_t=n_t, n_a=n_a, fcfg=fcfg, rcfg=rcfg, coarse=coarse.params)
